@@ -1,0 +1,220 @@
+//! Aurora's engine: the supervision tree of actors and the domain logic they run. No network
+//! client crate lives here; the outside world comes in through [`ports`].
+//!
+//! ```text
+//! aurora root (supervisor::Supervisor: one-for-one, backoff, intensity → escalation)
+//! ├── scraper   ractor Factory of ScraperWorker × scraper_workers: fetch → decode → extract
+//! └── router    RouterActor: admission control (503 when full), routes jobs to the pools
+//! ```
+//!
+//! Actors are registered under names unique to each tree ([`Names`]) so that several trees can
+//! live in one process (tests) and callers always reach the current incarnation of an actor:
+//! handles look actors up by name on every call and never keep an `ActorRef`.
+
+pub mod local;
+pub mod metrics;
+pub mod model;
+pub mod ports;
+pub mod router;
+pub mod scraper;
+pub mod supervisor;
+
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef, Message, SpawnErr};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::ports::{HealthCheck, Ports};
+use crate::supervisor::{RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg, TreeExit};
+
+/// What the tree needs to know from the settings.
+#[derive(Debug, Clone)]
+pub struct TreeConfig {
+    pub restart: RestartPolicy,
+    /// Requests admitted at once; beyond that the router answers `Overloaded`.
+    pub max_in_flight: usize,
+    pub scraper_workers: usize,
+    /// Added to a request's own timeout to bound the whole call (queueing + extraction).
+    pub call_margin: Duration,
+    /// How long a caller waits for an actor that is being restarted before giving up.
+    pub lookup_grace: Duration,
+    /// How long each child gets to stop at shutdown before it is killed.
+    pub shutdown_timeout: Duration,
+}
+
+/// Registered actor names of one tree.
+#[derive(Debug)]
+pub struct Names {
+    pub root: String,
+    pub router: String,
+    pub scraper: String,
+}
+
+impl Names {
+    fn unique() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let ns = format!(
+            "aurora-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        Self {
+            root: format!("{ns}/root"),
+            router: format!("{ns}/router"),
+            scraper: format!("{ns}/scraper"),
+        }
+    }
+}
+
+/// Finds a registered actor, waiting up to `grace` for one that is being restarted.
+pub(crate) async fn lookup<M: Message>(name: &str, grace: Duration) -> Option<ActorRef<M>> {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        if let Some(actor) = ActorRef::<M>::where_is(name) {
+            return Some(actor);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Cheap to clone; what the HTTP layer and the CLI hold.
+#[derive(Clone)]
+pub struct Handles {
+    names: Arc<Names>,
+    config: Arc<TreeConfig>,
+    health_checks: Arc<[Arc<dyn HealthCheck>]>,
+}
+
+/// One line of `/ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: Option<String>,
+}
+
+impl Handles {
+    pub fn router(&self) -> router::Handle {
+        router::Handle {
+            names: self.names.clone(),
+            call_margin: self.config.call_margin,
+            lookup_grace: self.config.lookup_grace,
+        }
+    }
+
+    /// Whether every actor is running and every configured backend answers.
+    pub async fn readiness(&self) -> Vec<Check> {
+        let mut checks: Vec<Check> = [
+            ("actor:router", &self.names.router),
+            ("actor:scraper", &self.names.scraper),
+        ]
+        .into_iter()
+        .map(|(name, registered)| {
+            let ok = ractor::registry::where_is(registered.clone()).is_some();
+            Check {
+                name: name.to_string(),
+                ok,
+                detail: (!ok).then(|| "restarting".to_string()),
+            }
+        })
+        .collect();
+        let probes = self.health_checks.iter().map(|probe| async move {
+            let result = tokio::time::timeout(Duration::from_secs(2), probe.check()).await;
+            let detail = match result {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("no answer within 2 s".to_string()),
+            };
+            Check {
+                name: probe.name().to_string(),
+                ok: detail.is_none(),
+                detail,
+            }
+        });
+        checks.extend(futures::future::join_all(probes).await);
+        checks
+    }
+}
+
+/// A running supervision tree.
+pub struct Tree {
+    handles: Handles,
+    root: ActorRef<SupervisorMsg>,
+    join: JoinHandle<()>,
+    exit: watch::Receiver<Option<TreeExit>>,
+    shutdown_timeout: Duration,
+}
+
+impl Tree {
+    pub fn handles(&self) -> Handles {
+        self.handles.clone()
+    }
+
+    /// Resolves when the tree has stopped on its own: restart intensity exceeded, or the root
+    /// died. (After [`Tree::shutdown`] there is nothing left to wait for.)
+    pub async fn stopped(&mut self) -> TreeExit {
+        match self.exit.wait_for(Option::is_some).await {
+            Ok(exit) => exit.clone().unwrap_or(TreeExit::Shutdown),
+            Err(_) => TreeExit::Escalated {
+                actor: "root".to_string(),
+                reason: "the root supervisor stopped unexpectedly".to_string(),
+            },
+        }
+    }
+
+    /// Stops every actor, children in reverse start order, and waits for the root to end.
+    pub async fn shutdown(self) -> TreeExit {
+        // Each child gets `shutdown_timeout`; the root waits for all of them plus a little.
+        let children = 2u32;
+        let bound = self.shutdown_timeout * (children + 1);
+        let _ = self
+            .root
+            .stop_and_wait(Some("shutdown".to_string()), Some(bound))
+            .await;
+        let _ = tokio::time::timeout(bound, self.join).await;
+        self.exit.borrow().clone().unwrap_or(TreeExit::Shutdown)
+    }
+}
+
+/// Starts the tree: pools first, then the router that feeds them.
+pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, SpawnErr> {
+    metrics::describe();
+    let names = Arc::new(Names::unique());
+    let admission = router::Admission::new(config.max_in_flight);
+    let children = vec![
+        scraper::child_spec(names.clone(), ports.fetcher.clone(), config.scraper_workers),
+        router::child_spec(names.clone(), admission),
+    ];
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let (root, join) = Actor::spawn(
+        Some(names.root.clone()),
+        Supervisor,
+        SupervisorArgs {
+            children,
+            policy: config.restart.clone(),
+            shutdown_timeout: config.shutdown_timeout,
+            exit: exit_tx,
+        },
+    )
+    .await?;
+    Ok(Tree {
+        handles: Handles {
+            names,
+            health_checks: ports.health_checks.into(),
+            config: Arc::new(config.clone()),
+        },
+        root,
+        join,
+        exit: exit_rx,
+        shutdown_timeout: config.shutdown_timeout,
+    })
+}

@@ -1,0 +1,40 @@
+//! The engine's metrics and their help texts. Naming follows `aurora::telemetry`'s convention:
+//! `aurora_<subsystem>_<what>_<unit>`, counters end in `_total`, durations are histograms in
+//! seconds, and every label has a small fixed set of values.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Registers help texts (Prometheus `# HELP`). Idempotent.
+pub fn describe() {
+    describe_counter!(
+        "aurora_actor_restarts_total",
+        "Restarts of supervised actors, by actor (router, scraper, scraper_worker)."
+    );
+    describe_counter!(
+        "aurora_scrapes_total",
+        "Scrapes finished, by outcome (ok, http_error, timeout, blocked, unreachable, redirect_error, invalid_request, unsupported_content_type, unavailable, internal)."
+    );
+    describe_histogram!(
+        "aurora_scrape_fetch_duration_seconds",
+        Unit::Seconds,
+        "Time to fetch a page: resolution, connect, redirects and body."
+    );
+    describe_histogram!(
+        "aurora_scrape_extract_duration_seconds",
+        Unit::Seconds,
+        "Time to decode and extract a fetched page."
+    );
+    describe_counter!(
+        "aurora_scrape_fetched_bytes_total",
+        Unit::Bytes,
+        "Body bytes fetched by scrapes (after decompression)."
+    );
+    describe_counter!(
+        "aurora_router_rejections_total",
+        "Requests the router refused, by reason (overloaded, unavailable)."
+    );
+    describe_gauge!(
+        "aurora_router_in_flight",
+        "Requests admitted by the router and not yet answered."
+    );
+}

@@ -1,0 +1,103 @@
+//! Domain types the actors and their ports speak: what a scrape asks for and what it yields.
+//! No wire format lives here; the HTTP layer maps these to Firecrawl's camelCase or the core's
+//! snake_case shapes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+/// Which representations of a page the caller wants back. Markdown is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub markdown: bool,
+    /// The cleaned HTML of the extracted content (after main-content and tag filtering).
+    pub html: bool,
+    /// The page exactly as served, decoded to UTF-8.
+    pub raw_html: bool,
+    pub links: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self {
+            markdown: true,
+            html: false,
+            raw_html: false,
+            links: false,
+        }
+    }
+}
+
+/// One page to fetch and extract.
+#[derive(Debug, Clone)]
+pub struct ScrapeRequest {
+    pub url: Url,
+    pub formats: Formats,
+    /// Drop navigation, headers, footers, asides, forms and cookie banners.
+    pub only_main_content: bool,
+    /// CSS selectors: when non-empty, only matching elements make up the content.
+    pub include_tags: Vec<String>,
+    /// CSS selectors removed from the content.
+    pub exclude_tags: Vec<String>,
+    /// Extra request headers sent to the target (cookies, auth for the target site…).
+    pub headers: Vec<(String, String)>,
+    /// Total budget for the fetch: connect, redirects and body.
+    pub timeout: Duration,
+    /// Leave `data:` images out of the markdown (they are often megabytes of base64).
+    pub remove_base64_images: bool,
+    /// Accept invalid TLS certificates on the target (self-signed intranet sites).
+    pub skip_tls_verification: bool,
+}
+
+impl ScrapeRequest {
+    /// A request with the defaults Firecrawl uses: markdown only, main content, 30 s.
+    pub fn new(url: Url) -> Self {
+        Self {
+            url,
+            formats: Formats::default(),
+            only_main_content: true,
+            include_tags: Vec::new(),
+            exclude_tags: Vec::new(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(30),
+            remove_base64_images: true,
+            skip_tls_verification: false,
+        }
+    }
+}
+
+/// A scraped page. Optional representations are present exactly when asked for in [`Formats`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The URL that was asked for.
+    pub source_url: Url,
+    /// The URL the content came from, after redirects.
+    pub url: Url,
+    pub status_code: u16,
+    pub content_type: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub language: Option<String>,
+    pub canonical_url: Option<String>,
+    /// Every `<meta name|property|itemprop=… content=…>` of the page, in document order per key.
+    pub meta: BTreeMap<String, Vec<String>>,
+    pub markdown: Option<String>,
+    pub html: Option<String>,
+    pub raw_html: Option<String>,
+    pub links: Option<Vec<String>>,
+    /// The body hit the size cap and was cut; the content covers what arrived.
+    pub truncated: bool,
+    /// Each URL that answered with a redirect, in order.
+    pub redirects: Vec<Url>,
+    pub fetched_at: SystemTime,
+    pub timings: Timings,
+    /// Things the caller should know that did not stop the scrape.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timings {
+    pub fetch: Duration,
+    pub extract: Duration,
+}

@@ -1,0 +1,72 @@
+//! The traits the actors need from the outside world, in domain types only. The composition root
+//! (`aurora::startup`) plugs network-backed implementations from `aurora::adapters` in here;
+//! `crate::local` holds the in-process ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use url::Url;
+
+/// One HTTP GET, with redirects followed under the fetcher's own rules.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    /// Budget for the whole exchange: resolution, connect, every redirect hop and the body.
+    pub timeout: Duration,
+    pub skip_tls_verification: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchResponse {
+    /// Where the body came from, after redirects.
+    pub final_url: Url,
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    /// The body was longer than the fetcher's cap and was cut there.
+    pub truncated: bool,
+    /// Each URL that answered with a redirect, in order.
+    pub redirects: Vec<Url>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("unsupported URL scheme `{0}`: only http and https can be fetched")]
+    UnsupportedScheme(String),
+    /// The SSRF guard refused the destination.
+    #[error("refused to fetch {target}: {reason}")]
+    Blocked { target: String, reason: String },
+    #[error("the target did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// DNS failure, refused or reset connection, TLS failure…
+    #[error("could not reach the target: {0}")]
+    Unreachable(String),
+    #[error("too many redirects: stopped after {limit} at {last}")]
+    TooManyRedirects { limit: usize, last: Url },
+    #[error("redirect loop: {0} redirects back to a URL already visited")]
+    RedirectLoop(Url),
+    #[error("invalid redirect: {0}")]
+    BadRedirect(String),
+    #[error("invalid request header: {0}")]
+    InvalidHeader(String),
+}
+
+/// Fetches a URL. Implementations enforce the SSRF policy, redirect limits and the body cap.
+pub trait Fetcher: Send + Sync + 'static {
+    fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<FetchResponse, FetchError>>;
+}
+
+/// A backend the process depends on (Redis, ChromaDB…), probed by `/ready`.
+pub trait HealthCheck: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// Everything the tree needs from outside, chosen by the composition root.
+#[derive(Clone)]
+pub struct Ports {
+    pub fetcher: Arc<dyn Fetcher>,
+    pub health_checks: Vec<Arc<dyn HealthCheck>>,
+}

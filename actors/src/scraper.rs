@@ -1,0 +1,315 @@
+//! ScraperActor: a ractor `factory` pool of `ScraperWorker`s that fetch one URL each and extract
+//! markdown, metadata and links from it.
+//!
+//! Messages: [`ScrapeJob::Scrape`] (+ a test-only panic), dispatched by the router with the
+//! caller's reply port and its admission permit. A worker awaits the fetch (I/O) and runs the
+//! extraction (CPU) on the blocking pool, so async threads never stall on a large page.
+//!
+//! Restart: the pool is a permanent child of the root supervisor. The factory replaces a crashed
+//! worker at once and keeps the jobs queued for it; the job that was running is lost, and the
+//! caller's handle retries it once. Each replacement is reported to the root, which counts it
+//! against its restart intensity.
+
+pub mod charset;
+pub mod extract;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ractor::factory::{
+    Factory, FactoryArguments, FactoryMessage, Job, Worker, WorkerId, queues::DefaultQueue,
+    routing::QueuerRouting, worker_builder,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::Names;
+use crate::model::{Page, ScrapeRequest, Timings};
+use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
+use crate::router::AdmissionPermit;
+use crate::supervisor::{ChildSpec, SupervisorMsg};
+
+/// Why a scrape produced no page. A target answering 4xx/5xx is *not* an error: it is a page
+/// with that status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(
+        "unsupported content type `{0}`: Aurora scrapes HTML pages (documents come in a later release)"
+    )]
+    UnsupportedContentType(String),
+    #[error("invalid CSS selector `{selector}`: {reason}")]
+    InvalidSelector { selector: String, reason: String },
+    #[error("too many requests in flight; retry shortly")]
+    Overloaded,
+    #[error("the {0} is restarting; retry shortly")]
+    Unavailable(&'static str),
+    #[error("the scrape did not finish within {} ms", .0.as_millis())]
+    DeadlineExceeded(Duration),
+    #[error("extraction failed: {0}")]
+    Internal(String),
+}
+
+pub type JobKey = u64;
+pub type ScraperPool = ActorRef<FactoryMessage<JobKey, ScrapeJob>>;
+
+pub enum ScrapeJob {
+    Scrape {
+        request: ScrapeRequest,
+        reply: RpcReplyPort<Result<Page, ScrapeError>>,
+        permit: AdmissionPermit,
+    },
+    #[cfg(feature = "fault-injection")]
+    Panic,
+}
+
+impl ScrapeJob {
+    /// Answers the caller with `error` (the job will not run).
+    pub(crate) fn fail(self, error: ScrapeError) {
+        match self {
+            ScrapeJob::Scrape { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            #[cfg(feature = "fault-injection")]
+            ScrapeJob::Panic => {}
+        }
+    }
+}
+
+/// Hands `job` to the pool. On failure gives the job back when it can; `None` means the message
+/// was dropped with its reply port, which the caller's handle sees as a lost call and retries.
+pub(crate) fn dispatch(names: &Names, key: JobKey, job: ScrapeJob) -> Result<(), Option<ScrapeJob>> {
+    let Some(pool) = ScraperPool::where_is(&names.scraper) else {
+        return Err(Some(job));
+    };
+    pool.dispatch(key, job).map_err(|err| match *err {
+        ractor::MessagingErr::SendErr(FactoryMessage::Dispatch(job)) => Some(job.msg),
+        _ => None,
+    })
+}
+
+pub struct ScraperWorker {
+    fetcher: Arc<dyn Fetcher>,
+}
+
+impl Worker for ScraperWorker {
+    type Key = JobKey;
+    type Message = ScrapeJob;
+    type Arguments = ();
+    type State = ();
+
+    async fn pre_start(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<JobKey, ScrapeJob>>,
+        _args: (),
+    ) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<JobKey, ScrapeJob>>,
+        Job { key, msg, .. }: Job<JobKey, ScrapeJob>,
+        _state: &mut (),
+    ) -> Result<JobKey, ActorProcessingErr> {
+        match msg {
+            ScrapeJob::Scrape {
+                request,
+                reply,
+                permit,
+            } => {
+                let result = scrape(self.fetcher.as_ref(), request).await;
+                let _ = reply.send(result);
+                drop(permit);
+            }
+            #[cfg(feature = "fault-injection")]
+            ScrapeJob::Panic => panic!("fault injection: scraper worker panics"),
+        }
+        Ok(key)
+    }
+}
+
+/// Fetch + extract one page. Public for the CLI's and benches' sake; the pool is the normal path.
+pub async fn scrape(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<Page, ScrapeError> {
+    let result = scrape_inner(fetcher, request).await;
+    metrics::counter!("aurora_scrapes_total", "outcome" => outcome_label(&result)).increment(1);
+    result
+}
+
+async fn scrape_inner(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<Page, ScrapeError> {
+    // Selectors are checked before any network traffic: a typo should not cost a fetch.
+    let selectors = extract::Selectors::compile(&request.include_tags, &request.exclude_tags)?;
+    let started = Instant::now();
+    let fetched = fetcher
+        .fetch(FetchRequest {
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            timeout: request.timeout,
+            skip_tls_verification: request.skip_tls_verification,
+        })
+        .await?;
+    let fetch_time = started.elapsed();
+    metrics::histogram!("aurora_scrape_fetch_duration_seconds").record(fetch_time.as_secs_f64());
+    metrics::counter!("aurora_scrape_fetched_bytes_total").increment(fetched.body.len() as u64);
+
+    let page = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut page = build_page(request, fetched, &selectors)?;
+        page.timings = Timings {
+            fetch: fetch_time,
+            extract: started.elapsed(),
+        };
+        metrics::histogram!("aurora_scrape_extract_duration_seconds")
+            .record(page.timings.extract.as_secs_f64());
+        Ok::<_, ScrapeError>(page)
+    })
+    .await
+    .map_err(|join| ScrapeError::Internal(join.to_string()))??;
+    Ok(page)
+}
+
+/// Turns a fetched response into a page: decode, check it is HTML, extract.
+pub fn build_page(
+    request: ScrapeRequest,
+    fetched: FetchResponse,
+    selectors: &extract::Selectors,
+) -> Result<Page, ScrapeError> {
+    let content_type = fetched.content_type.clone().unwrap_or_default();
+    let is_html = extract::is_html(&content_type, &fetched.body);
+    // An error page that is not HTML still reports its status, as Firecrawl does.
+    if !is_html && fetched.status < 400 {
+        let mime = content_type.split(';').next().unwrap_or_default().trim();
+        return Err(ScrapeError::UnsupportedContentType(if mime.is_empty() {
+            "unknown".to_string()
+        } else {
+            mime.to_string()
+        }));
+    }
+    let (html, _encoding) = charset::decode(&fetched.body, fetched.content_type.as_deref(), fetched.truncated);
+    let html = if fetched.truncated {
+        // A cut can split a multi-byte character; drop the replacement character it leaves.
+        html.trim_end_matches('\u{FFFD}').to_string()
+    } else {
+        html
+    };
+    let mut warnings = Vec::new();
+    if fetched.truncated {
+        warnings.push(format!(
+            "the page was larger than the size cap and was cut after {} bytes",
+            fetched.body.len()
+        ));
+    }
+
+    let formats = request.formats;
+    let extracted = if is_html {
+        extract::extract(
+            &html,
+            &fetched.final_url,
+            &extract::Options {
+                only_main_content: request.only_main_content,
+                selectors,
+                remove_base64_images: request.remove_base64_images,
+                want_html: formats.html,
+            },
+        )
+    } else {
+        extract::Extracted::default()
+    };
+
+    Ok(Page {
+        source_url: request.url,
+        url: fetched.final_url,
+        status_code: fetched.status,
+        content_type,
+        title: extracted.title,
+        description: extracted.description,
+        language: extracted.language,
+        canonical_url: extracted.canonical_url,
+        meta: extracted.meta,
+        markdown: formats.markdown.then_some(extracted.markdown),
+        html: if formats.html { extracted.html } else { None },
+        raw_html: formats.raw_html.then_some(html),
+        links: formats.links.then_some(extracted.links),
+        truncated: fetched.truncated,
+        redirects: fetched.redirects,
+        fetched_at: SystemTime::now(),
+        timings: Timings::default(),
+        warnings,
+    })
+}
+
+fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
+    match result {
+        Ok(page) if page.status_code >= 400 => "http_error",
+        Ok(_) => "ok",
+        Err(ScrapeError::Fetch(FetchError::Timeout(_))) | Err(ScrapeError::DeadlineExceeded(_)) => {
+            "timeout"
+        }
+        Err(ScrapeError::Fetch(FetchError::Blocked { .. })) => "blocked",
+        Err(ScrapeError::Fetch(FetchError::Unreachable(_))) => "unreachable",
+        Err(ScrapeError::Fetch(
+            FetchError::TooManyRedirects { .. }
+            | FetchError::RedirectLoop(_)
+            | FetchError::BadRedirect(_),
+        )) => "redirect_error",
+        Err(ScrapeError::Fetch(
+            FetchError::UnsupportedScheme(_) | FetchError::InvalidHeader(_),
+        ))
+        | Err(ScrapeError::InvalidSelector { .. }) => "invalid_request",
+        Err(ScrapeError::UnsupportedContentType(_)) => "unsupported_content_type",
+        Err(ScrapeError::Overloaded) | Err(ScrapeError::Unavailable(_)) => "unavailable",
+        Err(ScrapeError::Internal(_)) => "internal",
+    }
+}
+
+pub(crate) fn child_spec(names: Arc<Names>, fetcher: Arc<dyn Fetcher>, workers: usize) -> ChildSpec {
+    ChildSpec {
+        label: "scraper",
+        start: Arc::new(move |supervisor| {
+            let names = names.clone();
+            let fetcher = fetcher.clone();
+            Box::pin(async move {
+                let root = names.root.clone();
+                // The factory calls the builder for the initial workers and again for every
+                // replacement of a crashed one: a second build of the same id is a restart.
+                let mut built = HashSet::new();
+                let builder = worker_builder(move |wid: WorkerId| {
+                    if !built.insert(wid)
+                        && let Some(root) = ActorRef::<SupervisorMsg>::where_is(&root)
+                    {
+                        let _ = root.cast(SupervisorMsg::WorkerReplaced {
+                            label: "scraper_worker",
+                        });
+                    }
+                    (
+                        ScraperWorker {
+                            fetcher: fetcher.clone(),
+                        },
+                        (),
+                    )
+                });
+                let factory = Factory::<
+                    JobKey,
+                    ScrapeJob,
+                    (),
+                    ScraperWorker,
+                    QueuerRouting<JobKey, ScrapeJob>,
+                    DefaultQueue<JobKey, ScrapeJob>,
+                >::default();
+                let args = FactoryArguments::builder()
+                    .worker_builder(Box::new(builder))
+                    .queue(Default::default())
+                    .router(Default::default())
+                    .num_initial_workers(workers)
+                    .build();
+                let (pool, _) =
+                    Actor::spawn_linked(Some(names.scraper.clone()), factory, args, supervisor)
+                        .await?;
+                Ok(pool.get_cell())
+            })
+        }),
+    }
+}
