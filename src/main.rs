@@ -1,1 +1,26 @@
-fn main() {}
+//! `aurora`: parse the command line, load settings, start telemetry, run.
+
+use aurora::cli::{Cli, Command};
+use aurora::settings::Settings;
+use aurora::startup::{Application, shutdown_signal};
+use aurora::telemetry::{self, LogTarget};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init_logging(&settings.log, LogTarget::Stdout)?;
+            let app = Application::build(settings).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Scrape(args) => {
+            // stdout carries the page; logs go to stderr and only when something is wrong.
+            telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
+            aurora::cli::scrape(&settings, args).await?;
+        }
+    }
+    Ok(())
+}

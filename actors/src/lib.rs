@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef, Message, SpawnErr};
+/// Why the tree (or one of its actors) could not start.
+pub use ractor::SpawnErr;
+use ractor::{Actor, ActorRef, Message};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -79,7 +79,11 @@ impl ScrapeJob {
 
 /// Hands `job` to the pool. On failure gives the job back when it can; `None` means the message
 /// was dropped with its reply port, which the caller's handle sees as a lost call and retries.
-pub(crate) fn dispatch(names: &Names, key: JobKey, job: ScrapeJob) -> Result<(), Option<ScrapeJob>> {
+pub(crate) fn dispatch(
+    names: &Names,
+    key: JobKey,
+    job: ScrapeJob,
+) -> Result<(), Option<ScrapeJob>> {
     let Some(pool) = ScraperPool::where_is(&names.scraper) else {
         return Err(Some(job));
     };
@@ -188,7 +192,11 @@ pub fn build_page(
             mime.to_string()
         }));
     }
-    let (html, _encoding) = charset::decode(&fetched.body, fetched.content_type.as_deref(), fetched.truncated);
+    let (html, _encoding) = charset::decode(
+        &fetched.body,
+        fetched.content_type.as_deref(),
+        fetched.truncated,
+    );
     let html = if fetched.truncated {
         // A cut can split a multi-byte character; drop the replacement character it leaves.
         html.trim_end_matches('\u{FFFD}').to_string()
@@ -265,7 +273,11 @@ fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
     }
 }
 
-pub(crate) fn child_spec(names: Arc<Names>, fetcher: Arc<dyn Fetcher>, workers: usize) -> ChildSpec {
+pub(crate) fn child_spec(
+    names: Arc<Names>,
+    fetcher: Arc<dyn Fetcher>,
+    workers: usize,
+) -> ChildSpec {
     ChildSpec {
         label: "scraper",
         start: Arc::new(move |supervisor| {

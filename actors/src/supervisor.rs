@@ -103,7 +103,10 @@ impl SupervisorState {
         let now = Instant::now();
         let window = self.args.policy.within;
         let expired = |queue: &mut VecDeque<Instant>| {
-            while queue.front().is_some_and(|t| now.duration_since(*t) > window) {
+            while queue
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > window)
+            {
                 queue.pop_front();
             }
         };

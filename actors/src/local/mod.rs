@@ -38,7 +38,9 @@ impl Fetcher for StaticSite {
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<FetchResponse, FetchError>> {
         Box::pin(async move {
             if !matches!(request.url.scheme(), "http" | "https") {
-                return Err(FetchError::UnsupportedScheme(request.url.scheme().to_string()));
+                return Err(FetchError::UnsupportedScheme(
+                    request.url.scheme().to_string(),
+                ));
             }
             let (status, content_type, body) = self
                 .pages

@@ -138,14 +138,24 @@ mod tests {
 
     #[test]
     fn bom_beats_header() {
-        let (text, enc) = decode(b"\xef\xbb\xbfcaf\xc3\xa9", Some("text/html; charset=latin1"), false);
+        let (text, enc) = decode(
+            b"\xef\xbb\xbfcaf\xc3\xa9",
+            Some("text/html; charset=latin1"),
+            false,
+        );
         assert_eq!((text.as_str(), enc), ("café", UTF_8));
     }
 
     #[test]
     fn undeclared_falls_back_on_validity() {
-        assert_eq!(decode("café".as_bytes(), None, false), ("café".to_string(), UTF_8));
-        assert_eq!(decode(b"caf\xe9", None, false), ("café".to_string(), WINDOWS_1252));
+        assert_eq!(
+            decode("café".as_bytes(), None, false),
+            ("café".to_string(), UTF_8)
+        );
+        assert_eq!(
+            decode(b"caf\xe9", None, false),
+            ("café".to_string(), WINDOWS_1252)
+        );
         // A UTF-8 body cut by the size cap in the middle of "é" is still UTF-8.
         assert_eq!(decode(b"caf\xc3", None, true).1, UTF_8);
         assert_eq!(decode(b"caf\xc3", None, false).1, WINDOWS_1252);

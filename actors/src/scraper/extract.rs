@@ -16,8 +16,8 @@ use super::ScrapeError;
 
 /// Elements that never carry content a reader wants, whatever the options.
 const ALWAYS_DROPPED: &[&str] = &[
-    "script", "style", "noscript", "template", "link", "meta", "base", "iframe", "object",
-    "embed", "svg", "canvas", "head", "title",
+    "script", "style", "noscript", "template", "link", "meta", "base", "iframe", "object", "embed",
+    "svg", "canvas", "head", "title",
 ];
 const VOID: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
@@ -118,9 +118,15 @@ fn sniff_html(body: &[u8]) -> bool {
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(body.len());
     let head = body[start..body.len().min(start + 14)].to_ascii_lowercase();
-    [&b"<!doctype html"[..], b"<html", b"<head", b"<body", b"<!--"]
-        .iter()
-        .any(|prefix| head.starts_with(prefix))
+    [
+        &b"<!doctype html"[..],
+        b"<html",
+        b"<head",
+        b"<body",
+        b"<!--",
+    ]
+    .iter()
+    .any(|prefix| head.starts_with(prefix))
 }
 
 pub fn extract(html: &str, url: &Url, options: &Options<'_>) -> Extracted {
@@ -535,12 +541,25 @@ mod tests {
     fn main_content_only() {
         let md = run(PAGE, true).markdown;
         assert!(md.starts_with("# Real title"), "{md}");
-        assert!(md.contains("*emphasis*") || md.contains("_emphasis_"), "{md}");
+        assert!(
+            md.contains("*emphasis*") || md.contains("_emphasis_"),
+            "{md}"
+        );
         assert!(md.contains("**strength**"), "{md}");
-        assert!(md.contains("[link](https://example.org/other#frag)"), "{md}");
+        assert!(
+            md.contains("[link](https://example.org/other#frag)"),
+            "{md}"
+        );
         assert!(md.contains("```rust\nfn main() {}\n```"), "{md}");
         assert!(md.contains("| k | v |"), "{md}");
-        for chrome in ["Home", "cookies", "Related", "footer text", "not content", "base64"] {
+        for chrome in [
+            "Home",
+            "cookies",
+            "Related",
+            "footer text",
+            "not content",
+            "base64",
+        ] {
             assert!(!md.contains(chrome), "{chrome} leaked into: {md}");
         }
     }
@@ -612,7 +631,10 @@ mod tests {
 
     #[test]
     fn title_falls_back_to_h1() {
-        assert_eq!(run("<h1> Hello  there </h1>", true).title.as_deref(), Some("Hello there"));
+        assert_eq!(
+            run("<h1> Hello  there </h1>", true).title.as_deref(),
+            Some("Hello there")
+        );
     }
 
     #[test]

@@ -1,0 +1,7 @@
+//! Network-backed implementations of the actors' ports, one file each. Only `startup` builds
+//! them; the HTTP layer never touches them.
+
+pub mod chroma;
+pub mod http_fetch;
+pub mod redis;
+pub mod ssrf;

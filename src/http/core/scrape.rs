@@ -1,0 +1,189 @@
+//! `POST /v1/scrape` on the core port: the on-demand "deep dive" scrape of one page, routed
+//! through RouterActor to the scraper pool, answered in the core's snake_case.
+
+use std::collections::BTreeMap;
+
+use aurora_actors::model::{Formats, Page, ScrapeRequest};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::http::error::{ApiError, CoreErrorBody};
+use crate::http::{AppState, Limits, json, scrape, with_state};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScrapeBody {
+    /// The page to scrape: an absolute http(s) URL (a bare host gets `http://`).
+    pub url: String,
+    /// Representations to return. Default: `["markdown"]`.
+    #[serde(default)]
+    pub formats: Option<Vec<Format>>,
+    /// Drop navigation, headers, footers, asides, forms and cookie banners. Default: true.
+    #[serde(default = "yes")]
+    pub only_main_content: bool,
+    /// CSS selectors: when given, only matching elements make up the content.
+    #[serde(default)]
+    pub include_tags: Vec<String>,
+    /// CSS selectors removed from the content.
+    #[serde(default)]
+    pub exclude_tags: Vec<String>,
+    /// Extra headers sent to the target (cookies, credentials for the target site).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Budget for the fetch, in milliseconds. Default from `scraper.default_timeout_ms`.
+    pub timeout_ms: Option<u64>,
+    /// Accept invalid TLS certificates on the target.
+    #[serde(default)]
+    pub skip_tls_verification: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Markdown,
+    /// The cleaned HTML of the extracted content.
+    Html,
+    /// The page as served, decoded to UTF-8.
+    RawHtml,
+    /// Every absolute http(s) link on the page.
+    Links,
+}
+
+impl ScrapeBody {
+    fn into_request(self, limits: &Limits) -> Result<ScrapeRequest, ApiError> {
+        let url = scrape::target_url(&self.url)?;
+        let formats = match self.formats {
+            None => Formats::default(),
+            Some(list) if list.is_empty() => {
+                return Err(ApiError::InvalidRequest(
+                    "`formats` must name at least one format".to_string(),
+                ));
+            }
+            Some(list) => Formats {
+                markdown: list.contains(&Format::Markdown),
+                html: list.contains(&Format::Html),
+                raw_html: list.contains(&Format::RawHtml),
+                links: list.contains(&Format::Links),
+            },
+        };
+        Ok(ScrapeRequest {
+            formats,
+            only_main_content: self.only_main_content,
+            include_tags: self.include_tags,
+            exclude_tags: self.exclude_tags,
+            headers: scrape::header_pairs(self.headers),
+            timeout: scrape::timeout(self.timeout_ms, "timeout_ms", limits)?,
+            remove_base64_images: true,
+            skip_tls_verification: self.skip_tls_verification,
+            ..ScrapeRequest::new(url)
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScrapedPage {
+    /// Where the content came from, after redirects.
+    pub url: String,
+    /// The URL that was asked for.
+    pub source_url: String,
+    /// The target's HTTP status (a 404 page is a page, not an error).
+    pub status_code: u16,
+    pub content_type: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub language: Option<String>,
+    pub canonical_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<String>>,
+    /// Every `<meta>` tag by name or property; repeated tags become arrays.
+    #[schema(value_type = Object)]
+    pub meta: BTreeMap<String, serde_json::Value>,
+    /// The body exceeded `fetch.max_body_bytes` and was cut.
+    pub truncated: bool,
+    /// Each URL that answered with a redirect, in order.
+    pub redirects: Vec<String>,
+    /// RFC 3339, UTC.
+    pub fetched_at: String,
+    pub timings: Timings,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timings {
+    pub fetch_ms: f64,
+    pub extract_ms: f64,
+}
+
+impl From<Page> for ScrapedPage {
+    fn from(page: Page) -> Self {
+        Self {
+            url: page.url.into(),
+            source_url: page.source_url.into(),
+            status_code: page.status_code,
+            content_type: page.content_type,
+            title: page.title,
+            description: page.description,
+            language: page.language,
+            canonical_url: page.canonical_url,
+            markdown: page.markdown,
+            html: page.html,
+            raw_html: page.raw_html,
+            links: page.links,
+            meta: page
+                .meta
+                .iter()
+                .map(|(k, v)| (k.clone(), scrape::meta_value(v)))
+                .collect(),
+            truncated: page.truncated,
+            redirects: page.redirects.into_iter().map(String::from).collect(),
+            fetched_at: scrape::timestamp(page.fetched_at),
+            timings: Timings {
+                fetch_ms: page.timings.fetch.as_secs_f64() * 1000.0,
+                extract_ms: page.timings.extract.as_secs_f64() * 1000.0,
+            },
+            warnings: page.warnings,
+        }
+    }
+}
+
+/// Scrape one page now: fetch, extract, return markdown and metadata.
+#[utoipa::path(post, path = "/v1/scrape", tag = "scrape", request_body = ScrapeBody, responses(
+    (status = 200, description = "The page (whatever status the target answered)", body = ScrapedPage),
+    (status = 400, description = "Malformed or invalid request", body = CoreErrorBody),
+    (status = 403, description = "Target refused by the SSRF guard", body = CoreErrorBody),
+    (status = 413, description = "Request body too large", body = CoreErrorBody),
+    (status = 415, description = "Request body is not JSON", body = CoreErrorBody),
+    (status = 422, description = "Target is not an HTML page", body = CoreErrorBody),
+    (status = 502, description = "Target unreachable or redirecting badly", body = CoreErrorBody),
+    (status = 503, description = "At capacity or restarting; see Retry-After", body = CoreErrorBody),
+    (status = 504, description = "Target too slow", body = CoreErrorBody)))]
+pub async fn scrape(state: AppState, body: ScrapeBody) -> Result<Response, Rejection> {
+    let request = match body.into_request(&state.limits) {
+        Ok(request) => request,
+        Err(error) => return Ok(error.into_core_response()),
+    };
+    Ok(match state.handles.router().scrape(request).await {
+        Ok(page) => warp::reply::json(&ScrapedPage::from(page)).into_response(),
+        Err(error) => ApiError::from(error).into_core_response(),
+    })
+}
+
+pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.limits.body_bytes;
+    warp::path!("v1" / "scrape")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(json::body(limit))
+        .and_then(scrape)
+}

@@ -1,0 +1,403 @@
+//! Firecrawl v1 on the crawler port: `POST /v1/scrape`.
+//!
+//! Every key of Firecrawl's v1 scrape request is known. Those the HTTP engine can honour are
+//! honoured; those that need what Aurora does not have yet (a browser, an LLM, proxies) are
+//! refused with a 400 saying so when set to anything but their default — never silently
+//! ignored. `origin` and `integration`, which the SDKs always send, are accepted; any other key
+//! is a 400 that names it.
+
+use std::collections::BTreeMap;
+
+use aurora_actors::model::{Formats, Page, ScrapeRequest as EngineRequest};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::http::error::{ApiError, FirecrawlErrorBody};
+use crate::http::{AppState, Limits, json, scrape, with_state};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeRequest {
+    pub url: String,
+    /// Default `["markdown"]`.
+    #[serde(default = "default_formats")]
+    pub formats: Vec<Format>,
+    /// Default true.
+    #[serde(default = "yes")]
+    pub only_main_content: bool,
+    /// CSS selectors to keep (tags, `.class`, `#id`…).
+    #[serde(default)]
+    pub include_tags: Vec<String>,
+    /// CSS selectors to remove.
+    #[serde(default)]
+    pub exclude_tags: Vec<String>,
+    /// Headers sent to the target.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Milliseconds to wait before extracting; only meaningful with browser rendering.
+    #[serde(default)]
+    pub wait_for: u64,
+    /// Milliseconds for the whole fetch. Default 30000.
+    pub timeout: Option<u64>,
+    /// Default true.
+    #[serde(default = "yes")]
+    pub remove_base64_images: bool,
+    #[serde(default)]
+    pub skip_tls_verification: bool,
+    /// Needs browser rendering: only `false` is accepted for now.
+    #[serde(default)]
+    pub mobile: bool,
+    /// The HTTP engine never runs scripts, so no ads are loaded either way.
+    pub block_ads: Option<bool>,
+    /// Documents come in a later release; accepted for compatibility.
+    #[serde(rename = "parsePDF")]
+    pub parse_pdf: Option<bool>,
+    /// `languages` becomes the `Accept-Language` header; only country `US` (the default) is
+    /// accepted, as Aurora has no geolocated proxies.
+    pub location: Option<Location>,
+    /// `basic` or `auto`; `stealth`/`enhanced` proxies are not available.
+    pub proxy: Option<String>,
+    /// Aurora does not cache scrapes yet, so every scrape is fresh and satisfies any maxAge.
+    pub max_age: Option<u64>,
+    pub store_in_cache: Option<bool>,
+    /// Scrape results are never stored, so this always holds.
+    pub zero_data_retention: Option<bool>,
+    /// Browser actions: not available yet.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub actions: Option<Vec<serde_json::Value>>,
+    /// LLM extraction: not available yet.
+    #[schema(value_type = Option<Object>)]
+    pub extract: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub json_options: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub change_tracking_options: Option<serde_json::Value>,
+    /// Sent by the SDKs (`python-sdk@x.y`); recorded in logs only.
+    pub origin: Option<String>,
+    pub integration: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Location {
+    pub country: Option<String>,
+    pub languages: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+pub enum Format {
+    #[serde(rename = "markdown")]
+    Markdown,
+    #[serde(rename = "html")]
+    Html,
+    #[serde(rename = "rawHtml")]
+    RawHtml,
+    #[serde(rename = "links")]
+    Links,
+    #[serde(rename = "screenshot")]
+    Screenshot,
+    #[serde(rename = "screenshot@fullPage")]
+    ScreenshotFullPage,
+    #[serde(rename = "extract")]
+    Extract,
+    #[serde(rename = "json")]
+    Json,
+    #[serde(rename = "changeTracking")]
+    ChangeTracking,
+}
+
+fn default_formats() -> Vec<Format> {
+    vec![Format::Markdown]
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn unsupported(what: &str, why: &str) -> ApiError {
+    ApiError::InvalidRequest(format!("{what} is not supported yet: {why}"))
+}
+
+impl ScrapeRequest {
+    /// The engine request, plus warnings for options that were accepted but have no effect.
+    fn into_engine(self, limits: &Limits) -> Result<(EngineRequest, Vec<String>), ApiError> {
+        let url = scrape::target_url(&self.url)?;
+        for format in &self.formats {
+            match format {
+                Format::Screenshot | Format::ScreenshotFullPage => {
+                    return Err(unsupported(
+                        "format `screenshot`",
+                        "it needs the browser renderer",
+                    ));
+                }
+                Format::Extract | Format::Json => {
+                    return Err(unsupported(
+                        "LLM extraction (`extract`/`json` formats)",
+                        "no generator is configured",
+                    ));
+                }
+                Format::ChangeTracking => {
+                    return Err(unsupported(
+                        "format `changeTracking`",
+                        "it needs a page cache",
+                    ));
+                }
+                Format::Markdown | Format::Html | Format::RawHtml | Format::Links => {}
+            }
+        }
+        if self.formats.is_empty() {
+            return Err(ApiError::InvalidRequest(
+                "`formats` must name at least one format".to_string(),
+            ));
+        }
+        if self.mobile {
+            return Err(unsupported("`mobile`", "it needs the browser renderer"));
+        }
+        if self.actions.as_ref().is_some_and(|a| !a.is_empty()) {
+            return Err(unsupported("`actions`", "they need the browser renderer"));
+        }
+        if self.extract.is_some() || self.json_options.is_some() {
+            return Err(unsupported(
+                "LLM extraction (`extract`/`jsonOptions`)",
+                "no generator is configured",
+            ));
+        }
+        if self.change_tracking_options.is_some() {
+            return Err(unsupported(
+                "`changeTrackingOptions`",
+                "it needs a page cache",
+            ));
+        }
+        if let Some(proxy) = self.proxy.as_deref()
+            && !matches!(proxy, "basic" | "auto")
+        {
+            return Err(unsupported(
+                &format!("proxy `{proxy}`"),
+                "Aurora fetches directly (use `basic` or `auto`)",
+            ));
+        }
+        let mut headers = scrape::header_pairs(self.headers);
+        if let Some(location) = self.location {
+            if let Some(country) = location.country.filter(|c| !c.eq_ignore_ascii_case("us")) {
+                return Err(unsupported(
+                    &format!("location country `{country}`"),
+                    "Aurora has no geolocated proxies",
+                ));
+            }
+            let has_language = headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("accept-language"));
+            if let Some(languages) = location.languages.filter(|l| !l.is_empty())
+                && !has_language
+            {
+                headers.push(("Accept-Language".to_string(), languages.join(", ")));
+            }
+        }
+        let mut warnings = Vec::new();
+        if self.wait_for > 0 {
+            warnings.push(format!(
+                "waitFor={} was not applied: it only affects browser rendering, and this page was fetched over plain HTTP",
+                self.wait_for
+            ));
+        }
+        tracing::debug!(origin = ?self.origin, integration = ?self.integration, "firecrawl v1 scrape");
+        let request = EngineRequest {
+            formats: Formats {
+                markdown: self.formats.contains(&Format::Markdown),
+                html: self.formats.contains(&Format::Html),
+                raw_html: self.formats.contains(&Format::RawHtml),
+                links: self.formats.contains(&Format::Links),
+            },
+            only_main_content: self.only_main_content,
+            include_tags: self.include_tags,
+            exclude_tags: self.exclude_tags,
+            headers,
+            timeout: scrape::timeout(self.timeout, "timeout", limits)?,
+            remove_base64_images: self.remove_base64_images,
+            skip_tls_verification: self.skip_tls_verification,
+            ..EngineRequest::new(url)
+        };
+        Ok((request, warnings))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScrapeResponse {
+    pub success: bool,
+    pub data: Document,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Document {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The URL that was asked for.
+    #[serde(rename = "sourceURL")]
+    pub source_url: String,
+    /// Where the content came from, after redirects.
+    pub url: String,
+    pub status_code: u16,
+    pub content_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical_url: Option<String>,
+    /// Firecrawl's named meta fields (`ogTitle`, `publishedTime`…) and every other meta tag by
+    /// its own name.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Meta tag → Firecrawl's metadata field name.
+const NAMED_META: &[(&str, &str)] = &[
+    ("keywords", "keywords"),
+    ("robots", "robots"),
+    ("og:title", "ogTitle"),
+    ("og:description", "ogDescription"),
+    ("og:url", "ogUrl"),
+    ("og:image", "ogImage"),
+    ("og:audio", "ogAudio"),
+    ("og:determiner", "ogDeterminer"),
+    ("og:locale", "ogLocale"),
+    ("og:locale:alternate", "ogLocaleAlternate"),
+    ("og:site_name", "ogSiteName"),
+    ("og:video", "ogVideo"),
+    ("dcterms.created", "dcTermsCreated"),
+    ("dc.date.created", "dcDateCreated"),
+    ("dc.date", "dcDate"),
+    ("dcterms.type", "dcTermsType"),
+    ("dc.type", "dcType"),
+    ("dcterms.audience", "dcTermsAudience"),
+    ("dcterms.subject", "dcTermsSubject"),
+    ("dc.subject", "dcSubject"),
+    ("dc.description", "dcDescription"),
+    ("dcterms.keywords", "dcTermsKeywords"),
+    ("article:modified_time", "modifiedTime"),
+    ("article:published_time", "publishedTime"),
+    ("article:tag", "articleTag"),
+    ("article:section", "articleSection"),
+];
+
+/// Keys of `Metadata`'s own fields, which a raw meta tag must not shadow.
+const RESERVED: &[&str] = &[
+    "title",
+    "description",
+    "language",
+    "sourceURL",
+    "url",
+    "statusCode",
+    "contentType",
+    "canonicalUrl",
+    "error",
+    "scrapeId",
+];
+
+fn document(page: Page, request_warnings: &[String]) -> (Document, Option<String>) {
+    let mut extra = BTreeMap::new();
+    for (tag, values) in &page.meta {
+        let named = NAMED_META.iter().find(|(t, _)| t == tag).map(|(_, n)| *n);
+        if let Some(name) = named {
+            let value = match name {
+                "ogLocaleAlternate" => serde_json::Value::from(values.clone()),
+                _ => scrape::meta_value(values),
+            };
+            extra.insert(name.to_string(), value);
+        }
+        if !RESERVED.contains(&tag.as_str()) {
+            extra
+                .entry(tag.clone())
+                .or_insert_with(|| scrape::meta_value(values));
+        }
+    }
+    let warnings: Vec<String> = request_warnings
+        .iter()
+        .chain(&page.warnings)
+        .cloned()
+        .collect();
+    let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+    let document = Document {
+        markdown: page.markdown,
+        html: page.html,
+        raw_html: page.raw_html,
+        links: page.links,
+        warning: warning.clone(),
+        metadata: Metadata {
+            title: page.title,
+            description: page.description,
+            language: page.language,
+            source_url: page.source_url.into(),
+            url: page.url.into(),
+            status_code: page.status_code,
+            content_type: page.content_type,
+            canonical_url: page.canonical_url,
+            extra,
+        },
+    };
+    (document, warning)
+}
+
+/// Scrape one URL (Firecrawl v1). A target answering 404 is `success: true` with
+/// `metadata.statusCode: 404`, as in Firecrawl.
+#[utoipa::path(post, path = "/v1/scrape", tag = "firecrawl-v1", request_body = ScrapeRequest,
+    responses(
+        (status = 200, description = "The scraped page", body = ScrapeResponse),
+        (status = 400, description = "Malformed, invalid or unsupported request", body = FirecrawlErrorBody),
+        (status = 403, description = "Target refused by the SSRF guard", body = FirecrawlErrorBody),
+        (status = 413, description = "Request body too large", body = FirecrawlErrorBody),
+        (status = 415, description = "Request body is not JSON", body = FirecrawlErrorBody),
+        (status = 422, description = "Target is not an HTML page", body = FirecrawlErrorBody),
+        (status = 502, description = "Target unreachable or redirecting badly", body = FirecrawlErrorBody),
+        (status = 503, description = "At capacity or restarting; see Retry-After", body = FirecrawlErrorBody),
+        (status = 504, description = "Target too slow", body = FirecrawlErrorBody)))]
+pub async fn scrape(state: AppState, body: ScrapeRequest) -> Result<Response, Rejection> {
+    let (request, warnings) = match body.into_engine(&state.limits) {
+        Ok(converted) => converted,
+        Err(error) => return Ok(error.into_firecrawl_response()),
+    };
+    Ok(match state.handles.router().scrape(request).await {
+        Ok(page) => {
+            let (data, warning) = document(page, &warnings);
+            warp::reply::json(&ScrapeResponse {
+                success: true,
+                data,
+                warning,
+            })
+            .into_response()
+        }
+        Err(error) => ApiError::from(error).into_firecrawl_response(),
+    })
+}
+
+pub fn scrape_route(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.limits.body_bytes;
+    warp::path!("v1" / "scrape")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(json::body(limit))
+        .and_then(scrape)
+}

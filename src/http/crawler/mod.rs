@@ -1,0 +1,57 @@
+//! :8001, the crawler API: Firecrawl-compatible routes (camelCase JSON, `{success:false, error}`
+//! errors) so existing Firecrawl clients work unchanged.
+
+pub mod firecrawl_v1;
+
+use std::convert::Infallible;
+use std::sync::LazyLock;
+
+use utoipa::OpenApi;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::error::{ApiError, FirecrawlErrorBody};
+use super::{AppState, system};
+
+/// Route templates served on this port (metric labels; the OpenAPI test checks them all).
+pub const ROUTES: &[&str] = &[
+    "/health",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+    "/v1/scrape",
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Aurora crawler API",
+        description = "Scrape, crawl and map, compatible with Firecrawl's v1 REST API."
+    ),
+    paths(system::health, system::ready, system::metrics, firecrawl_v1::scrape),
+    components(schemas(FirecrawlErrorBody, system::Health, system::Readiness,
+        system::ReadinessCheck, firecrawl_v1::ScrapeRequest, firecrawl_v1::Format,
+        firecrawl_v1::Location, firecrawl_v1::ScrapeResponse, firecrawl_v1::Document,
+        firecrawl_v1::Metadata)),
+    tags((name = "system", description = "Health, readiness, metrics"),
+        (name = "firecrawl-v1", description = "Firecrawl v1 compatible"))
+)]
+pub struct CrawlerApi;
+
+static OPENAPI: LazyLock<String> = LazyLock::new(|| {
+    CrawlerApi::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+});
+
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    system::routes(state.clone(), OPENAPI.as_str())
+        .or(firecrawl_v1::scrape_route(state))
+        .unify()
+        .recover(recover)
+        .unify()
+}
+
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    Ok(ApiError::from_rejection(&rejection).into_firecrawl_response())
+}

@@ -1,0 +1,232 @@
+//! `ApiError`: every way a request can fail, the one exhaustive `match` that turns each into an
+//! HTTP status, and the two envelopes it is written in — OpenAI's `{"error":{message,type,code}}`
+//! on the core port, Firecrawl's `{"success":false,"error":…}` on the crawler port.
+
+use aurora_actors::ports::FetchError;
+use aurora_actors::scraper::ScrapeError;
+use serde::Serialize;
+use utoipa::ToSchema;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+/// Seconds a client is asked to wait when Aurora is full or an actor is restarting.
+const RETRY_AFTER_SECS: u64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the request body is larger than the {0}-byte limit")]
+    PayloadTooLarge(u64),
+    #[error("unsupported content type `{0}`: send application/json")]
+    UnsupportedMediaType(String),
+    #[error("no route matches this path")]
+    NotFound,
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
+    /// The SSRF guard refused the target.
+    #[error("{0}")]
+    TargetForbidden(String),
+    /// The target answered with something Aurora cannot process.
+    #[error("{0}")]
+    UnprocessableTarget(String),
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("{0}")]
+    Overloaded(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl ApiError {
+    /// Status, OpenAI error `type`, and a stable machine-readable `code` — decided here alone.
+    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            MalformedJson(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "malformed_json",
+            ),
+            InvalidRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "payload_too_large",
+            ),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                "unsupported_media_type",
+            ),
+            NotFound => (StatusCode::NOT_FOUND, "not_found_error", "route_not_found"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            TargetForbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "target_forbidden",
+            ),
+            UnprocessableTarget(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "unsupported_target",
+            ),
+            BadGateway(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "target_unreachable",
+            ),
+            GatewayTimeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                "target_timeout",
+            ),
+            Overloaded(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "overloaded",
+            ),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "unavailable",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal_error",
+            ),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.classify().0
+    }
+
+    /// The core port's envelope (OpenAI's error shape).
+    pub fn into_core_response(self) -> Response {
+        let (status, kind, code) = self.classify();
+        let body = CoreErrorBody {
+            error: CoreError {
+                message: self.to_string(),
+                kind,
+                code,
+            },
+        };
+        self.finish(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+    }
+
+    /// The crawler port's envelope (Firecrawl's error shape).
+    pub fn into_firecrawl_response(self) -> Response {
+        let (status, _, code) = self.classify();
+        let body = FirecrawlErrorBody {
+            success: false,
+            error: self.to_string(),
+            code,
+        };
+        self.finish(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+    }
+
+    fn finish(&self, mut response: Response) -> Response {
+        if matches!(self, ApiError::Overloaded(_) | ApiError::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if let ApiError::Internal(message) = self {
+            tracing::error!(%message, "internal error answered with 500");
+        }
+        response
+    }
+
+    /// Maps whatever warp rejected with. Our own errors travel as custom rejections.
+    pub fn from_rejection(rejection: &Rejection) -> ApiError {
+        if let Some(error) = rejection.find::<ApiError>() {
+            return error.clone();
+        }
+        if rejection.is_not_found() {
+            return ApiError::NotFound;
+        }
+        if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+            return ApiError::MethodNotAllowed;
+        }
+        if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+            return ApiError::InvalidRequest(e.to_string());
+        }
+        if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+            return ApiError::InvalidRequest(e.to_string());
+        }
+        if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
+            return ApiError::InvalidRequest(e.to_string());
+        }
+        if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+            return ApiError::InvalidRequest("the request body is too large".to_string());
+        }
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+    }
+}
+
+impl From<ScrapeError> for ApiError {
+    fn from(error: ScrapeError) -> Self {
+        let message = error.to_string();
+        match error {
+            ScrapeError::Fetch(fetch) => match fetch {
+                FetchError::UnsupportedScheme(_) | FetchError::InvalidHeader(_) => {
+                    ApiError::InvalidRequest(message)
+                }
+                FetchError::Blocked { .. } => ApiError::TargetForbidden(message),
+                FetchError::Timeout(_) => ApiError::GatewayTimeout(message),
+                FetchError::Unreachable(_)
+                | FetchError::TooManyRedirects { .. }
+                | FetchError::RedirectLoop(_)
+                | FetchError::BadRedirect(_) => ApiError::BadGateway(message),
+            },
+            ScrapeError::InvalidSelector { .. } => ApiError::InvalidRequest(message),
+            ScrapeError::UnsupportedContentType(_) => ApiError::UnprocessableTarget(message),
+            ScrapeError::DeadlineExceeded(_) => ApiError::GatewayTimeout(message),
+            ScrapeError::Overloaded => ApiError::Overloaded(message),
+            ScrapeError::Unavailable(_) => ApiError::Unavailable(message),
+            ScrapeError::Internal(_) => ApiError::Internal(message),
+        }
+    }
+}
+
+/// `{"error": {"message", "type", "code"}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoreErrorBody {
+    pub error: CoreError,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoreError {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub code: &'static str,
+}
+
+/// `{"success": false, "error": "…"}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FirecrawlErrorBody {
+    pub success: bool,
+    pub error: String,
+    /// Aurora's machine-readable error code (an extension; Firecrawl clients ignore it).
+    pub code: &'static str,
+}

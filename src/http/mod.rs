@@ -1,0 +1,40 @@
+//! HTTP: two warp listeners that translate requests into actor messages and answers into JSON.
+//! `core` serves :8080 (snake_case, OpenAI-style errors), `crawler` serves :8001 (Firecrawl's
+//! camelCase shapes and errors). Handlers reach the engine only through `aurora_actors::Handles`.
+
+pub mod core;
+pub mod crawler;
+pub mod error;
+pub mod json;
+pub mod scrape;
+pub mod server;
+pub mod system;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aurora_actors::Handles;
+use metrics_exporter_prometheus::PrometheusHandle;
+use warp::Filter;
+
+/// What every handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub handles: Handles,
+    pub metrics: PrometheusHandle,
+    pub limits: Arc<Limits>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub body_bytes: u64,
+    pub default_timeout: Duration,
+    pub max_timeout: Duration,
+}
+
+pub fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}

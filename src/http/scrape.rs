@@ -1,0 +1,141 @@
+//! What both scrape routes share: turning the caller's URL, timeout and headers into a
+//! `ScrapeRequest`, and shaping page facts (meta tags, timestamps) for JSON.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+use super::Limits;
+use super::error::ApiError;
+
+/// The URL to scrape. Like Firecrawl, a bare host gets `http://` in front
+/// (`example.com/page`); anything relative, or not http(s), is refused.
+pub fn target_url(raw: &str) -> Result<Url, ApiError> {
+    let raw = raw.trim();
+    let invalid = |why: String| ApiError::InvalidRequest(format!("`url`: {why}"));
+    if raw.is_empty() {
+        return Err(invalid("must not be empty".to_string()));
+    }
+    let url = if raw.contains("://") {
+        Url::parse(raw).map_err(|e| invalid(format!("`{raw}` is not a valid URL: {e}")))?
+    } else if raw.starts_with(['/', '.', '#', '?']) {
+        return Err(invalid(format!(
+            "`{raw}` is relative; give an absolute http(s) URL"
+        )));
+    } else if let Some((scheme, rest)) = raw.split_once(':')
+        && !rest.starts_with(|c: char| c.is_ascii_digit())
+        && !scheme.contains(['/', '.'])
+    {
+        // `mailto:x`, `file:/etc/passwd`, `javascript:…` — a scheme, not a host:port.
+        return Err(invalid(format!(
+            "unsupported scheme `{scheme}`: only http and https"
+        )));
+    } else {
+        let url = Url::parse(&format!("http://{raw}"))
+            .map_err(|e| invalid(format!("`{raw}` is not a valid URL: {e}")))?;
+        let host = url.host_str().unwrap_or_default();
+        if !(host.contains('.') || host == "localhost" || host.starts_with('[')) {
+            return Err(invalid(format!(
+                "`{raw}` is not an absolute URL (no scheme, and `{host}` is not a host name)"
+            )));
+        }
+        url
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "unsupported scheme `{}`: only http and https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(format!("`{raw}` has no host")));
+    }
+    Ok(url)
+}
+
+/// The request's timeout: the default when absent, refused when zero or above the maximum.
+pub fn timeout(ms: Option<u64>, field: &str, limits: &Limits) -> Result<Duration, ApiError> {
+    let Some(ms) = ms else {
+        return Ok(limits.default_timeout);
+    };
+    let max = limits.max_timeout.as_millis() as u64;
+    if ms == 0 || ms > max {
+        return Err(ApiError::InvalidRequest(format!(
+            "`{field}` must be between 1 and {max} ms, got {ms}"
+        )));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+pub fn header_pairs(headers: BTreeMap<String, String>) -> Vec<(String, String)> {
+    headers.into_iter().collect()
+}
+
+/// One meta tag's values: a string, or an array when the page repeats the tag.
+pub fn meta_value(values: &[String]) -> serde_json::Value {
+    match values {
+        [one] => serde_json::Value::String(one.clone()),
+        many => serde_json::Value::from(many.to_vec()),
+    }
+}
+
+/// `2026-11-26T18:39:33.123Z`
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_absolute_and_bare_host_urls() {
+        for (raw, expected) in [
+            ("https://example.org/a?b#c", "https://example.org/a?b#c"),
+            ("  http://127.0.0.1:8080/x ", "http://127.0.0.1:8080/x"),
+            ("example.org/page", "http://example.org/page"),
+            ("localhost:3000/x", "http://localhost:3000/x"),
+        ] {
+            assert_eq!(target_url(raw).unwrap().as_str(), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn refuses_relative_empty_and_foreign_schemes() {
+        for (raw, needle) in [
+            ("", "empty"),
+            ("/relative/path", "relative"),
+            ("./x", "relative"),
+            ("ftp://example.org/file", "unsupported scheme `ftp`"),
+            ("file:///etc/passwd", "unsupported scheme `file`"),
+            ("file:/etc/passwd", "unsupported scheme `file`"),
+            ("javascript:alert(1)", "unsupported scheme `javascript`"),
+            ("mailto:a@example.org", "unsupported scheme `mailto`"),
+            ("justaword", "not an absolute URL"),
+            ("http://", "not a valid URL"),
+        ] {
+            let err = target_url(raw).unwrap_err().to_string();
+            assert!(err.contains(needle), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        let limits = Limits {
+            body_bytes: 1,
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(60),
+        };
+        assert_eq!(
+            timeout(None, "timeout", &limits).unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            timeout(Some(500), "timeout", &limits).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert!(timeout(Some(0), "timeout", &limits).is_err());
+        assert!(timeout(Some(60_001), "timeout", &limits).is_err());
+    }
+}

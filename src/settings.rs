@@ -1,0 +1,346 @@
+//! Typed, layered settings. Layers, later wins: the `config/default.toml` compiled into the
+//! binary → `$AURORA_CONFIG_DIR/default.toml` → `$AURORA_CONFIG_DIR/$AURORA_ENV.toml` →
+//! `AURORA__SECTION__KEY` environment variables. Unknown keys are errors (a typo must not
+//! silently fall back to a default), and [`Settings::validate`] names the key that is wrong.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aurora_actors::TreeConfig;
+use aurora_actors::supervisor::RestartPolicy;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::adapters::ssrf::AllowList;
+
+/// The defaults, always present even when the binary runs far from its config folder.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: AURORA_ENV={env} but {path} does not exist")]
+    MissingOverlay { env: String, path: PathBuf },
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub actors: ActorSettings,
+    pub router: RouterSettings,
+    pub scraper: ScraperSettings,
+    pub fetch: FetchSettings,
+    pub redis: BackendSettings,
+    pub chroma: BackendSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub core_port: u16,
+    pub crawler_port: u16,
+    pub body_limit_bytes: u64,
+    pub shutdown_grace_secs: u64,
+    pub header_read_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSettings {
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub lookup_grace_ms: u64,
+    pub shutdown_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSettings {
+    pub max_in_flight: usize,
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScraperSettings {
+    pub workers: usize,
+    pub default_timeout_ms: u64,
+    pub max_timeout_ms: u64,
+    pub call_margin_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSettings {
+    pub user_agent: String,
+    pub connect_timeout_ms: u64,
+    pub max_redirects: usize,
+    pub max_body_bytes: u64,
+    pub allow_private: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSettings {
+    /// Empty = use the embedded default.
+    pub url: String,
+}
+
+impl Settings {
+    /// Loads from the process environment: `AURORA_CONFIG_DIR` (default `./config`),
+    /// `AURORA_ENV` (no overlay when unset) and `AURORA__*` overrides.
+    pub fn load() -> Result<Self, SettingsError> {
+        let dir = std::env::var_os("AURORA_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let env = std::env::var("AURORA_ENV").ok().filter(|e| !e.is_empty());
+        Self::from_figment(Self::figment(&dir, env.as_deref())?)
+    }
+
+    /// The layered sources, without extracting them (tests add their own layers on top).
+    pub fn figment(config_dir: &Path, env: Option<&str>) -> Result<Figment, SettingsError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Toml::file_exact(config_dir.join("default.toml")));
+        if let Some(env) = env {
+            let path = config_dir.join(format!("{env}.toml"));
+            if !path.is_file() {
+                return Err(SettingsError::MissingOverlay {
+                    env: env.to_string(),
+                    path,
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Ok(figment.merge(Env::prefixed("AURORA__").split("__")))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot; the error names the key.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        fn check(ok: bool, key: &'static str, reason: &str) -> Result<(), SettingsError> {
+            match ok {
+                true => Ok(()),
+                false => Err(SettingsError::Invalid {
+                    key,
+                    reason: reason.to_string(),
+                }),
+            }
+        }
+        let s = &self.server;
+        check(
+            s.body_limit_bytes >= 1024,
+            "server.body_limit_bytes",
+            "must be at least 1024",
+        )?;
+        check(
+            s.header_read_timeout_secs >= 1,
+            "server.header_read_timeout_secs",
+            "must be at least 1",
+        )?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            SettingsError::Invalid {
+                key: "log.level",
+                reason: e.to_string(),
+            }
+        })?;
+        let a = &self.actors;
+        check(
+            a.restart_window_secs >= 1,
+            "actors.restart_window_secs",
+            "must be at least 1",
+        )?;
+        check(
+            a.backoff_initial_ms <= a.backoff_max_ms,
+            "actors.backoff_initial_ms",
+            "must not exceed actors.backoff_max_ms",
+        )?;
+        check(
+            self.router.max_in_flight >= 1,
+            "router.max_in_flight",
+            "must be at least 1",
+        )?;
+        let sc = &self.scraper;
+        check(
+            (1..=1024).contains(&sc.workers),
+            "scraper.workers",
+            "must be between 1 and 1024",
+        )?;
+        check(
+            sc.default_timeout_ms >= 1 && sc.default_timeout_ms <= sc.max_timeout_ms,
+            "scraper.default_timeout_ms",
+            "must be between 1 and scraper.max_timeout_ms",
+        )?;
+        let f = &self.fetch;
+        check(
+            !f.user_agent.trim().is_empty()
+                && reqwest::header::HeaderValue::from_str(&f.user_agent).is_ok(),
+            "fetch.user_agent",
+            "must be a non-empty, valid header value",
+        )?;
+        check(
+            f.max_redirects <= 100,
+            "fetch.max_redirects",
+            "must be at most 100",
+        )?;
+        check(
+            f.max_body_bytes >= 1024,
+            "fetch.max_body_bytes",
+            "must be at least 1024",
+        )?;
+        AllowList::parse(&f.allow_private).map_err(|reason| SettingsError::Invalid {
+            key: "fetch.allow_private",
+            reason,
+        })?;
+        check_url(&self.redis.url, "redis.url", &["redis", "rediss", "unix"])?;
+        check_url(&self.chroma.url, "chroma.url", &["http", "https"])?;
+        Ok(())
+    }
+
+    pub fn tree_config(&self) -> TreeConfig {
+        let a = &self.actors;
+        TreeConfig {
+            restart: RestartPolicy {
+                max_restarts: a.max_restarts,
+                within: Duration::from_secs(a.restart_window_secs),
+                backoff_initial: Duration::from_millis(a.backoff_initial_ms),
+                backoff_max: Duration::from_millis(a.backoff_max_ms),
+            },
+            max_in_flight: self.router.max_in_flight,
+            scraper_workers: self.scraper.workers,
+            call_margin: Duration::from_millis(self.scraper.call_margin_ms),
+            lookup_grace: Duration::from_millis(a.lookup_grace_ms),
+            shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
+        }
+    }
+}
+
+fn check_url(value: &str, key: &'static str, schemes: &[&str]) -> Result<(), SettingsError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let invalid = |reason: String| SettingsError::Invalid { key, reason };
+    let url =
+        url::Url::parse(value).map_err(|e| invalid(format!("`{value}` is not a URL: {e}")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(invalid(format!(
+            "scheme `{}` is not one of {}",
+            url.scheme(),
+            schemes.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail, env: Option<&str>) -> Result<Settings, SettingsError> {
+        Settings::from_figment(Settings::figment(jail.directory(), env)?)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_documented_table() {
+        Jail::expect_with(|jail| {
+            let s = load_in(jail, None).expect("defaults load");
+            assert_eq!(s.server.host.to_string(), "0.0.0.0");
+            assert_eq!((s.server.core_port, s.server.crawler_port), (8080, 8001));
+            assert_eq!(s.data_dir, PathBuf::from("./data"));
+            assert!(s.redis.url.is_empty() && s.chroma.url.is_empty());
+            assert!(s.fetch.allow_private.is_empty());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "default.toml",
+                "[server]\ncore_port = 1111\ncrawler_port = 2222",
+            )?;
+            jail.create_file("staging.toml", "[server]\ncore_port = 3333")?;
+            jail.set_env("AURORA__SERVER__CRAWLER_PORT", "4444");
+            jail.set_env("AURORA__FETCH__ALLOW_PRIVATE", "127.0.0.1, 10.0.0.0/8");
+            let s = load_in(jail, Some("staging")).expect("loads");
+            assert_eq!((s.server.core_port, s.server.crawler_port), (3333, 4444));
+            assert_eq!(s.fetch.allow_private, "127.0.0.1, 10.0.0.0/8");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AURORA__SERVER__CORE_PORT", "eighty");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("core_port"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("AURORA__SCRAPER__WORKERS", "0");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("scraper.workers"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("AURORA__FETCH__ALLOW_PRIVATE", "10.0.0.0/99");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("fetch.allow_private"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("AURORA__REDIS__URL", "http://localhost:6379");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("redis.url"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_overlays_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AURORA__SERVER__CORE_PROT", "1");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("core_prot"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, Some("prod")).unwrap_err().to_string();
+            assert!(err.contains("AURORA_ENV=prod"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,236 @@
+//! The composition root: builds the adapters, spawns the supervision tree, binds both listeners,
+//! and runs until a shutdown signal or an escalation — then shuts down in order: stop accepting,
+//! drain in-flight requests, stop the tree.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aurora_actors::ports::{HealthCheck, Ports};
+use aurora_actors::supervisor::TreeExit;
+use aurora_actors::{Handles, Tree};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::adapters::chroma::ChromaProbe;
+use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
+use crate::adapters::redis::RedisProbe;
+use crate::adapters::ssrf::AllowList;
+use crate::http::server::{self, ListenerConfig};
+use crate::http::{AppState, Limits, core, crawler};
+use crate::settings::Settings;
+use crate::telemetry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration key `{key}`: {reason}")]
+    Config { key: &'static str, reason: String },
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
+    #[error("HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("starting the actor tree: {0}")]
+    Tree(#[from] aurora_actors::SpawnErr),
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "actor `{actor}` exceeded the restart intensity ({reason}); exiting so the orchestrator restarts Aurora"
+    )]
+    Escalated { actor: String, reason: String },
+}
+
+/// The process's parts, built and bound but not yet serving.
+pub struct Application {
+    core: TcpListener,
+    crawler: TcpListener,
+    core_addr: SocketAddr,
+    crawler_addr: SocketAddr,
+    tree: Tree,
+    state: AppState,
+    grace: Duration,
+    header_read_timeout: Duration,
+}
+
+/// The engine with its production ports, no listeners: what `aurora scrape` runs.
+pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
+    let allow =
+        AllowList::parse(&settings.fetch.allow_private).map_err(|reason| StartupError::Config {
+            key: "fetch.allow_private",
+            reason,
+        })?;
+    let fetcher = HttpFetcher::new(FetchConfig {
+        user_agent: settings.fetch.user_agent.clone(),
+        connect_timeout: Duration::from_millis(settings.fetch.connect_timeout_ms),
+        max_redirects: settings.fetch.max_redirects,
+        max_body_bytes: settings.fetch.max_body_bytes,
+        allow,
+    })?;
+    let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
+    if !settings.redis.url.is_empty() {
+        let probe = RedisProbe::new(&settings.redis.url).map_err(|e| StartupError::Config {
+            key: "redis.url",
+            reason: e.to_string(),
+        })?;
+        health_checks.push(Arc::new(probe));
+    }
+    if !settings.chroma.url.is_empty() {
+        let probe =
+            ChromaProbe::new(&settings.chroma.url).map_err(|reason| StartupError::Config {
+                key: "chroma.url",
+                reason,
+            })?;
+        health_checks.push(Arc::new(probe));
+    }
+    let ports = Ports {
+        fetcher: Arc::new(fetcher),
+        health_checks,
+    };
+    Ok(aurora_actors::spawn_tree(ports, settings.tree_config()).await?)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let metrics = telemetry::metrics()?;
+        let tree = spawn_engine(&settings).await?;
+        let host = settings.server.host;
+        let bind = |key: &'static str, port: u16| async move {
+            let addr = SocketAddr::new(host, port);
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartupError::Bind { key, addr, source })
+        };
+        let core = bind("server.core_port", settings.server.core_port).await?;
+        let crawler = bind("server.crawler_port", settings.server.crawler_port).await?;
+        let local = |listener: &TcpListener, key| {
+            listener.local_addr().map_err(|source| StartupError::Bind {
+                key,
+                addr: SocketAddr::new(host, 0),
+                source,
+            })
+        };
+        let core_addr = local(&core, "server.core_port")?;
+        let crawler_addr = local(&crawler, "server.crawler_port")?;
+        let state = AppState {
+            handles: tree.handles(),
+            metrics,
+            limits: Arc::new(Limits {
+                body_bytes: settings.server.body_limit_bytes,
+                default_timeout: Duration::from_millis(settings.scraper.default_timeout_ms),
+                max_timeout: Duration::from_millis(settings.scraper.max_timeout_ms),
+            }),
+        };
+        Ok(Self {
+            core,
+            crawler,
+            core_addr,
+            crawler_addr,
+            tree,
+            state,
+            grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_secs),
+        })
+    }
+
+    pub fn core_addr(&self) -> SocketAddr {
+        self.core_addr
+    }
+
+    pub fn crawler_addr(&self) -> SocketAddr {
+        self.crawler_addr
+    }
+
+    pub fn handles(&self) -> Handles {
+        self.state.handles.clone()
+    }
+
+    /// Serves until `shutdown` resolves (clean exit) or the tree escalates (error).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        // Flipped once to tell both listeners to stop accepting and drain.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let listener = |port, routes| ListenerConfig {
+            port,
+            routes,
+            grace: self.grace,
+            header_read_timeout: self.header_read_timeout,
+        };
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let core = tokio::spawn(server::serve(
+            self.core,
+            warp::service(core::routes(self.state.clone())),
+            listener("core", core::ROUTES),
+            stopped(stop_rx.clone()),
+        ));
+        let crawler = tokio::spawn(server::serve(
+            self.crawler,
+            warp::service(crawler::routes(self.state.clone())),
+            listener("crawler", crawler::ROUTES),
+            stopped(stop_rx),
+        ));
+        tracing::info!(
+            core = %self.core_addr,
+            crawler = %self.crawler_addr,
+            "Aurora is serving"
+        );
+
+        let mut tree = self.tree;
+        let escalation = tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutdown requested");
+                None
+            }
+            exit = tree.stopped() => Some(exit),
+        };
+        let _ = stop_tx.send(true);
+        let _ = tokio::join!(core, crawler);
+        let exit = match escalation {
+            Some(exit) => exit,
+            None => tree.shutdown().await,
+        };
+        match exit {
+            TreeExit::Shutdown => {
+                tracing::info!("Aurora stopped");
+                Ok(())
+            }
+            TreeExit::Escalated { actor, reason } => Err(RunError::Escalated { actor, reason }),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
