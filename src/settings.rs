@@ -20,8 +20,13 @@ const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// A value could not be read or has the wrong type; `origin` says where it came from.
+    #[error("configuration key `{key}` (from {origin}): {reason}")]
+    Load {
+        key: String,
+        origin: String,
+        reason: String,
+    },
     #[error("configuration: AURORA_ENV={env} but {path} does not exist")]
     MissingOverlay { env: String, path: PathBuf },
     #[error("configuration key `{key}`: {reason}")]
@@ -125,8 +130,12 @@ impl Settings {
 
     /// The layered sources, without extracting them (tests add their own layers on top).
     pub fn figment(config_dir: &Path, env: Option<&str>) -> Result<Figment, SettingsError> {
-        let mut figment = Figment::from(Toml::string(DEFAULT_TOML))
-            .merge(Toml::file_exact(config_dir.join("default.toml")));
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        // The folder's own default.toml is optional: the binary carries the defaults.
+        let local_defaults = config_dir.join("default.toml");
+        if local_defaults.is_file() {
+            figment = figment.merge(Toml::file_exact(local_defaults));
+        }
         if let Some(env) = env {
             let path = config_dir.join(format!("{env}.toml"));
             if !path.is_file() {
@@ -141,7 +150,7 @@ impl Settings {
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
-        let settings: Settings = figment.extract().map_err(Box::new)?;
+        let settings: Settings = figment.extract().map_err(SettingsError::from_figment)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -245,6 +254,37 @@ impl Settings {
     }
 }
 
+impl SettingsError {
+    /// figment reports `key "SERVER.CORE_PORT" in `AURORA__` environment variable(s)`; say
+    /// instead which key and which variable or file, in the names the docs use.
+    fn from_figment(error: figment::Error) -> Self {
+        let key = error.path.join(".").to_ascii_lowercase();
+        let origin = match &error.metadata {
+            Some(meta) if meta.name.contains("environment") => {
+                format!(
+                    "environment variable AURORA__{}",
+                    error.path.join("__").to_ascii_uppercase()
+                )
+            }
+            Some(meta) => match &meta.source {
+                Some(source) => source.to_string(),
+                None => meta.name.to_string(),
+            },
+            None => "configuration".to_string(),
+        };
+        let key = if key.is_empty() {
+            "(root)".to_string()
+        } else {
+            key
+        };
+        SettingsError::Load {
+            key,
+            origin,
+            reason: error.kind.to_string(),
+        }
+    }
+}
+
 fn check_url(value: &str, key: &'static str, schemes: &[&str]) -> Result<(), SettingsError> {
     if value.is_empty() {
         return Ok(());
@@ -263,6 +303,8 @@ fn check_url(value: &str, key: &'static str, schemes: &[&str]) -> Result<(), Set
 }
 
 #[cfg(test)]
+// figment's Jail dictates the closures' `Result<(), figment::Error>`.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -21,7 +21,8 @@ use crate::scraper::{self, ScrapeError, ScrapeJob};
 use crate::supervisor::ChildSpec;
 
 pub enum RouterMsg {
-    Scrape(ScrapeRequest, RpcReplyPort<Result<Page, ScrapeError>>),
+    /// Boxed: requests are large and most messages in flight are not scrapes.
+    Scrape(Box<ScrapeRequest>, RpcReplyPort<Result<Page, ScrapeError>>),
     #[cfg(feature = "fault-injection")]
     Fault(crate::fault::Fault),
 }
@@ -99,12 +100,9 @@ impl Actor for RouterActor {
                     reply,
                     permit,
                 };
-                if let Err(job) = scraper::dispatch(&state.names, key, job) {
+                if !scraper::dispatch(&state.names, key, job) {
                     metrics::counter!("aurora_router_rejections_total", "reason" => "unavailable")
                         .increment(1);
-                    if let Some(job) = job {
-                        job.fail(ScrapeError::Unavailable("scraper pool"));
-                    }
                 }
             }
             #[cfg(feature = "fault-injection")]
@@ -147,25 +145,36 @@ pub struct Handle {
 impl Handle {
     pub async fn scrape(&self, request: ScrapeRequest) -> Result<Page, ScrapeError> {
         let deadline = request.timeout + self.call_margin;
+        // A restarting pool is waited for (up to `lookup_grace`) rather than reported at once.
+        let patience = tokio::time::Instant::now() + self.lookup_grace;
         // A worker that crashes mid-job drops the reply port; scraping is idempotent, so try once
         // more on the restarted worker rather than lose the request.
-        for attempt in 0..2 {
+        let mut lost_calls = 0;
+        loop {
             let router = self.router().await?;
             let call = router
                 .call(
-                    |reply| RouterMsg::Scrape(request.clone(), reply),
+                    |reply| RouterMsg::Scrape(Box::new(request.clone()), reply),
                     Some(deadline),
                 )
                 .await;
             match call {
+                Ok(CallResult::Success(Err(ScrapeError::Unavailable(_))))
+                    if tokio::time::Instant::now() < patience =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => return Err(ScrapeError::DeadlineExceeded(deadline)),
+                Ok(CallResult::SenderError) | Err(_) if lost_calls == 0 => {
+                    lost_calls += 1;
+                    tracing::warn!("scrape lost to a crashed actor; retrying once");
+                }
                 Ok(CallResult::SenderError) | Err(_) => {
-                    tracing::warn!(attempt, "scrape lost to a crashed actor; retrying");
+                    return Err(ScrapeError::Unavailable("scraper"));
                 }
             }
         }
-        Err(ScrapeError::Unavailable("scraper"))
     }
 
     async fn router(&self) -> Result<ActorRef<RouterMsg>, ScrapeError> {

@@ -56,7 +56,7 @@ pub type ScraperPool = ActorRef<FactoryMessage<JobKey, ScrapeJob>>;
 
 pub enum ScrapeJob {
     Scrape {
-        request: ScrapeRequest,
+        request: Box<ScrapeRequest>,
         reply: RpcReplyPort<Result<Page, ScrapeError>>,
         permit: AdmissionPermit,
     },
@@ -77,20 +77,24 @@ impl ScrapeJob {
     }
 }
 
-/// Hands `job` to the pool. On failure gives the job back when it can; `None` means the message
-/// was dropped with its reply port, which the caller's handle sees as a lost call and retries.
-pub(crate) fn dispatch(
-    names: &Names,
-    key: JobKey,
-    job: ScrapeJob,
-) -> Result<(), Option<ScrapeJob>> {
+/// Hands `job` to the pool. On failure answers the caller with `Unavailable` when the job can be
+/// recovered; otherwise it was dropped with its reply port, which the caller's handle sees as a
+/// lost call and retries. Returns whether the pool took the job.
+pub(crate) fn dispatch(names: &Names, key: JobKey, job: ScrapeJob) -> bool {
+    let unavailable = ScrapeError::Unavailable("scraper pool");
     let Some(pool) = ScraperPool::where_is(&names.scraper) else {
-        return Err(Some(job));
+        job.fail(unavailable);
+        return false;
     };
-    pool.dispatch(key, job).map_err(|err| match *err {
-        ractor::MessagingErr::SendErr(FactoryMessage::Dispatch(job)) => Some(job.msg),
-        _ => None,
-    })
+    match pool.dispatch(key, job) {
+        Ok(()) => true,
+        Err(err) => {
+            if let ractor::MessagingErr::SendErr(FactoryMessage::Dispatch(job)) = *err {
+                job.msg.fail(unavailable);
+            }
+            false
+        }
+    }
 }
 
 pub struct ScraperWorker {
@@ -125,7 +129,7 @@ impl Worker for ScraperWorker {
                 reply,
                 permit,
             } => {
-                let result = scrape(self.fetcher.as_ref(), request).await;
+                let result = scrape(self.fetcher.as_ref(), *request).await;
                 let _ = reply.send(result);
                 drop(permit);
             }

@@ -5,12 +5,24 @@ use futures::future::BoxFuture;
 
 pub struct RedisProbe {
     client: redis::Client,
+    /// The URL without its password, for messages.
+    shown: String,
 }
 
 impl RedisProbe {
     pub fn new(url: &str) -> Result<Self, redis::RedisError> {
+        let shown = match url::Url::parse(url) {
+            Ok(mut parsed) => {
+                if parsed.password().is_some() {
+                    let _ = parsed.set_password(Some("***"));
+                }
+                parsed.to_string()
+            }
+            Err(_) => "redis".to_string(),
+        };
         Ok(Self {
             client: redis::Client::open(url)?,
+            shown,
         })
     }
 }
@@ -26,11 +38,11 @@ impl HealthCheck for RedisProbe {
                 .client
                 .get_multiplexed_async_connection()
                 .await
-                .map_err(|e| format!("cannot connect: {e}"))?;
+                .map_err(|e| format!("cannot connect to {}: {e}", self.shown))?;
             let pong: String = redis::cmd("PING")
                 .query_async(&mut connection)
                 .await
-                .map_err(|e| format!("PING failed: {e}"))?;
+                .map_err(|e| format!("PING to {} failed: {e}", self.shown))?;
             match pong.as_str() {
                 "PONG" => Ok(()),
                 other => Err(format!("PING answered {other:?}")),

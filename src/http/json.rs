@@ -82,13 +82,28 @@ fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
 
 /// Parses `bytes` as a `T`, rejecting unknown fields (all of them, by path).
 pub fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::InvalidRequest(
-            "the request body is empty: send a JSON object".to_string(),
-        ));
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::InvalidRequest(
+                "the request body is empty: send a JSON object".to_string(),
+            ));
+        }
+        // Arrays, strings, numbers: valid JSON, wrong shape — say so plainly.
+        Some(b'[' | b'"' | b'0'..=b'9' | b'-' | b't' | b'f' | b'n') => {
+            return Err(ApiError::InvalidRequest(
+                "the request body must be a JSON object".to_string(),
+            ));
+        }
+        Some(_) => {}
     }
     let mut unknown = Vec::new();
-    let mut record_unknown = |path: serde_ignored::Path<'_>| unknown.push(format!("`{path}`"));
+    // serde_ignored writes `?` for an Option level; users never see those.
+    let mut record_unknown = |path: serde_ignored::Path<'_>| {
+        unknown.push(format!(
+            "`{}`",
+            path.to_string().replace("?.", "").replace(".?", "")
+        ));
+    };
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
         &mut deserializer,
@@ -168,7 +183,8 @@ mod tests {
         let e = err(r#"{"url": "x", "inner": {"a": 1}}"#);
         assert!(e.starts_with("`inner.a`: invalid type"), "{e}");
         assert!(err("{}").contains("missing field `url`"));
-        assert!(err("[]").contains("invalid type: sequence"));
+        assert_eq!(err("[]"), "the request body must be a JSON object");
+        assert_eq!(err("null"), "the request body must be a JSON object");
     }
 
     #[test]

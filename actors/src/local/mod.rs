@@ -12,7 +12,14 @@ use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
 /// A site held in memory: URL → (status, content type, body). Unknown URLs answer 404.
 #[derive(Debug, Default, Clone)]
 pub struct StaticSite {
-    pages: Arc<HashMap<String, (u16, String, Vec<u8>)>>,
+    pages: Arc<HashMap<String, StaticPage>>,
+}
+
+#[derive(Debug, Clone)]
+struct StaticPage {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
 }
 
 impl StaticSite {
@@ -25,7 +32,12 @@ impl StaticSite {
         let pages = pages
             .into_iter()
             .map(|(url, status, content_type, body)| {
-                (url.into(), (status, content_type.to_string(), body.into()))
+                let page = StaticPage {
+                    status,
+                    content_type: content_type.to_string(),
+                    body: body.into(),
+                };
+                (url.into(), page)
             })
             .collect();
         Self {
@@ -42,16 +54,20 @@ impl Fetcher for StaticSite {
                     request.url.scheme().to_string(),
                 ));
             }
-            let (status, content_type, body) = self
+            let page = self
                 .pages
                 .get(request.url.as_str())
                 .cloned()
-                .unwrap_or((404, "text/html".to_string(), b"<h1>Not found</h1>".to_vec()));
+                .unwrap_or_else(|| StaticPage {
+                    status: 404,
+                    content_type: "text/html".to_string(),
+                    body: b"<h1>Not found</h1>".to_vec(),
+                });
             Ok(FetchResponse {
                 final_url: request.url,
-                status,
-                content_type: Some(content_type),
-                body,
+                status: page.status,
+                content_type: Some(page.content_type),
+                body: page.body,
                 truncated: false,
                 redirects: Vec::new(),
             })

@@ -71,10 +71,10 @@ fn prescan_meta(head: &[u8]) -> Option<&'static Encoding> {
         let tag = &rest[start + 5..];
         let end = tag.iter().position(|&b| b == b'>').unwrap_or(tag.len());
         let tag = &tag[..end];
-        if let Some(label) = charset_in_tag(tag) {
-            if let Some(encoding) = Encoding::for_label(label) {
-                return Some(encoding);
-            }
+        if let Some(label) = charset_in_tag(tag)
+            && let Some(encoding) = Encoding::for_label(label)
+        {
+            return Some(encoding);
         }
         rest = &rest[start + 5 + end..];
     }

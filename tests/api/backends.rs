@@ -1,0 +1,58 @@
+//! `/ready` against the real Redis and ChromaDB that `scripts/test` starts, and against backends
+//! that are down.
+
+use crate::common::{Port, spawn_app_with};
+
+fn service_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the suite with scripts/test, which starts Redis and ChromaDB")
+    })
+}
+
+#[tokio::test]
+async fn ready_when_configured_backends_answer() {
+    let redis = service_url("AURORA_TEST_REDIS_URL");
+    let chroma = service_url("AURORA_TEST_CHROMA_URL");
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis;
+        s.chroma.url = chroma;
+    })
+    .await;
+    let response = app.get(Port::Core, "/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["actor:router", "actor:scraper", "redis", "chroma"]);
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn not_ready_when_a_backend_is_down() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let app = spawn_app_with(|s| {
+        s.redis.url = format!("redis://127.0.0.1:{closed}");
+        s.chroma.url = format!("http://127.0.0.1:{closed}");
+    })
+    .await;
+    let response = app.get(Port::Crawler, "/ready").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["status"], "not_ready");
+    for check in &body["checks"].as_array().unwrap()[2..] {
+        assert_eq!(check["ok"], false, "{check}");
+        assert!(
+            check["detail"].as_str().unwrap().contains("127.0.0.1"),
+            "{check}"
+        );
+    }
+    // Liveness is about the process, not its backends.
+    assert_eq!(app.get(Port::Crawler, "/health").await.status(), 200);
+}

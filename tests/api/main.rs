@@ -1,0 +1,9 @@
+//! Black-box tests of the whole application on ephemeral ports, against real services.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod backends;
+mod bad_input;
+mod observability;
+mod scrape;

@@ -1,0 +1,181 @@
+//! The `aurora` binary itself: help, `aurora scrape`, configuration errors, and a graceful
+//! SIGTERM that lets an in-flight request finish and exits 0.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use common::site::spawn_site;
+
+/// The binary with the test configuration (`config/test.toml`).
+fn aurora() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aurora"));
+    command
+        .env(
+            "AURORA_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("AURORA_ENV", "test")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn help_explains_both_commands() {
+    let out = aurora().arg("--help").output().await.unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("serve") && help.contains("scrape"), "{help}");
+    let out = aurora().args(["scrape", "--help"]).output().await.unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("--format") && help.contains("--full-page"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn scrape_prints_markdown_on_stdout() {
+    let site = spawn_site().await;
+    let out = aurora()
+        .args(["scrape", &site.url("/article")])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("# The northern lights"), "{stdout}");
+    assert!(!stdout.contains("About us"));
+
+    let out = aurora()
+        .args(["scrape", &site.url("/article"), "--format", "links"])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&site.url("/about")));
+}
+
+#[tokio::test]
+async fn scrape_failures_exit_non_zero_with_the_reason() {
+    let out = aurora()
+        .args(["scrape", "http://10.0.0.1/"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("10.0.0.1 is a private address"), "{stderr}");
+}
+
+#[tokio::test]
+async fn bad_configuration_is_refused_naming_the_key() {
+    let out = aurora()
+        .env("AURORA__SERVER__CORE_PORT", "eighty")
+        .arg("serve")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("core_port"), "{stderr}");
+    assert!(stderr.contains("AURORA__SERVER__CORE_PORT"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let site = spawn_site().await;
+    let mut server = aurora()
+        .arg("serve")
+        .env("AURORA__LOG__LEVEL", "info")
+        .env("AURORA__LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let (core, crawler) = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("server starts")
+            .unwrap()
+            .expect("server keeps running");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if log["message"] == "Aurora is serving" {
+            break (
+                log["core"].as_str().unwrap().to_string(),
+                log["crawler"].as_str().unwrap().to_string(),
+            );
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let slow = tokio::spawn({
+        let client = client.clone();
+        let body = serde_json::json!({"url": site.url("/slow/1500"), "timeout": 10000});
+        async move {
+            client
+                .post(format!("http://{crawler}/v1/scrape"))
+                .body(body.to_string())
+                .send()
+                .await
+        }
+    });
+    // Wait until the server is actually serving it.
+    let in_flight = "aurora_http_requests_in_flight{port=\"crawler\"} 1";
+    for _ in 0..500 {
+        let metrics = client
+            .get(format!("http://{core}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(in_flight) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let pid = server.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+
+    let response = slow.await.unwrap().expect("in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        body["data"]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("Worth the wait")
+    );
+
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("server exits after draining")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        client
+            .get(format!("http://{core}/health"))
+            .send()
+            .await
+            .is_err(),
+        "nothing listens any more"
+    );
+}

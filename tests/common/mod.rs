@@ -1,0 +1,163 @@
+//! Test harness: the whole application on ephemeral ports (`spawn_app`), and a small real web
+//! site on localhost for it to scrape (`site`).
+#![allow(dead_code)] // each test binary uses its own subset
+
+pub mod site;
+
+use std::path::Path;
+use std::time::Duration;
+
+use aurora::settings::Settings;
+use aurora::startup::{Application, RunError};
+use aurora_actors::Handles;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which listener a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Core,
+    Crawler,
+}
+
+pub struct TestApp {
+    pub core: String,
+    pub crawler: String,
+    pub client: reqwest::Client,
+    pub handles: Handles,
+    stop: Option<oneshot::Sender<()>>,
+    running: JoinHandle<Result<(), RunError>>,
+}
+
+/// The test configuration: `config/default.toml` + `config/test.toml` (ports 0, loopback,
+/// 127.0.0.1 allowed through the SSRF guard, fast restarts).
+pub fn test_settings() -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let figment = Settings::figment(&dir, Some("test")).expect("test config exists");
+    Settings::from_figment(figment).expect("test config is valid")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let core = format!("http://{}", app.core_addr());
+    let crawler = format!("http://{}", app.crawler_addr());
+    let handles = app.handles();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        core,
+        crawler,
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("test client"),
+        handles,
+        stop: Some(stop),
+        running,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, port: Port, path: &str) -> String {
+        match port {
+            Port::Core => format!("{}{path}", self.core),
+            Port::Crawler => format!("{}{path}", self.crawler),
+        }
+    }
+
+    pub async fn get(&self, port: Port, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(port, path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POSTs `body` verbatim (it may be malformed on purpose) as JSON.
+    pub async fn post_raw(
+        &self,
+        port: Port,
+        path: &str,
+        body: impl Into<String>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(port, path))
+            .header("content-type", "application/json")
+            .body(body.into())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POSTs a JSON value and returns the status and the parsed JSON answer.
+    pub async fn post_json(
+        &self,
+        port: Port,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self.post_raw(port, path, body.to_string()).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        (status, json)
+    }
+
+    /// The value of one series in `/metrics`, e.g. `aurora_actor_restarts_total{actor="router"}`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get(Port::Core, "/metrics").await.text().await.ok()?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// Polls until `series` reaches `value` (restarts happen after a backoff).
+    pub async fn wait_for_metric(&self, series: &str, value: f64) {
+        for _ in 0..500 {
+            if self.metric(series).await == Some(value) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "{series} never reached {value}; last seen {:?}",
+            self.metric(series).await
+        );
+    }
+
+    pub async fn wait_ready(&self) {
+        for _ in 0..500 {
+            if self.get(Port::Core, "/ready").await.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never became ready");
+    }
+
+    /// Asks for a clean shutdown and returns how the application ended.
+    pub async fn shutdown(mut self) -> Result<(), RunError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.running).await.expect("run task")
+    }
+
+    /// Waits for the application to stop on its own (escalation).
+    pub async fn stopped(mut self) -> Result<(), RunError> {
+        tokio::time::timeout(Duration::from_secs(10), &mut self.running)
+            .await
+            .expect("application stops on its own")
+            .expect("run task")
+    }
+}
