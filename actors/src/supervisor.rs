@@ -279,3 +279,21 @@ impl Actor for Supervisor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RestartPolicy {
+            max_restarts: 3,
+            within: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+        };
+        let delays: Vec<u128> = (1..=6).map(|k| policy.backoff(k).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(1));
+    }
+}
