@@ -23,7 +23,9 @@ fn extraction(c: &mut Criterion) {
     let mut group = c.benchmark_group("extract");
     group.measurement_time(Duration::from_secs(8));
     for (name, html) in PAGES {
-        let url: url::Url = format!("https://doc.example/{name}.html").parse().unwrap();
+        let url: url::Url = format!("https://doc.example/{name}.html")
+            .parse()
+            .expect("valid URL");
         let fetched = FetchResponse {
             final_url: url.clone(),
             status: 200,
@@ -37,7 +39,7 @@ fn extraction(c: &mut Criterion) {
         group.bench_function(format!("{name} ({} KB) markdown", html.len() / 1024), |b| {
             b.iter(|| {
                 let request = ScrapeRequest::new(url.clone());
-                build_page(request, fetched.clone(), &selectors).unwrap()
+                build_page(request, fetched.clone(), &selectors).expect("fixture is HTML")
             })
         });
         group.bench_function(
@@ -53,7 +55,7 @@ fn extraction(c: &mut Criterion) {
                         },
                         ..ScrapeRequest::new(url.clone())
                     };
-                    build_page(request, fetched.clone(), &selectors).unwrap()
+                    build_page(request, fetched.clone(), &selectors).expect("fixture is HTML")
                 })
             },
         );

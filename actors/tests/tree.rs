@@ -37,7 +37,7 @@ fn ports(fetcher: impl Fetcher) -> Ports {
 }
 
 fn request(url: &str) -> ScrapeRequest {
-    ScrapeRequest::new(url.parse().unwrap())
+    ScrapeRequest::new(url.parse().expect("test URL"))
 }
 
 #[tokio::test]

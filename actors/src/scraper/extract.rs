@@ -1,14 +1,22 @@
 //! HTML → page facts: title, description, language, canonical URL, meta tags, absolute links, and
-//! the content as cleaned HTML and Markdown.
+//! the content as Markdown (and cleaned HTML when asked).
 //!
-//! One html5ever parse (through `scraper`) answers every query. The content is then serialised
-//! once — boilerplate pruned, URLs made absolute, presentational attributes dropped — and that
-//! smaller, cleaner HTML is what `htmd` turns into Markdown.
+//! The page is parsed once (html5ever, through `scraper`). One walk collects every fact; a second
+//! walk over the content region prunes boilerplate, makes URLs absolute and drops presentational
+//! attributes while building the DOM that `htmd` renders as Markdown — directly, node by node, so
+//! the content is never serialised and parsed a second time. (Parsing dominates the cost: see
+//! `benches/extract.rs`.)
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
 use std::sync::LazyLock;
 
 use ego_tree::{NodeId, NodeRef};
+use html5ever::serialize::{SerializeOpts, TraversalScope};
+use html5ever::tendril::StrTendril;
+use html5ever::{Attribute, LocalName, QualName, ns};
+use markup5ever_rcdom::{Handle, Node as DomNode, NodeData, SerializableHandle};
 use scraper::{ElementRef, Html, Node, Selector, node::Element};
 use url::Url;
 
@@ -23,23 +31,7 @@ const VOID: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
     "wbr",
 ];
-
-macro_rules! selector {
-    ($css:literal) => {
-        LazyLock::new(|| Selector::parse($css).expect("static selector is valid CSS"))
-    };
-}
-static HEAD_TITLE: LazyLock<Selector> = selector!("head > title");
-static ANY_TITLE: LazyLock<Selector> = selector!("title");
-static META: LazyLock<Selector> = selector!("meta[content]");
-static BASE: LazyLock<Selector> = selector!("base[href]");
-static LINK_REL: LazyLock<Selector> = selector!("link[rel][href]");
-static ANCHORS: LazyLock<Selector> = selector!("a[href], area[href]");
-static MAIN: LazyLock<Selector> = selector!("main");
-static ROLE_MAIN: LazyLock<Selector> = selector!("[role=main]");
-static ARTICLE: LazyLock<Selector> = selector!("article");
-static H1: LazyLock<Selector> = selector!("h1");
-static BODY: LazyLock<Selector> = selector!("body");
+const XHTML: &str = "http://www.w3.org/1999/xhtml";
 
 static MARKDOWN: LazyLock<htmd::HtmlToMarkdown> = LazyLock::new(|| {
     use htmd::options::{BulletListMarker, Options};
@@ -79,7 +71,7 @@ pub struct Options<'a> {
     pub only_main_content: bool,
     pub selectors: &'a Selectors,
     pub remove_base64_images: bool,
-    /// Keep the cleaned HTML in the result (it is built either way; this only avoids a copy).
+    /// Also return the cleaned HTML of the content.
     pub want_html: bool,
 }
 
@@ -131,94 +123,155 @@ fn sniff_html(body: &[u8]) -> bool {
 
 pub fn extract(html: &str, url: &Url, options: &Options<'_>) -> Extracted {
     let doc = Html::parse_document(html);
-    let base = doc
-        .select(&BASE)
-        .next()
-        .and_then(|b| b.value().attr("href"))
+    let facts = Facts::collect(&doc);
+    let base = facts
+        .base_href
         .and_then(|href| url.join(href.trim()).ok())
         .unwrap_or_else(|| url.clone());
-    let meta = meta_tags(&doc);
+    let meta = facts.meta;
     let first_meta = |keys: &[&str]| {
         keys.iter()
             .find_map(|k| meta.get(*k).and_then(|v| v.first()).cloned())
             .filter(|v| !v.is_empty())
     };
-
-    let title = doc
-        .select(&HEAD_TITLE)
-        .next()
-        .or_else(|| doc.select(&ANY_TITLE).next())
-        .map(|t| collapse_whitespace(t.text()))
-        .filter(|t| !t.is_empty())
+    let title = facts
+        .title
         .or_else(|| first_meta(&["og:title", "twitter:title"]))
-        .or_else(|| {
-            doc.select(&H1)
-                .next()
-                .map(|h| collapse_whitespace(h.text()))
-                .filter(|t| !t.is_empty())
-        });
+        .or(facts.first_h1);
     let description = first_meta(&["description", "og:description", "twitter:description"]);
-    let language = doc
-        .root_element()
-        .attr("lang")
-        .or_else(|| doc.root_element().attr("xml:lang"))
+    let language = facts
+        .lang
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
         .or_else(|| first_meta(&["content-language"]))
         .or_else(|| first_meta(&["og:locale"]).map(|l| l.replace('_', "-")));
-    let canonical_url = doc
-        .select(&LINK_REL)
-        .find(|l| {
-            l.value().attr("rel").is_some_and(|rel| {
-                rel.split_ascii_whitespace()
-                    .any(|r| r.eq_ignore_ascii_case("canonical"))
-            })
-        })
-        .and_then(|l| l.value().attr("href"))
+    let canonical_url = facts
+        .canonical_href
         .and_then(|href| base.join(href.trim()).ok())
         .map(String::from);
+    let links = absolute_links(&facts.hrefs, &base);
 
-    let links = page_links(&doc, &base);
-    let cleaned = content_html(&doc, &base, options);
-    let markdown = to_markdown(&cleaned);
+    let body = facts
+        .body
+        .and_then(|id| doc.tree.get(id))
+        .and_then(ElementRef::wrap)
+        .unwrap_or_else(|| doc.root_element());
+    let main = facts.main_region.and_then(|id| doc.tree.get(id));
+    let mut content = content_dom(&doc, body, main, &base, options, options.only_main_content);
+    let mut markdown = to_markdown(&content);
+    if options.only_main_content && markdown.is_empty() {
+        // Pruning left nothing (a page built entirely inside, say, a form): better the whole
+        // body than an empty page.
+        content = content_dom(&doc, body, None, &base, options, false);
+        markdown = to_markdown(&content);
+    }
 
     Extracted {
         title,
         description,
         language,
         canonical_url,
-        meta,
         links,
         markdown,
-        html: options.want_html.then_some(cleaned),
+        html: options.want_html.then(|| serialize(&content)),
+        meta,
     }
 }
 
-fn meta_tags(doc: &Html) -> BTreeMap<String, Vec<String>> {
-    let mut meta: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for tag in doc.select(&META) {
-        let el = tag.value();
-        let Some(key) = ["name", "property", "itemprop", "http-equiv"]
-            .iter()
-            .find_map(|a| el.attr(a))
-            .map(|k| k.trim().to_ascii_lowercase())
-            .filter(|k| !k.is_empty())
-        else {
-            continue;
+/// Everything the page says about itself, gathered in one walk over the parsed document.
+#[derive(Default)]
+struct Facts<'a> {
+    title: Option<String>,
+    first_h1: Option<String>,
+    meta: BTreeMap<String, Vec<String>>,
+    base_href: Option<&'a str>,
+    canonical_href: Option<&'a str>,
+    hrefs: Vec<&'a str>,
+    lang: Option<&'a str>,
+    body: Option<NodeId>,
+    /// `<main>`, else `[role=main]`, else the page's only `<article>`.
+    main_region: Option<NodeId>,
+}
+
+impl<'a> Facts<'a> {
+    fn collect(doc: &'a Html) -> Self {
+        let mut facts = Facts {
+            lang: doc
+                .root_element()
+                .attr("lang")
+                .or_else(|| doc.root_element().attr("xml:lang")),
+            ..Facts::default()
         };
-        let content = collapse_whitespace(std::iter::once(el.attr("content").unwrap_or_default()));
-        meta.entry(key).or_default().push(content);
+        let (mut main, mut role_main, mut article, mut articles) = (None, None, None, 0);
+        for node in doc.tree.root().descendants() {
+            let Node::Element(el) = node.value() else {
+                continue;
+            };
+            match el.name() {
+                "title" if facts.title.is_none() && &*el.name.ns == XHTML => {
+                    facts.title =
+                        Some(collapse_whitespace(node_text(node))).filter(|t| !t.is_empty());
+                }
+                "meta" => {
+                    let key = ["name", "property", "itemprop", "http-equiv"]
+                        .iter()
+                        .find_map(|a| el.attr(a))
+                        .map(|k| k.trim().to_ascii_lowercase())
+                        .filter(|k| !k.is_empty());
+                    if let (Some(key), Some(content)) = (key, el.attr("content")) {
+                        let content = collapse_whitespace(std::iter::once(content));
+                        facts.meta.entry(key).or_default().push(content);
+                    }
+                }
+                "base" if facts.base_href.is_none() => facts.base_href = el.attr("href"),
+                "link" if facts.canonical_href.is_none() => {
+                    let canonical = el.attr("rel").is_some_and(|rel| {
+                        rel.split_ascii_whitespace()
+                            .any(|r| r.eq_ignore_ascii_case("canonical"))
+                    });
+                    if canonical {
+                        facts.canonical_href = el.attr("href");
+                    }
+                }
+                "a" | "area" => facts.hrefs.extend(el.attr("href")),
+                "body" if facts.body.is_none() => facts.body = Some(node.id()),
+                "main" if main.is_none() => main = Some(node.id()),
+                "article" => {
+                    articles += 1;
+                    article.get_or_insert(node.id());
+                }
+                "h1" if facts.first_h1.is_none() => {
+                    facts.first_h1 =
+                        Some(collapse_whitespace(node_text(node))).filter(|t| !t.is_empty());
+                }
+                _ => {}
+            }
+            if role_main.is_none()
+                && el
+                    .attr("role")
+                    .is_some_and(|r| r.trim().eq_ignore_ascii_case("main"))
+            {
+                role_main = Some(node.id());
+            }
+        }
+        facts.main_region = main
+            .or(role_main)
+            .or(if articles == 1 { article } else { None });
+        facts
     }
-    meta
 }
 
-fn page_links(doc: &Html, base: &Url) -> Vec<String> {
+fn node_text<'a>(node: NodeRef<'a, Node>) -> impl Iterator<Item = &'a str> {
+    node.descendants().filter_map(|n| match n.value() {
+        Node::Text(text) => Some(&**text),
+        _ => None,
+    })
+}
+
+fn absolute_links(hrefs: &[&str], base: &Url) -> Vec<String> {
     let mut seen = HashSet::new();
     let mut links = Vec::new();
-    for anchor in doc.select(&ANCHORS) {
-        let Some(href) = anchor.value().attr("href") else {
-            continue;
-        };
+    for href in hrefs {
         let Ok(mut url) = base.join(href.trim()) else {
             continue;
         };
@@ -234,48 +287,41 @@ fn page_links(doc: &Html, base: &Url) -> Vec<String> {
     links
 }
 
-/// The content as cleaned HTML: the chosen roots, serialised without boilerplate.
-fn content_html(doc: &Html, base: &Url, options: &Options<'_>) -> String {
+/// The content as a DOM for htmd: the chosen region(s), boilerplate pruned.
+fn content_dom(
+    doc: &Html,
+    body: ElementRef<'_>,
+    main: Option<NodeRef<'_, Node>>,
+    base: &Url,
+    options: &Options<'_>,
+    prune: bool,
+) -> Handle {
     let excluded: HashSet<NodeId> = options
         .selectors
         .exclude
         .iter()
         .flat_map(|s| doc.select(s).map(|e| e.id()))
         .collect();
-    let mut writer = Writer {
+    let builder = Builder {
         base,
         excluded: &excluded,
-        prune_boilerplate: options.only_main_content,
+        prune_boilerplate: prune,
         remove_base64_images: options.remove_base64_images,
-        out: String::with_capacity(16 * 1024),
     };
-
-    let body = doc
-        .select(&BODY)
-        .next()
-        .unwrap_or_else(|| doc.root_element());
+    let root = DomNode::new(NodeData::Document);
     if !options.selectors.include.is_empty() {
-        let mut roots = Vec::new();
-        collect_included(body, &options.selectors.include, &mut roots);
-        for root in roots {
-            writer.element(*root, false);
+        let mut included = Vec::new();
+        collect_included(body, &options.selectors.include, &mut included);
+        for element in included {
+            builder.element(*element, &root, false);
         }
-        return writer.out;
+        return root;
     }
-    let root = if options.only_main_content {
-        main_content_root(doc).unwrap_or(body)
-    } else {
-        body
-    };
-    let inside_article = root.value().name() != "body";
-    writer.children(*root, inside_article);
-    if options.only_main_content && writer.out.trim().is_empty() {
-        // Pruning left nothing (a page built entirely inside, say, a form): better the whole body
-        // than an empty page.
-        writer.prune_boilerplate = false;
-        writer.children(*body, false);
+    match main.filter(|_| prune) {
+        Some(region) => builder.children(region, &root, true),
+        None => builder.children(*body, &root, false),
     }
-    writer.out
+    root
 }
 
 /// Matches in document order; a match nested in another match is not repeated.
@@ -289,37 +335,31 @@ fn collect_included<'a>(el: ElementRef<'a>, include: &[Selector], out: &mut Vec<
     }
 }
 
-fn main_content_root(doc: &Html) -> Option<ElementRef<'_>> {
-    doc.select(&MAIN)
-        .next()
-        .or_else(|| doc.select(&ROLE_MAIN).next())
-        .or_else(|| {
-            let mut articles = doc.select(&ARTICLE);
-            let first = articles.next()?;
-            articles.next().is_none().then_some(first)
-        })
-}
-
-struct Writer<'a> {
+/// Copies the kept part of scraper's tree into an rcdom tree, the DOM htmd renders.
+struct Builder<'a> {
     base: &'a Url,
     excluded: &'a HashSet<NodeId>,
     prune_boilerplate: bool,
     remove_base64_images: bool,
-    out: String,
 }
 
-impl Writer<'_> {
-    fn children(&mut self, node: NodeRef<'_, Node>, in_article: bool) {
-        for child in node.children() {
+impl Builder<'_> {
+    fn children(&self, from: NodeRef<'_, Node>, into: &Handle, in_article: bool) {
+        for child in from.children() {
             match child.value() {
-                Node::Text(text) => escape_into(&mut self.out, text, false),
-                Node::Element(_) => self.element(child, in_article),
+                Node::Text(text) => append(
+                    into,
+                    DomNode::new(NodeData::Text {
+                        contents: RefCell::new(StrTendril::from(&**text)),
+                    }),
+                ),
+                Node::Element(_) => self.element(child, into, in_article),
                 _ => {}
             }
         }
     }
 
-    fn element(&mut self, node: NodeRef<'_, Node>, in_article: bool) {
+    fn element(&self, node: NodeRef<'_, Node>, into: &Handle, in_article: bool) {
         let Node::Element(el) = node.value() else {
             return;
         };
@@ -342,42 +382,48 @@ impl Writer<'_> {
         {
             return;
         }
-        self.out.push('<');
-        self.out.push_str(name);
-        for (attr, value) in el.attrs() {
-            let kept = match attr {
-                "href" | "src" => absolutize(self.base, value),
-                "alt" | "title" | "colspan" | "rowspan" | "start" | "lang" => {
-                    Some(value.to_string())
-                }
-                // Only a code block's language survives, for the fence's info string.
-                "class" if name == "code" || name == "pre" => {
-                    let langs: Vec<&str> = value
-                        .split_ascii_whitespace()
-                        .filter(|c| c.starts_with("language-") || c.starts_with("lang-"))
-                        .collect();
-                    (!langs.is_empty()).then(|| langs.join(" ").replacen("lang-", "language-", 1))
-                }
-                _ => None,
-            };
-            if let Some(value) = kept {
-                self.out.push(' ');
-                self.out.push_str(attr);
-                self.out.push_str("=\"");
-                escape_into(&mut self.out, &value, true);
-                self.out.push('"');
-            }
+        let attrs = el
+            .attrs()
+            .filter_map(|(attr, value)| {
+                let kept = match attr {
+                    "href" | "src" => absolutize(self.base, value),
+                    "alt" | "title" | "colspan" | "rowspan" | "start" | "lang" => {
+                        Some(value.to_string())
+                    }
+                    // Only a code block's language survives, for the fence's info string.
+                    "class" if name == "code" || name == "pre" => {
+                        let langs: Vec<&str> = value
+                            .split_ascii_whitespace()
+                            .filter(|c| c.starts_with("language-") || c.starts_with("lang-"))
+                            .collect();
+                        (!langs.is_empty())
+                            .then(|| langs.join(" ").replacen("lang-", "language-", 1))
+                    }
+                    _ => None,
+                };
+                kept.map(|value| Attribute {
+                    name: QualName::new(None, ns!(), LocalName::from(attr)),
+                    value: StrTendril::from(value),
+                })
+            })
+            .collect();
+        let element = DomNode::new(NodeData::Element {
+            name: QualName::new(None, ns!(html), LocalName::from(name)),
+            attrs: RefCell::new(attrs),
+            template_contents: RefCell::new(None),
+            mathml_annotation_xml_integration_point: false,
+        });
+        if !VOID.contains(&name) {
+            let in_article = in_article || name == "article" || name == "main";
+            self.children(node, &element, in_article);
         }
-        self.out.push('>');
-        if VOID.contains(&name) {
-            return;
-        }
-        let in_article = in_article || name == "article" || name == "main";
-        self.children(node, in_article);
-        self.out.push_str("</");
-        self.out.push_str(name);
-        self.out.push('>');
+        append(into, element);
     }
+}
+
+fn append(parent: &Handle, child: Handle) {
+    child.parent.set(Some(Rc::downgrade(parent)));
+    parent.children.borrow_mut().push(child);
 }
 
 fn has_visible_content(node: NodeRef<'_, Node>) -> bool {
@@ -444,21 +490,8 @@ fn absolutize(base: &Url, raw: &str) -> Option<String> {
     matches!(url.scheme(), "http" | "https" | "mailto" | "tel" | "data").then(|| url.into())
 }
 
-fn escape_into(out: &mut String, text: &str, attribute: bool) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' if !attribute => out.push_str("&lt;"),
-            '>' if !attribute => out.push_str("&gt;"),
-            '"' if attribute => out.push_str("&quot;"),
-            '\u{a0}' => out.push_str("&nbsp;"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn to_markdown(html: &str) -> String {
-    let markdown = MARKDOWN.convert(html).unwrap_or_default();
+fn to_markdown(content: &Handle) -> String {
+    let markdown = MARKDOWN.tree_to_markdown(content);
     // htmd keeps the blank lines of the source between blocks; more than one in a row is noise.
     let mut out = String::with_capacity(markdown.len());
     let mut newlines = 0;
@@ -474,6 +507,19 @@ fn to_markdown(html: &str) -> String {
         out.push(c);
     }
     out.trim().to_string()
+}
+
+fn serialize(content: &Handle) -> String {
+    let mut out = Vec::new();
+    let handle = SerializableHandle::from(content.clone());
+    let opts = SerializeOpts {
+        traversal_scope: TraversalScope::ChildrenOnly(None),
+        ..SerializeOpts::default()
+    };
+    match html5ever::serialize(&mut out, &handle, opts) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => String::new(), // writing to a Vec cannot fail
+    }
 }
 
 fn collapse_whitespace<'a>(parts: impl Iterator<Item = &'a str>) -> String {
