@@ -101,3 +101,13 @@ pub struct Timings {
     pub fetch: Duration,
     pub extract: Duration,
 }
+
+/// The media type of a `Content-Type` value, lower-cased: `Text/HTML; charset=x` → `text/html`.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}

@@ -189,11 +189,11 @@ pub fn build_page(
     let is_html = extract::is_html(&content_type, &fetched.body);
     // An error page that is not HTML still reports its status, as Firecrawl does.
     if !is_html && fetched.status < 400 {
-        let mime = content_type.split(';').next().unwrap_or_default().trim();
+        let mime = crate::model::media_type(&content_type);
         return Err(ScrapeError::UnsupportedContentType(if mime.is_empty() {
             "unknown".to_string()
         } else {
-            mime.to_string()
+            mime
         }));
     }
     let (html, _encoding) = charset::decode(

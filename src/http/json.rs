@@ -64,12 +64,7 @@ fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     let Some(content_type) = content_type else {
         return Ok(());
     };
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let mime = aurora_actors::model::media_type(content_type);
     let acceptable = mime == "application/json"
         || mime.ends_with("+json")
         || mime == "text/plain"

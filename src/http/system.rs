@@ -87,6 +87,13 @@ pub async fn metrics(state: AppState) -> Result<Response, Rejection> {
     .into_response())
 }
 
+/// A port's OpenAPI document as served at `/openapi.json`.
+pub fn openapi_json(document: utoipa::openapi::OpenApi) -> String {
+    document
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
 /// The system routes, with `openapi` as this port's document.
 pub fn routes(
     state: AppState,

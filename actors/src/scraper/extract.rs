@@ -90,13 +90,7 @@ pub struct Extracted {
 
 /// Whether a response is HTML: by its declared type, or by sniffing when it has none.
 pub fn is_html(content_type: &str, body: &[u8]) -> bool {
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    match mime.as_str() {
+    match crate::model::media_type(content_type).as_str() {
         "text/html" | "application/xhtml+xml" => true,
         "" | "application/octet-stream" => sniff_html(body),
         _ => false,

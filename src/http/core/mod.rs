@@ -36,11 +36,7 @@ pub const ROUTES: &[&str] = &[
 )]
 pub struct CoreApi;
 
-static OPENAPI: LazyLock<String> = LazyLock::new(|| {
-    CoreApi::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-});
+static OPENAPI: LazyLock<String> = LazyLock::new(|| system::openapi_json(CoreApi::openapi()));
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     system::routes(state.clone(), OPENAPI.as_str())
