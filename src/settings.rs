@@ -43,8 +43,8 @@ pub struct Settings {
     pub router: RouterSettings,
     pub scraper: ScraperSettings,
     pub fetch: FetchSettings,
-    pub redis: BackendSettings,
-    pub chroma: BackendSettings,
+    pub redis: RedisSettings,
+    pub chroma: ChromaSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,9 +112,20 @@ pub struct FetchSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BackendSettings {
-    /// Empty = use the embedded default.
+pub struct RedisSettings {
+    /// Empty = the in-process state store.
     pub url: String,
+    /// Every key Aurora writes starts with `{key_prefix}:`.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChromaSettings {
+    /// Empty = the embedded vector index under `data_dir`.
+    pub url: String,
+    pub tenant: String,
+    pub database: String,
 }
 
 impl Settings {
@@ -232,6 +243,12 @@ impl Settings {
             reason,
         })?;
         check_url(&self.redis.url, "redis.url", &["redis", "rediss", "unix"])?;
+        check(
+            !self.redis.key_prefix.is_empty()
+                && !self.redis.key_prefix.contains(char::is_whitespace),
+            "redis.key_prefix",
+            "must be non-empty, without spaces",
+        )?;
         check_url(&self.chroma.url, "chroma.url", &["http", "https"])?;
         Ok(())
     }

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::ports::{HealthCheck, Ports};
+use aurora_actors::local::MemoryState;
+use aurora_actors::ports::{HealthCheck, Ports, StateStore};
 use aurora_actors::supervisor::TreeExit;
 use aurora_actors::{Handles, Tree};
 use tokio::net::TcpListener;
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::adapters::chroma::ChromaProbe;
 use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
-use crate::adapters::redis::RedisProbe;
+use crate::adapters::redis::RedisState;
 use crate::adapters::ssrf::AllowList;
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
@@ -75,13 +76,20 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         allow,
     })?;
     let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
-    if !settings.redis.url.is_empty() {
-        let probe = RedisProbe::new(&settings.redis.url).map_err(|e| StartupError::Config {
-            key: "redis.url",
-            reason: e.to_string(),
-        })?;
-        health_checks.push(Arc::new(probe));
-    }
+    let state: Arc<dyn StateStore> = if settings.redis.url.is_empty() {
+        Arc::new(MemoryState::new())
+    } else {
+        let redis = Arc::new(
+            RedisState::connect(&settings.redis.url, &settings.redis.key_prefix).map_err(|e| {
+                StartupError::Config {
+                    key: "redis.url",
+                    reason: e.to_string(),
+                }
+            })?,
+        );
+        health_checks.push(redis.clone());
+        redis
+    };
     if !settings.chroma.url.is_empty() {
         let probe =
             ChromaProbe::new(&settings.chroma.url).map_err(|reason| StartupError::Config {
@@ -92,6 +100,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     }
     let ports = Ports {
         fetcher: Arc::new(fetcher),
+        state,
         health_checks,
     };
     Ok(aurora_actors::spawn_tree(ports, settings.tree_config()).await?)

@@ -64,9 +64,56 @@ pub trait HealthCheck: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The backend cannot be reached (Redis down); callers may degrade (skip a cache).
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    #[error("state store error: {0}")]
+    Backend(String),
+}
+
+/// Shared, expiring state — caches and counters — that every replica sees alike. Keys are
+/// logical (`emb:{model}:{hash}`); the backend adds its namespace prefix.
+pub trait StateStore: Send + Sync + 'static {
+    /// `redis` or `memory`.
+    fn backend(&self) -> &'static str;
+
+    /// Values for `keys`, in order; `None` for missing or expired keys.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StateError>>;
+
+    /// Stores every entry, each expiring after `ttl` (never when `None`).
+    fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'_, Result<(), StateError>>;
+
+    /// Removes `keys`; returns how many existed.
+    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, StateError>>;
+
+    /// Adds each delta to a named counter in the counter set `key` (atomically per counter).
+    fn add_counts<'a>(
+        &'a self,
+        key: &'a str,
+        deltas: &'a [(String, i64)],
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+
+    /// The counters `fields` of the set `key`, in order; 0 for absent ones.
+    fn get_counts<'a>(
+        &'a self,
+        key: &'a str,
+        fields: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<i64>, StateError>>;
+}
+
 /// Everything the tree needs from outside, chosen by the composition root.
 #[derive(Clone)]
 pub struct Ports {
     pub fetcher: Arc<dyn Fetcher>,
+    pub state: Arc<dyn StateStore>,
     pub health_checks: Vec<Arc<dyn HealthCheck>>,
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aurora_actors::local::StaticSite;
+use aurora_actors::local::{MemoryState, StaticSite};
 use aurora_actors::model::ScrapeRequest;
 use aurora_actors::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, Ports};
 use aurora_actors::scraper::ScrapeError;
@@ -32,6 +32,7 @@ fn config() -> TreeConfig {
 fn ports(fetcher: impl Fetcher) -> Ports {
     Ports {
         fetcher: Arc::new(fetcher),
+        state: Arc::new(MemoryState::new()),
         health_checks: Vec::new(),
     }
 }

@@ -1,76 +1,9 @@
-//! In-process implementations of the ports: the embedded defaults, and the backends actor tests
-//! run on. Fetching has no embedded default (it always goes over HTTP); [`StaticSite`] serves a
-//! fixed set of pages from memory so actor tests need no network.
+//! In-process implementations of the ports: the embedded defaults (what runs with no Redis or
+//! ChromaDB configured) and the backends actor tests run on. Each behaves like its production
+//! counterpart: the conformance suites in the root package's `tests/` run against both.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod fetcher;
+mod state;
 
-use futures::future::BoxFuture;
-
-use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
-
-/// A site held in memory: URL → (status, content type, body). Unknown URLs answer 404.
-#[derive(Debug, Default, Clone)]
-pub struct StaticSite {
-    pages: Arc<HashMap<String, StaticPage>>,
-}
-
-#[derive(Debug, Clone)]
-struct StaticPage {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl StaticSite {
-    pub fn new<I, U, B>(pages: I) -> Self
-    where
-        I: IntoIterator<Item = (U, u16, &'static str, B)>,
-        U: Into<String>,
-        B: Into<Vec<u8>>,
-    {
-        let pages = pages
-            .into_iter()
-            .map(|(url, status, content_type, body)| {
-                let page = StaticPage {
-                    status,
-                    content_type: content_type.to_string(),
-                    body: body.into(),
-                };
-                (url.into(), page)
-            })
-            .collect();
-        Self {
-            pages: Arc::new(pages),
-        }
-    }
-}
-
-impl Fetcher for StaticSite {
-    fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<FetchResponse, FetchError>> {
-        Box::pin(async move {
-            if !matches!(request.url.scheme(), "http" | "https") {
-                return Err(FetchError::UnsupportedScheme(
-                    request.url.scheme().to_string(),
-                ));
-            }
-            let page = self
-                .pages
-                .get(request.url.as_str())
-                .cloned()
-                .unwrap_or_else(|| StaticPage {
-                    status: 404,
-                    content_type: "text/html".to_string(),
-                    body: b"<h1>Not found</h1>".to_vec(),
-                });
-            Ok(FetchResponse {
-                final_url: request.url,
-                status: page.status,
-                content_type: Some(page.content_type),
-                body: page.body,
-                truncated: false,
-                redirects: Vec::new(),
-            })
-        })
-    }
-}
+pub use fetcher::StaticSite;
+pub use state::MemoryState;
