@@ -3,5 +3,6 @@
 
 pub mod chroma;
 pub mod http_fetch;
+pub mod local_model;
 pub mod redis;
 pub mod ssrf;

