@@ -102,3 +102,43 @@ fn a_missing_model_says_how_to_get_it() {
         "{message}"
     );
 }
+
+/// `tests/fixtures/minilm_reference.json` holds float64 embeddings from an independent numpy
+/// implementation of the same model (`scripts/reference-embeddings.py`).
+#[tokio::test]
+async fn matches_an_independent_reference_implementation() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
+    let sentences: Vec<String> = fixture["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<Vec<f32>> = fixture["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    assert_eq!(sentences.len(), 12);
+    let model = load();
+    let got = model.embed(&sentences).await.unwrap();
+    let mut worst = 0.0f32;
+    for ((sentence, got), expected) in sentences.iter().zip(&got).zip(&expected) {
+        let diff = got
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-3, "{sentence:.40}: max |diff| {diff}");
+        worst = worst.max(diff);
+    }
+    eprintln!("max |candle - reference| over 12 sentences: {worst:e}");
+}

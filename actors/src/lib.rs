@@ -11,6 +11,7 @@
 //! live in one process (tests) and callers always reach the current incarnation of an actor:
 //! handles look actors up by name on every call and never keep an `ActorRef`.
 
+pub mod lexical;
 pub mod local;
 pub mod metrics;
 pub mod model;
