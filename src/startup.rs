@@ -14,7 +14,7 @@ use aurora_actors::{Handles, Tree};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::adapters::chroma::ChromaProbe;
+use crate::adapters::chroma::ChromaStore;
 use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
 use crate::adapters::redis::RedisState;
 use crate::adapters::ssrf::AllowList;
@@ -91,12 +91,17 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         redis
     };
     if !settings.chroma.url.is_empty() {
-        let probe =
-            ChromaProbe::new(&settings.chroma.url).map_err(|reason| StartupError::Config {
-                key: "chroma.url",
-                reason,
-            })?;
-        health_checks.push(Arc::new(probe));
+        let chroma = ChromaStore::new(
+            &settings.chroma.url,
+            &settings.chroma.tenant,
+            &settings.chroma.database,
+            state.clone(),
+        )
+        .map_err(|reason| StartupError::Config {
+            key: "chroma.url",
+            reason,
+        })?;
+        health_checks.push(Arc::new(chroma));
     }
     let ports = Ports {
         fetcher: Arc::new(fetcher),

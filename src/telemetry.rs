@@ -124,6 +124,10 @@ fn describe_metrics() {
         "aurora_build_info",
         "Always 1; the labels carry the running version."
     );
+    describe_counter!(
+        "aurora_chroma_failures_total",
+        "ChromaDB calls that failed after every retry."
+    );
     metrics::gauge!("aurora_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     aurora_actors::metrics::describe();
 }

@@ -134,7 +134,7 @@ pub trait Embedder: Send + Sync + 'static {
 }
 
 /// A chunk as stored and as found: its text and the metadata every backend keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkRecord {
     /// Stable per (source_url, chunk_index), so re-ingesting a page overwrites its chunks.
     pub id: String,

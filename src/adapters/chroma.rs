@@ -1,46 +1,732 @@
-//! ChromaDB (v2 REST API). For now only its readiness probe; the vector store port lands with the
-//! knowledge base.
+//! ChromaDB (v2 REST API) as the `VectorStore`, and its `/ready` probe.
+//!
+//! - Tenant and database come from settings and are created on first use, so Aurora starts
+//!   (and reports not-ready) while Chroma is down. Collections use the cosine space; Aurora sends
+//!   the embeddings, and records the embedder and dimension in the collection's metadata.
+//! - Writes go in batches of the server's `max_batch_size` (pre-flight checks), capped lower to
+//!   keep request bodies small. Every call is idempotent, so transient failures (connection
+//!   errors, 5xx) are retried with backoff; a server that stays down is `Unavailable`.
+//! - Lexical search. A local Chroma has neither sparse vectors nor `/search` (both answer 501),
+//!   and `where_document` filters without scoring. So BM25 is computed here from data every
+//!   replica shares: document frequencies, chunk count and total length live in the state store
+//!   (Redis in production), updated on every write; candidates are the chunks Chroma's trigram
+//!   index finds for the query's words (a case-insensitive regex); each candidate is scored with
+//!   the same `lexical` functions the embedded store uses. When more chunks match than the
+//!   candidate cap, the first ones Chroma returns are scored — the only way this differs from an
+//!   exact BM25 index.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::ports::HealthCheck;
+use aurora_actors::lexical;
+use aurora_actors::ports::{
+    ChunkRecord, CollectionInfo, CollectionSpec, Condition, Field, Filter, FilterValue,
+    HealthCheck, Hit, NewChunk, StateStore, StoreError, VectorStore, validate_collection_name,
+};
+use dashmap::DashMap;
 use futures::future::BoxFuture;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 
-pub struct ChromaProbe {
-    heartbeat: url::Url,
-    client: reqwest::Client,
+/// Records per write request, whatever the server allows (a 384-d batch of 500 is ~2 MB of JSON).
+const MAX_WRITE_BATCH: usize = 500;
+/// Chunks fetched as lexical candidates at most.
+const LEXICAL_CANDIDATES: usize = 1000;
+const ATTEMPTS: u32 = 3;
+const EMBEDDER_KEY: &str = "aurora_embedder";
+const DIMENSION_KEY: &str = "aurora_dimension";
+/// Counter names in a collection's statistics set (term ids are the other fields).
+const CHUNKS: &str = "__chunks";
+const LENGTH: &str = "__length";
+
+pub struct ChromaStore {
+    http: reqwest::Client,
+    base: String,
+    collections_url: String,
+    tenant: String,
+    database: String,
+    /// Term statistics for BM25, shared by every replica.
+    state: Arc<dyn StateStore>,
+    /// name → (id, spec); a collection deleted elsewhere is dropped on its first 404.
+    known: DashMap<String, (String, CollectionSpec)>,
+    /// Tenant and database exist (created once per process).
+    ready: OnceCell<()>,
+    max_batch: OnceCell<usize>,
 }
 
-impl ChromaProbe {
-    pub fn new(base: &str) -> Result<Self, String> {
-        let base = url::Url::parse(base).map_err(|e| e.to_string())?;
-        let heartbeat = base.join("api/v2/heartbeat").map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
+impl ChromaStore {
+    pub fn new(
+        url: &str,
+        tenant: &str,
+        database: &str,
+        state: Arc<dyn StateStore>,
+    ) -> Result<Self, String> {
+        let base = url.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
             .no_proxy()
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { heartbeat, client })
+        Ok(Self {
+            collections_url: format!(
+                "{base}/api/v2/tenants/{tenant}/databases/{database}/collections"
+            ),
+            base,
+            http,
+            tenant: tenant.to_string(),
+            database: database.to_string(),
+            state,
+            known: DashMap::new(),
+            ready: OnceCell::new(),
+            max_batch: OnceCell::new(),
+        })
+    }
+
+    /// One call with retries; `Ok((status, body))` for any answer that is not a transient error.
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), StoreError> {
+        let mut delay = Duration::from_millis(100);
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            let mut request = self.http.request(method.clone(), url);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            match request.send().await {
+                Ok(response) if response.status().is_server_error() && attempt < ATTEMPTS => {
+                    last = format!("{} answered {}", self.base, response.status());
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    return Ok((status, body));
+                }
+                Err(e) => last = format!("ChromaDB at {} is unreachable: {e}", self.base),
+            }
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        }
+        metrics::counter!("aurora_chroma_failures_total").increment(1);
+        Err(StoreError::Unavailable(last))
+    }
+
+    /// A call that must succeed (2xx); other answers become errors with Chroma's message.
+    async fn ok(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, StoreError> {
+        let (status, body) = self.call(method, url, body).await?;
+        match status {
+            s if s.is_success() => Ok(body),
+            s if s.is_server_error() => Err(StoreError::Unavailable(format!(
+                "ChromaDB answered {s}: {}",
+                message(&body)
+            ))),
+            s => Err(StoreError::Backend(format!(
+                "ChromaDB answered {s}: {}",
+                message(&body)
+            ))),
+        }
+    }
+
+    /// Creates the tenant and database when missing (409 means they exist).
+    async fn ensure_database(&self) -> Result<(), StoreError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let tenants = format!("{}/api/v2/tenants", self.base);
+                let (status, body) = self
+                    .call(Method::POST, &tenants, Some(&json!({"name": self.tenant})))
+                    .await?;
+                if !(status.is_success() || status == StatusCode::CONFLICT) {
+                    return Err(StoreError::Backend(format!(
+                        "creating tenant `{}`: {status} {}",
+                        self.tenant,
+                        message(&body)
+                    )));
+                }
+                let databases = format!("{tenants}/{}/databases", self.tenant);
+                let (status, body) = self
+                    .call(
+                        Method::POST,
+                        &databases,
+                        Some(&json!({"name": self.database})),
+                    )
+                    .await?;
+                if !(status.is_success() || status == StatusCode::CONFLICT) {
+                    return Err(StoreError::Backend(format!(
+                        "creating database `{}`: {status} {}",
+                        self.database,
+                        message(&body)
+                    )));
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn max_batch(&self) -> usize {
+        let url = format!("{}/api/v2/pre-flight-checks", self.base);
+        *self
+            .max_batch
+            .get_or_init(|| async {
+                let reported = match self.ok(Method::GET, &url, None).await {
+                    Ok(body) => body["max_batch_size"].as_u64().unwrap_or(100) as usize,
+                    Err(_) => 100,
+                };
+                reported.clamp(1, MAX_WRITE_BATCH)
+            })
+            .await
+    }
+
+    /// The collection's id and spec, from the cache or from Chroma.
+    async fn resolve(&self, name: &str) -> Result<(String, CollectionSpec), StoreError> {
+        if let Some(known) = self.known.get(name) {
+            return Ok(known.clone());
+        }
+        self.ensure_database().await?;
+        let url = format!("{}/{name}", self.collections_url);
+        let (status, body) = self.call(Method::GET, &url, None).await?;
+        match status {
+            s if s.is_success() => {
+                let resolved = parse_collection(&body)
+                    .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+                self.known
+                    .insert(name.to_string(), (resolved.1.clone(), resolved.2.clone()));
+                Ok((resolved.1, resolved.2))
+            }
+            StatusCode::NOT_FOUND => Err(StoreError::NotFound(name.to_string())),
+            s => Err(StoreError::Backend(format!("{s}: {}", message(&body)))),
+        }
+    }
+
+    /// A record operation on a collection; a 404 means it was deleted (perhaps elsewhere).
+    async fn record_op(
+        &self,
+        collection: &str,
+        op: &str,
+        body: &Value,
+    ) -> Result<Value, StoreError> {
+        let (id, _) = self.resolve(collection).await?;
+        let url = format!("{}/{id}/{op}", self.collections_url);
+        let (status, answer) = self.call(Method::POST, &url, Some(body)).await?;
+        match status {
+            s if s.is_success() => Ok(answer),
+            StatusCode::NOT_FOUND => {
+                self.known.remove(collection);
+                Err(StoreError::NotFound(collection.to_string()))
+            }
+            s if s.is_server_error() => Err(StoreError::Unavailable(format!(
+                "ChromaDB answered {s}: {}",
+                message(&answer)
+            ))),
+            s => Err(StoreError::Backend(format!(
+                "ChromaDB {op} answered {s}: {}",
+                message(&answer)
+            ))),
+        }
+    }
+
+    async fn count(&self, id: &str) -> Result<u64, StoreError> {
+        let url = format!("{}/{id}/count", self.collections_url);
+        Ok(self
+            .ok(Method::GET, &url, None)
+            .await?
+            .as_u64()
+            .unwrap_or(0))
+    }
+
+    fn stats_key(&self, collection: &str) -> String {
+        format!("lex:{}:{}:{collection}", self.tenant, self.database)
+    }
+
+    /// Adds (`sign` = 1) or removes (-1) chunks' terms from the shared BM25 statistics.
+    async fn update_stats(
+        &self,
+        collection: &str,
+        texts: &[&str],
+        sign: i64,
+    ) -> Result<(), StoreError> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let mut deltas: std::collections::HashMap<String, i64> = Default::default();
+        let mut length = 0i64;
+        for text in texts {
+            let counts = lexical::count_terms(text);
+            length += i64::from(counts.length);
+            for term in counts.counts.keys() {
+                *deltas.entry(term.to_string()).or_insert(0) += sign;
+            }
+        }
+        let mut deltas: Vec<(String, i64)> = deltas.into_iter().collect();
+        deltas.push((CHUNKS.to_string(), sign * texts.len() as i64));
+        deltas.push((LENGTH.to_string(), sign * length));
+        self.state
+            .add_counts(&self.stats_key(collection), &deltas)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("term statistics: {e}")))
+    }
+
+    /// Records (with text) matching a `/get` body.
+    async fn get_records(
+        &self,
+        collection: &str,
+        mut body: Value,
+    ) -> Result<Vec<ChunkRecord>, StoreError> {
+        body["include"] = json!(["documents", "metadatas"]);
+        let answer = self.record_op(collection, "get", &body).await?;
+        Ok(records(
+            &answer["ids"],
+            &answer["documents"],
+            &answer["metadatas"],
+        ))
     }
 }
 
-impl HealthCheck for ChromaProbe {
+fn message(body: &Value) -> String {
+    body.get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| body.to_string())
+}
+
+/// (name, id, spec) of a collection answer that Aurora created.
+fn parse_collection(body: &Value) -> Option<(String, String, CollectionSpec)> {
+    let meta = &body["metadata"];
+    Some((
+        body["name"].as_str()?.to_string(),
+        body["id"].as_str()?.to_string(),
+        CollectionSpec {
+            embedder: meta[EMBEDDER_KEY].as_str()?.to_string(),
+            dimension: meta[DIMENSION_KEY].as_u64()? as usize,
+        },
+    ))
+}
+
+fn metadata(record: &ChunkRecord) -> Value {
+    let mut meta = json!({
+        "source_url": record.source_url,
+        "title": record.title,
+        "heading": record.heading,
+        "chunk_index": record.chunk_index,
+        "content_hash": record.content_hash,
+        "fetched_at": record.fetched_at,
+    });
+    if let Some(crawl) = &record.crawl_id {
+        meta["crawl_id"] = json!(crawl);
+    }
+    meta
+}
+
+fn record(id: &Value, document: &Value, meta: &Value) -> Option<ChunkRecord> {
+    let text = |key: &str| meta[key].as_str().unwrap_or_default().to_string();
+    Some(ChunkRecord {
+        id: id.as_str()?.to_string(),
+        text: document.as_str().unwrap_or_default().to_string(),
+        source_url: text("source_url"),
+        title: text("title"),
+        heading: text("heading"),
+        chunk_index: meta["chunk_index"].as_u64().unwrap_or(0) as u32,
+        content_hash: text("content_hash"),
+        fetched_at: meta["fetched_at"].as_u64().unwrap_or(0),
+        crawl_id: meta["crawl_id"].as_str().map(str::to_string),
+    })
+}
+
+fn records(ids: &Value, documents: &Value, metadatas: &Value) -> Vec<ChunkRecord> {
+    let ids = ids.as_array().map(Vec::as_slice).unwrap_or_default();
+    ids.iter()
+        .enumerate()
+        .filter_map(|(i, id)| record(id, &documents[i], &metadatas[i]))
+        .collect()
+}
+
+fn value(v: &FilterValue) -> Value {
+    match v {
+        FilterValue::Text(s) => json!(s),
+        FilterValue::Number(n) => json!(n),
+    }
+}
+
+/// The `where` clause for `filter`, or `None` for the empty filter.
+fn where_clause(filter: &Filter) -> Option<Value> {
+    let one = |c: &Condition| -> Value {
+        let (field, op, v): (Field, &str, Value) = match c {
+            Condition::Eq(f, v) => (*f, "$eq", value(v)),
+            Condition::Ne(f, v) => (*f, "$ne", value(v)),
+            Condition::In(f, vs) => (
+                *f,
+                "$in",
+                Value::from(vs.iter().map(value).collect::<Vec<_>>()),
+            ),
+            Condition::NotIn(f, vs) => (
+                *f,
+                "$nin",
+                Value::from(vs.iter().map(value).collect::<Vec<_>>()),
+            ),
+            Condition::Gt(f, n) => (*f, "$gt", json!(n)),
+            Condition::Gte(f, n) => (*f, "$gte", json!(n)),
+            Condition::Lt(f, n) => (*f, "$lt", json!(n)),
+            Condition::Lte(f, n) => (*f, "$lte", json!(n)),
+        };
+        json!({ field.key(): { op: v } })
+    };
+    match filter.all.as_slice() {
+        [] => None,
+        [single] => Some(one(single)),
+        many => Some(json!({"$and": many.iter().map(one).collect::<Vec<_>>()})),
+    }
+}
+
+fn with_where(mut body: Value, filter: &Filter) -> Value {
+    if let Some(clause) = where_clause(filter) {
+        body["where"] = clause;
+    }
+    body
+}
+
+impl VectorStore for ChromaStore {
+    fn backend(&self) -> &'static str {
+        "chroma"
+    }
+
+    fn create_collection<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a CollectionSpec,
+    ) -> BoxFuture<'a, Result<CollectionInfo, StoreError>> {
+        Box::pin(async move {
+            validate_collection_name(name)?;
+            self.ensure_database().await?;
+            let body = json!({
+                "name": name,
+                "configuration": {"hnsw": {"space": "cosine"}},
+                "metadata": {EMBEDDER_KEY: spec.embedder, DIMENSION_KEY: spec.dimension},
+            });
+            let (status, answer) = self
+                .call(Method::POST, &self.collections_url, Some(&body))
+                .await?;
+            match status {
+                s if s.is_success() => {
+                    let (_, id, spec) = parse_collection(&answer).ok_or_else(|| {
+                        StoreError::Backend(format!("unexpected answer: {answer}"))
+                    })?;
+                    self.known.insert(name.to_string(), (id, spec.clone()));
+                    // A collection of the same name deleted earlier may have left counters.
+                    let _ = self.state.delete(&[self.stats_key(name)]).await;
+                    Ok(CollectionInfo {
+                        name: name.to_string(),
+                        spec,
+                        chunks: 0,
+                    })
+                }
+                StatusCode::CONFLICT => Err(StoreError::AlreadyExists(name.to_string())),
+                s => Err(StoreError::Backend(format!("{s}: {}", message(&answer)))),
+            }
+        })
+    }
+
+    fn collection<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CollectionInfo>, StoreError>> {
+        Box::pin(async move {
+            self.known.remove(name); // always ask: another replica may have changed it
+            match self.resolve(name).await {
+                Ok((id, spec)) => Ok(Some(CollectionInfo {
+                    name: name.to_string(),
+                    chunks: self.count(&id).await?,
+                    spec,
+                })),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn list_collections(&self) -> BoxFuture<'_, Result<Vec<CollectionInfo>, StoreError>> {
+        Box::pin(async move {
+            self.ensure_database().await?;
+            let mut all = Vec::new();
+            let page = 100;
+            for offset in (0..).step_by(page) {
+                let url = format!("{}?limit={page}&offset={offset}", self.collections_url);
+                let answer = self.ok(Method::GET, &url, None).await?;
+                let items = answer.as_array().cloned().unwrap_or_default();
+                // Collections Aurora did not create (no embedder recorded) are not ours.
+                all.extend(items.iter().filter_map(parse_collection));
+                if items.len() < page {
+                    break;
+                }
+            }
+            let counts =
+                futures::future::join_all(all.iter().map(|(_, id, _)| self.count(id))).await;
+            let mut infos = Vec::with_capacity(all.len());
+            for ((name, id, spec), count) in all.into_iter().zip(counts) {
+                self.known.insert(name.clone(), (id, spec.clone()));
+                infos.push(CollectionInfo {
+                    name,
+                    spec,
+                    chunks: count?,
+                });
+            }
+            infos.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(infos)
+        })
+    }
+
+    fn delete_collection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.ensure_database().await?;
+            self.known.remove(name);
+            let url = format!("{}/{name}", self.collections_url);
+            let (status, answer) = self.call(Method::DELETE, &url, None).await?;
+            match status {
+                s if s.is_success() => {
+                    let _ = self.state.delete(&[self.stats_key(name)]).await;
+                    Ok(true)
+                }
+                StatusCode::NOT_FOUND => Ok(false),
+                s => Err(StoreError::Backend(format!("{s}: {}", message(&answer)))),
+            }
+        })
+    }
+
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        chunks: Vec<NewChunk>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (_, spec) = self.resolve(collection).await?;
+            if let Some(bad) = chunks.iter().find(|c| c.embedding.len() != spec.dimension) {
+                return Err(StoreError::Backend(format!(
+                    "chunk `{}` has a {}-dimensional vector; collection `{collection}` holds {}",
+                    bad.record.id,
+                    bad.embedding.len(),
+                    spec.dimension
+                )));
+            }
+            let batch = self.max_batch().await;
+            for part in chunks.chunks(batch) {
+                let ids: Vec<&str> = part.iter().map(|c| c.record.id.as_str()).collect();
+                // Replaced chunks leave the statistics before their successors enter them.
+                let old = self.get_records(collection, json!({"ids": ids})).await?;
+                let old_texts: Vec<&str> = old.iter().map(|r| r.text.as_str()).collect();
+                self.update_stats(collection, &old_texts, -1).await?;
+                let body = json!({
+                    "ids": ids,
+                    "embeddings": part.iter().map(|c| &c.embedding).collect::<Vec<_>>(),
+                    "documents": part.iter().map(|c| &c.record.text).collect::<Vec<_>>(),
+                    "metadatas": part.iter().map(|c| metadata(&c.record)).collect::<Vec<_>>(),
+                });
+                self.record_op(collection, "upsert", &body).await?;
+                let new_texts: Vec<&str> = part.iter().map(|c| c.record.text.as_str()).collect();
+                self.update_stats(collection, &new_texts, 1).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let doomed = self
+                .get_records(collection, with_where(json!({}), filter))
+                .await?;
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            for part in doomed.chunks(self.max_batch().await) {
+                let ids: Vec<&str> = part.iter().map(|r| r.id.as_str()).collect();
+                self.record_op(collection, "delete", &json!({"ids": ids}))
+                    .await?;
+                let texts: Vec<&str> = part.iter().map(|r| r.text.as_str()).collect();
+                self.update_stats(collection, &texts, -1).await?;
+            }
+            Ok(doomed.len() as u64)
+        })
+    }
+
+    fn find<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChunkRecord>, StoreError>> {
+        Box::pin(async move {
+            self.get_records(collection, with_where(json!({"limit": limit}), filter))
+                .await
+        })
+    }
+
+    fn dense_search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+        Box::pin(async move {
+            if k == 0 {
+                return Ok(Vec::new());
+            }
+            let body = with_where(
+                json!({
+                    "query_embeddings": [vector],
+                    "n_results": k,
+                    "include": ["documents", "metadatas", "distances"],
+                }),
+                filter,
+            );
+            let answer = self.record_op(collection, "query", &body).await?;
+            let found = records(
+                &answer["ids"][0],
+                &answer["documents"][0],
+                &answer["metadatas"][0],
+            );
+            let distances = answer["distances"][0]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            Ok(found
+                .into_iter()
+                .zip(distances)
+                .map(|(chunk, distance)| Hit {
+                    chunk,
+                    // Cosine distance → similarity (Chroma may return tiny negatives for 0).
+                    score: 1.0 - distance.as_f64().unwrap_or(1.0) as f32,
+                })
+                .collect())
+        })
+    }
+
+    fn lexical_search<'a>(
+        &'a self,
+        collection: &'a str,
+        query: &'a str,
+        k: usize,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+        Box::pin(async move {
+            let query_terms = lexical::count_terms(query);
+            if k == 0 || query_terms.counts.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Candidates: chunks containing any query word (surface form or stem) as a word start.
+            let mut alternatives: Vec<String> = query
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.len() > 1)
+                .map(str::to_lowercase)
+                .chain(lexical::terms(query))
+                .collect();
+            alternatives.sort();
+            alternatives.dedup();
+            let pattern = format!("(?i)\\b({})", alternatives.join("|"));
+            let body = with_where(
+                json!({"where_document": {"$regex": pattern}, "limit": LEXICAL_CANDIDATES}),
+                filter,
+            );
+            let candidates = self.get_records(collection, body).await?;
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Scores use the shared statistics, exactly as the embedded store's own.
+            let terms: Vec<u32> = query_terms.counts.keys().copied().collect();
+            let mut fields: Vec<String> = terms.iter().map(u32::to_string).collect();
+            fields.push(CHUNKS.to_string());
+            fields.push(LENGTH.to_string());
+            let counts = self
+                .state
+                .get_counts(&self.stats_key(collection), &fields)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("term statistics: {e}")))?;
+            let chunks = counts[terms.len()].max(1) as u64;
+            let average = counts[terms.len() + 1].max(1) as f32 / chunks as f32;
+            let idf: Vec<f32> = counts[..terms.len()]
+                .iter()
+                .map(|&df| lexical::idf(chunks, df.max(0) as u64))
+                .collect();
+            let mut scored: Vec<Hit> = candidates
+                .into_iter()
+                .filter_map(|chunk| {
+                    let counts = lexical::count_terms(&chunk.text);
+                    let score: f32 = terms
+                        .iter()
+                        .zip(&idf)
+                        .filter_map(|(term, idf)| {
+                            let tf = *counts.counts.get(term)?;
+                            Some(idf * lexical::doc_weight(tf, counts.length, average))
+                        })
+                        .sum();
+                    (score > 0.0).then_some(Hit { chunk, score })
+                })
+                .collect();
+            scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+            scored.truncate(k);
+            Ok(scored)
+        })
+    }
+}
+
+impl HealthCheck for ChromaStore {
     fn name(&self) -> &'static str {
         "chroma"
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
+            let url = format!("{}/api/v2/heartbeat", self.base);
             let response = self
-                .client
-                .get(self.heartbeat.clone())
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(2))
                 .send()
                 .await
-                .map_err(|e| format!("cannot reach {}: {e}", self.heartbeat))?;
+                .map_err(|e| format!("cannot reach {url}: {e}"))?;
             match response.status().is_success() {
                 true => Ok(()),
-                false => Err(format!("heartbeat answered {}", response.status())),
+                false => Err(format!("{url} answered {}", response.status())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_translate_to_where_clauses() {
+        assert_eq!(where_clause(&Filter::default()), None);
+        assert_eq!(
+            where_clause(&Filter::source_url("https://a")),
+            Some(json!({"source_url": {"$eq": "https://a"}}))
+        );
+        let filter = Filter {
+            all: vec![
+                Condition::In(Field::Title, vec![FilterValue::Text("x".into())]),
+                Condition::Gte(Field::FetchedAt, 10),
+            ],
+        };
+        assert_eq!(
+            where_clause(&filter),
+            Some(json!({"$and": [{"title": {"$in": ["x"]}}, {"fetched_at": {"$gte": 10}}]}))
+        );
     }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod state;
+mod vectors;
 
 /// A service URL that `scripts/test` exports.
 pub fn service_url(var: &str) -> String {

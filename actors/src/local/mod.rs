@@ -4,6 +4,8 @@
 
 mod fetcher;
 mod state;
+mod vectors;
 
 pub use fetcher::StaticSite;
 pub use state::MemoryState;
+pub use vectors::EmbeddedStore;

@@ -1,0 +1,785 @@
+//! [`EmbeddedStore`]: the in-process vector store — the default when no ChromaDB is configured.
+//!
+//! Search runs in memory: an exact dense scan (dot products over unit vectors) and an inverted
+//! index scored with BM25 (`crate::lexical`). Exact search is linear in the number of chunks:
+//! comfortable up to ~100k chunks per collection; past a few hundred thousand, use ChromaDB (HNSW).
+//!
+//! Durability, per collection under `{data_dir}/collections/{name}/`:
+//! - `meta.json`: the embedder and dimension that built it (written to a temp file, renamed);
+//! - `log.bin`: every write appended as a frame `[len u32][crc32 u32][postcard payload]` and
+//!   fsynced before the write is acknowledged;
+//! - `snapshot.bin`: the live chunks, in the same frames, written to a temp file, fsynced and
+//!   renamed over the old one when the log outgrows it; the log is truncated afterwards.
+//!
+//! A crash can only tear the last frame of the log: loading stops at the first frame whose length
+//! or checksum is wrong and truncates the log there. Replaying a log over a snapshot that already
+//! holds its writes is harmless (upserts and deletes are idempotent), so a crash between the
+//! snapshot's rename and the log's truncation loses nothing either.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::lexical;
+use crate::ports::{
+    ChunkRecord, CollectionInfo, CollectionSpec, Filter, Hit, NewChunk, StoreError, VectorStore,
+    validate_collection_name,
+};
+
+/// Compact when the log is bigger than this and than the snapshot.
+const COMPACT_LOG_BYTES: u64 = 32 << 20;
+/// Chunks per snapshot frame.
+const SNAPSHOT_FRAME_CHUNKS: usize = 1000;
+const FORMAT: u32 = 1;
+
+pub struct EmbeddedStore {
+    root: PathBuf,
+    /// Log size that triggers a compaction.
+    compact_bytes: u64,
+    /// Collection map; each collection has its own lock so one big write doesn't stall
+    /// searches on the others.
+    collections: RwLock<HashMap<String, Arc<RwLock<Collection>>>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    name: String,
+    embedder: String,
+    dimension: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredChunk {
+    record: ChunkRecord,
+    embedding: Vec<f32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum LogOp {
+    Upsert(Vec<StoredChunk>),
+    Delete(Vec<String>),
+}
+
+struct Collection {
+    compact_bytes: u64,
+    name: String,
+    spec: CollectionSpec,
+    dir: PathBuf,
+    /// `None` for deleted slots (reclaimed at compaction).
+    records: Vec<Option<ChunkRecord>>,
+    /// Slot-major: the vector of slot `i` is `vectors[i*dim..(i+1)*dim]`.
+    vectors: Vec<f32>,
+    by_id: HashMap<String, usize>,
+    /// term → (slot, occurrences); may still list deleted slots, which scoring skips.
+    postings: HashMap<u32, Vec<(u32, u32)>>,
+    /// term → live chunks containing it.
+    frequencies: HashMap<u32, u64>,
+    lengths: Vec<u32>,
+    live: u64,
+    total_length: u64,
+    log: File,
+    log_bytes: u64,
+    snapshot_bytes: u64,
+}
+
+fn io_error(context: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{context} {}: {e}", path.display()))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store under `data_dir` and loads every collection.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_compaction(data_dir, COMPACT_LOG_BYTES)
+    }
+
+    /// As [`EmbeddedStore::open`], compacting a collection once its log exceeds `compact_bytes`
+    /// (and its snapshot).
+    pub fn open_with_compaction(data_dir: &Path, compact_bytes: u64) -> Result<Self, StoreError> {
+        let root = data_dir.join("collections");
+        fs::create_dir_all(&root).map_err(|e| io_error("cannot create", &root, e))?;
+        let mut collections = HashMap::new();
+        let entries = fs::read_dir(&root).map_err(|e| io_error("cannot read", &root, e))?;
+        for entry in entries {
+            let dir = entry.map_err(|e| io_error("cannot read", &root, e))?.path();
+            if !dir.join("meta.json").is_file() {
+                continue; // a half-created or half-deleted collection
+            }
+            let collection = Collection::load(&dir, compact_bytes)?;
+            collections.insert(collection.name.clone(), Arc::new(RwLock::new(collection)));
+        }
+        Ok(Self {
+            root,
+            compact_bytes,
+            collections: RwLock::new(collections),
+        })
+    }
+
+    fn get(&self, name: &str) -> Result<Arc<RwLock<Collection>>, StoreError> {
+        self.collections
+            .read()
+            .map_err(|_| poisoned())?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    /// Runs `work` on the blocking pool: scans and fsyncs must not stall async threads.
+    fn blocking<'a, T: Send + 'static>(
+        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+        })
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("a previous write panicked; restart Aurora".to_string())
+}
+
+impl VectorStore for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn create_collection<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a CollectionSpec,
+    ) -> BoxFuture<'a, Result<CollectionInfo, StoreError>> {
+        Box::pin(async move {
+            validate_collection_name(name)?;
+            let mut collections = self.collections.write().map_err(|_| poisoned())?;
+            if collections.contains_key(name) {
+                return Err(StoreError::AlreadyExists(name.to_string()));
+            }
+            let collection =
+                Collection::create(&self.root.join(name), name, spec, self.compact_bytes)?;
+            let info = collection.info();
+            collections.insert(name.to_string(), Arc::new(RwLock::new(collection)));
+            Ok(info)
+        })
+    }
+
+    fn collection<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CollectionInfo>, StoreError>> {
+        Box::pin(async move {
+            match self.get(name) {
+                Ok(c) => Ok(Some(c.read().map_err(|_| poisoned())?.info())),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn list_collections(&self) -> BoxFuture<'_, Result<Vec<CollectionInfo>, StoreError>> {
+        Box::pin(async move {
+            let collections = self.collections.read().map_err(|_| poisoned())?;
+            let mut infos = collections
+                .values()
+                .map(|c| c.read().map(|c| c.info()).map_err(|_| poisoned()))
+                .collect::<Result<Vec<_>, _>>()?;
+            infos.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(infos)
+        })
+    }
+
+    fn delete_collection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let Some(collection) = self
+                .collections
+                .write()
+                .map_err(|_| poisoned())?
+                .remove(name)
+            else {
+                return Ok(false);
+            };
+            let dir = collection.read().map_err(|_| poisoned())?.dir.clone();
+            Self::blocking(move || {
+                // Remove meta.json first: without it a half-deleted folder is never loaded.
+                let meta = dir.join("meta.json");
+                fs::remove_file(&meta).map_err(|e| io_error("cannot delete", &meta, e))?;
+                fs::remove_dir_all(&dir).map_err(|e| io_error("cannot delete", &dir, e))?;
+                Ok(true)
+            })
+            .await
+        })
+    }
+
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        chunks: Vec<NewChunk>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let collection = self.get(collection);
+        Self::blocking(move || {
+            let collection = collection?;
+            let mut collection = collection.write().map_err(|_| poisoned())?;
+            let dimension = collection.spec.dimension;
+            if let Some(bad) = chunks.iter().find(|c| c.embedding.len() != dimension) {
+                return Err(StoreError::Backend(format!(
+                    "chunk `{}` has a {}-dimensional vector; collection `{}` holds {dimension}",
+                    bad.record.id,
+                    bad.embedding.len(),
+                    collection.name
+                )));
+            }
+            let stored: Vec<StoredChunk> = chunks
+                .into_iter()
+                .map(|c| StoredChunk {
+                    record: c.record,
+                    embedding: c.embedding,
+                })
+                .collect();
+            collection.append(&LogOp::Upsert(stored))
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let collection = self.get(collection);
+        let filter = filter.clone();
+        Self::blocking(move || {
+            let collection = collection?;
+            let mut collection = collection.write().map_err(|_| poisoned())?;
+            let ids: Vec<String> = collection
+                .records
+                .iter()
+                .flatten()
+                .filter(|r| filter.matches(r))
+                .map(|r| r.id.clone())
+                .collect();
+            let n = ids.len() as u64;
+            if n > 0 {
+                collection.append(&LogOp::Delete(ids))?;
+            }
+            Ok(n)
+        })
+    }
+
+    fn find<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: &'a Filter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChunkRecord>, StoreError>> {
+        let collection = self.get(collection);
+        let filter = filter.clone();
+        Self::blocking(move || {
+            let collection = collection?;
+            let collection = collection.read().map_err(|_| poisoned())?;
+            Ok(collection
+                .records
+                .iter()
+                .flatten()
+                .filter(|r| filter.matches(r))
+                .take(limit)
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn dense_search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+        let collection = self.get(collection);
+        let (vector, filter) = (vector.to_vec(), filter.clone());
+        Self::blocking(move || {
+            let collection = collection?;
+            let collection = collection.read().map_err(|_| poisoned())?;
+            collection.dense(&vector, k, &filter)
+        })
+    }
+
+    fn lexical_search<'a>(
+        &'a self,
+        collection: &'a str,
+        query: &'a str,
+        k: usize,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+        let collection = self.get(collection);
+        let (query, filter) = (query.to_string(), filter.clone());
+        Self::blocking(move || {
+            let collection = collection?;
+            let collection = collection.read().map_err(|_| poisoned())?;
+            Ok(collection.lexical(&query, k, &filter))
+        })
+    }
+}
+
+impl Collection {
+    fn create(
+        dir: &Path,
+        name: &str,
+        spec: &CollectionSpec,
+        compact_bytes: u64,
+    ) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
+        let meta = Meta {
+            format: FORMAT,
+            name: name.to_string(),
+            embedder: spec.embedder.clone(),
+            dimension: spec.dimension,
+        };
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| io_error("cannot encode", dir, e))?;
+        write_atomically(&dir.join("meta.json"), &json)?;
+        Collection::load(dir, compact_bytes)
+    }
+
+    fn load(dir: &Path, compact_bytes: u64) -> Result<Self, StoreError> {
+        let meta_path = dir.join("meta.json");
+        let meta: Meta = fs::read(&meta_path)
+            .map_err(|e| io_error("cannot read", &meta_path, e))
+            .and_then(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| io_error("cannot parse", &meta_path, e))
+            })?;
+        if meta.format != FORMAT {
+            return Err(io_error(
+                "unsupported format in",
+                &meta_path,
+                format!("{} (this Aurora reads {FORMAT})", meta.format),
+            ));
+        }
+        let log_path = dir.join("log.bin");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| io_error("cannot open", &log_path, e))?;
+        let mut collection = Collection {
+            compact_bytes,
+            name: meta.name,
+            spec: CollectionSpec {
+                embedder: meta.embedder,
+                dimension: meta.dimension,
+            },
+            dir: dir.to_path_buf(),
+            records: Vec::new(),
+            vectors: Vec::new(),
+            by_id: HashMap::new(),
+            postings: HashMap::new(),
+            frequencies: HashMap::new(),
+            lengths: Vec::new(),
+            live: 0,
+            total_length: 0,
+            log,
+            log_bytes: 0,
+            snapshot_bytes: 0,
+        };
+        let snapshot = dir.join("snapshot.bin");
+        if snapshot.is_file() {
+            let (ops, bytes, torn) = read_frames(&snapshot)?;
+            if torn {
+                // The snapshot is only ever renamed into place whole.
+                return Err(io_error("corrupt", &snapshot, "bad frame"));
+            }
+            collection.snapshot_bytes = bytes;
+            ops.into_iter().for_each(|op| collection.apply(op));
+        }
+        let (ops, good_bytes, torn) = read_frames(&log_path)?;
+        if torn {
+            tracing::warn!(log = %log_path.display(), kept_bytes = good_bytes,
+                "cutting a torn write off the end of the log (crash during a write)");
+            collection
+                .log
+                .set_len(good_bytes)
+                .and_then(|()| collection.log.sync_all())
+                .map_err(|e| io_error("cannot repair", &log_path, e))?;
+        }
+        collection.log_bytes = good_bytes;
+        ops.into_iter().for_each(|op| collection.apply(op));
+        Ok(collection)
+    }
+
+    fn info(&self) -> CollectionInfo {
+        CollectionInfo {
+            name: self.name.clone(),
+            spec: self.spec.clone(),
+            chunks: self.live,
+        }
+    }
+
+    /// Durably logs `op`, then applies it in memory.
+    fn append(&mut self, op: &LogOp) -> Result<(), StoreError> {
+        let frame = encode_frame(op)?;
+        let path = self.dir.join("log.bin");
+        self.log
+            .write_all(&frame)
+            .and_then(|()| self.log.sync_data())
+            .map_err(|e| io_error("cannot write", &path, e))?;
+        self.log_bytes += frame.len() as u64;
+        self.apply_ref(op);
+        if self.log_bytes > self.compact_bytes && self.log_bytes > self.snapshot_bytes {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, op: LogOp) {
+        match op {
+            LogOp::Upsert(chunks) => chunks
+                .into_iter()
+                .for_each(|c| self.insert(c.record, &c.embedding)),
+            LogOp::Delete(ids) => ids.iter().for_each(|id| self.remove(id)),
+        }
+    }
+
+    fn apply_ref(&mut self, op: &LogOp) {
+        match op {
+            LogOp::Upsert(chunks) => chunks
+                .iter()
+                .for_each(|c| self.insert(c.record.clone(), &c.embedding)),
+            LogOp::Delete(ids) => ids.iter().for_each(|id| self.remove(id)),
+        }
+    }
+
+    fn insert(&mut self, record: ChunkRecord, embedding: &[f32]) {
+        self.remove(&record.id);
+        let slot = self.records.len();
+        let counts = lexical::count_terms(&record.text);
+        for (&term, &tf) in &counts.counts {
+            self.postings
+                .entry(term)
+                .or_default()
+                .push((slot as u32, tf));
+            *self.frequencies.entry(term).or_insert(0) += 1;
+        }
+        self.lengths.push(counts.length);
+        self.total_length += u64::from(counts.length);
+        self.vectors.extend_from_slice(embedding);
+        self.by_id.insert(record.id.clone(), slot);
+        self.records.push(Some(record));
+        self.live += 1;
+    }
+
+    fn remove(&mut self, id: &str) {
+        let Some(slot) = self.by_id.remove(id) else {
+            return;
+        };
+        if let Some(record) = self.records[slot].take() {
+            for term in lexical::count_terms(&record.text).counts.keys() {
+                if let Some(df) = self.frequencies.get_mut(term) {
+                    *df = df.saturating_sub(1);
+                }
+            }
+            self.total_length -= u64::from(self.lengths[slot]);
+            self.live -= 1;
+        }
+    }
+
+    /// Rewrites the live chunks as the new snapshot and empties the log.
+    fn compact(&mut self) -> Result<(), StoreError> {
+        let dim = self.spec.dimension;
+        let live: Vec<(ChunkRecord, Vec<f32>)> = self
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, r)| {
+                let vector = self.vectors[slot * dim..(slot + 1) * dim].to_vec();
+                r.clone().map(|r| (r, vector))
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        for batch in live.chunks(SNAPSHOT_FRAME_CHUNKS) {
+            let op = LogOp::Upsert(
+                batch
+                    .iter()
+                    .map(|(record, embedding)| StoredChunk {
+                        record: record.clone(),
+                        embedding: embedding.clone(),
+                    })
+                    .collect(),
+            );
+            bytes.extend(encode_frame(&op)?);
+        }
+        let snapshot = self.dir.join("snapshot.bin");
+        write_atomically(&snapshot, &bytes)?;
+        let log = self.dir.join("log.bin");
+        self.log
+            .set_len(0)
+            .and_then(|()| self.log.sync_all())
+            .map_err(|e| io_error("cannot truncate", &log, e))?;
+        self.snapshot_bytes = bytes.len() as u64;
+        self.log_bytes = 0;
+        // Rebuild without the deleted slots.
+        let (spec, dir, name) = (self.spec.clone(), self.dir.clone(), self.name.clone());
+        let log_file = self
+            .log
+            .try_clone()
+            .map_err(|e| io_error("cannot reopen", &log, e))?;
+        let mut fresh = Collection {
+            compact_bytes: self.compact_bytes,
+            name,
+            spec,
+            dir,
+            records: Vec::with_capacity(live.len()),
+            vectors: Vec::with_capacity(live.len() * dim),
+            by_id: HashMap::with_capacity(live.len()),
+            postings: HashMap::new(),
+            frequencies: HashMap::new(),
+            lengths: Vec::with_capacity(live.len()),
+            live: 0,
+            total_length: 0,
+            log: log_file,
+            log_bytes: 0,
+            snapshot_bytes: self.snapshot_bytes,
+        };
+        for (record, vector) in live {
+            fresh.insert(record, &vector);
+        }
+        *self = fresh;
+        tracing::info!(collection = %self.name, chunks = self.live, bytes = self.snapshot_bytes,
+            "embedded collection compacted");
+        Ok(())
+    }
+
+    fn dense(&self, query: &[f32], k: usize, filter: &Filter) -> Result<Vec<Hit>, StoreError> {
+        let dim = self.spec.dimension;
+        if query.len() != dim {
+            return Err(StoreError::Backend(format!(
+                "query vector has {} dimensions; collection `{}` holds {dim}",
+                query.len(),
+                self.name
+            )));
+        }
+        let mut best = TopK::new(k);
+        for (slot, record) in self.records.iter().enumerate() {
+            let Some(record) = record else { continue };
+            if !filter.all.is_empty() && !filter.matches(record) {
+                continue;
+            }
+            best.push(
+                dot(&self.vectors[slot * dim..(slot + 1) * dim], query),
+                slot,
+            );
+        }
+        Ok(self.hits(best))
+    }
+
+    fn lexical(&self, query: &str, k: usize, filter: &Filter) -> Vec<Hit> {
+        if self.live == 0 {
+            return Vec::new();
+        }
+        let average = self.total_length as f32 / self.live as f32;
+        let mut scores: HashMap<u32, f32> = HashMap::new();
+        for term in lexical::count_terms(query).counts.keys() {
+            let df = self.frequencies.get(term).copied().unwrap_or(0);
+            if df == 0 {
+                continue;
+            }
+            let idf = lexical::idf(self.live, df);
+            for &(slot, tf) in self.postings.get(term).into_iter().flatten() {
+                if self.records[slot as usize].is_none() {
+                    continue;
+                }
+                let weight = lexical::doc_weight(tf, self.lengths[slot as usize], average);
+                *scores.entry(slot).or_insert(0.0) += idf * weight;
+            }
+        }
+        let mut best = TopK::new(k);
+        for (slot, score) in scores {
+            match &self.records[slot as usize] {
+                Some(record) if filter.all.is_empty() || filter.matches(record) => {
+                    best.push(score, slot as usize)
+                }
+                _ => {}
+            }
+        }
+        self.hits(best)
+    }
+
+    fn hits(&self, best: TopK) -> Vec<Hit> {
+        best.into_sorted()
+            .into_iter()
+            .filter_map(|(score, slot)| {
+                let chunk = self.records[slot].clone()?;
+                Some(Hit { chunk, score })
+            })
+            .collect()
+    }
+}
+
+/// Dot product written for the auto-vectoriser: eight independent accumulators.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The `k` best (score, slot) pairs seen so far.
+struct TopK {
+    k: usize,
+    /// A min-heap on score (via `Reverse`-like ordering), so the worst is on top.
+    heap: BinaryHeap<Scored>,
+}
+
+#[derive(PartialEq)]
+struct Scored(f32, usize);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    /// Reversed: the heap keeps the lowest score on top. Ties go to the earlier slot.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    fn push(&mut self, score: f32, slot: usize) {
+        if self.k == 0 {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(Scored(score, slot));
+        } else if self.heap.peek().is_some_and(|worst| score > worst.0) {
+            self.heap.pop();
+            self.heap.push(Scored(score, slot));
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(f32, usize)> {
+        // Ascending in the reversed order = best first.
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Scored(score, slot)| (score, slot))
+            .collect()
+    }
+}
+
+fn encode_frame(op: &LogOp) -> Result<Vec<u8>, StoreError> {
+    let payload =
+        postcard::to_allocvec(op).map_err(|e| StoreError::Backend(format!("encoding: {e}")))?;
+    let mut frame = Vec::with_capacity(payload.len() + 8);
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    Ok(frame)
+}
+
+/// Every whole, intact frame; the byte length they cover; whether a damaged tail followed.
+fn read_frames(path: &Path) -> Result<(Vec<LogOp>, u64, bool), StoreError> {
+    let file = File::open(path).map_err(|e| io_error("cannot open", path, e))?;
+    let total = file
+        .metadata()
+        .map_err(|e| io_error("cannot stat", path, e))?
+        .len();
+    let mut reader = BufReader::new(file);
+    let (mut ops, mut offset) = (Vec::new(), 0u64);
+    loop {
+        let mut header = [0u8; 8];
+        match reader.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok((ops, offset, offset != total));
+            }
+            Err(e) => return Err(io_error("cannot read", path, e)),
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if offset + 8 + len > total {
+            return Ok((ops, offset, true));
+        }
+        let mut payload = vec![0u8; len as usize];
+        reader
+            .read_exact(&mut payload)
+            .map_err(|e| io_error("cannot read", path, e))?;
+        if crc32fast::hash(&payload) != crc {
+            return Ok((ops, offset, true));
+        }
+        match postcard::from_bytes::<LogOp>(&payload) {
+            Ok(op) => ops.push(op),
+            Err(_) => return Ok((ops, offset, true)),
+        }
+        offset += 8 + len;
+    }
+}
+
+/// Writes `bytes` to a temp file, fsyncs it, renames it over `path`, and fsyncs the folder.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut file =
+        BufWriter::new(File::create(&tmp).map_err(|e| io_error("cannot create", &tmp, e))?);
+    file.write_all(bytes)
+        .and_then(|()| file.flush())
+        .map_err(|e| io_error("cannot write", &tmp, e))?;
+    file.get_ref()
+        .sync_all()
+        .map_err(|e| io_error("cannot sync", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io_error("cannot rename", &tmp, e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error("cannot sync", dir, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_the_best_in_order() {
+        let mut top = TopK::new(3);
+        for (score, slot) in [(0.1, 0), (0.9, 1), (0.5, 2), (0.7, 3), (0.2, 4)] {
+            top.push(score, slot);
+        }
+        assert_eq!(top.into_sorted(), vec![(0.9, 1), (0.7, 3), (0.5, 2)]);
+        let mut none = TopK::new(0);
+        none.push(1.0, 0);
+        assert!(none.into_sorted().is_empty());
+    }
+
+    #[test]
+    fn dot_matches_the_naive_sum() {
+        let a: Vec<f32> = (0..387).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..387).map(|i| (i as f32 * 0.11).cos()).collect();
+        let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - naive).abs() < 1e-3);
+    }
+}
