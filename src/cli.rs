@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::http::core::scrape::ScrapedPage;
 use crate::http::scrape::target_url;
 use crate::settings::Settings;
-use crate::startup::spawn_engine;
+use crate::startup::build_fetcher;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,7 +67,8 @@ pub enum Output {
     Json,
 }
 
-/// `aurora scrape`: the engine without listeners, one request, then an orderly stop.
+/// `aurora scrape`: one fetch and extraction with the configured fetcher — no tree, no model,
+/// no data folder needed.
 pub async fn scrape(settings: &Settings, args: ScrapeArgs) -> anyhow::Result<()> {
     let url = target_url(&args.url).map_err(|e| anyhow::anyhow!("{e}"))?;
     let headers = args
@@ -93,10 +94,8 @@ pub async fn scrape(settings: &Settings, args: ScrapeArgs) -> anyhow::Result<()>
         ..ScrapeRequest::new(url)
     };
 
-    let tree = spawn_engine(settings).await?;
-    let result = tree.handles().router().scrape(request).await;
-    tree.shutdown().await;
-    let page = result?;
+    let fetcher = build_fetcher(settings)?;
+    let page = aurora_actors::scraper::scrape(&fetcher, request).await?;
     if page.status_code >= 400 {
         eprintln!("aurora: {} answered HTTP {}", page.url, page.status_code);
     }

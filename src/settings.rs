@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aurora_actors::TreeConfig;
+use aurora_actors::ingest::quality::Rules;
+use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
 use aurora_actors::supervisor::RestartPolicy;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -43,6 +45,9 @@ pub struct Settings {
     pub router: RouterSettings,
     pub scraper: ScraperSettings,
     pub fetch: FetchSettings,
+    pub embedding: EmbeddingSettings,
+    pub ingest: IngestSettings,
+    pub search: SearchSettings,
     pub redis: RedisSettings,
     pub chroma: ChromaSettings,
 }
@@ -108,6 +113,48 @@ pub struct FetchSettings {
     pub max_redirects: usize,
     pub max_body_bytes: u64,
     pub allow_private: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingSettings {
+    pub model_dir: PathBuf,
+    pub batch_size: usize,
+    pub cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    pub workers: usize,
+    pub chunk_size: usize,
+    pub chunk_overlap: usize,
+    pub min_chars: usize,
+    pub max_link_ratio: f32,
+    pub embed_context: EmbedContextSetting,
+    pub body_limit_bytes: u64,
+    pub max_documents: usize,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedContextSetting {
+    TitleHeading,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSettings {
+    pub workers: usize,
+    pub default_k: usize,
+    pub max_k: usize,
+    pub candidates: usize,
+    pub rrf_k: f32,
+    pub dense_weight: f32,
+    pub lexical_weight: f32,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +285,54 @@ impl Settings {
             "fetch.max_body_bytes",
             "must be at least 1024",
         )?;
+        let e = &self.embedding;
+        check(
+            (1..=512).contains(&e.batch_size),
+            "embedding.batch_size",
+            "must be between 1 and 512",
+        )?;
+        let i = &self.ingest;
+        check(
+            (1..=256).contains(&i.workers),
+            "ingest.workers",
+            "must be between 1 and 256",
+        )?;
+        check(
+            (100..=100_000).contains(&i.chunk_size),
+            "ingest.chunk_size",
+            "must be between 100 and 100000 characters",
+        )?;
+        check(
+            i.chunk_overlap < i.chunk_size,
+            "ingest.chunk_overlap",
+            "must be smaller than ingest.chunk_size",
+        )?;
+        check(
+            (0.0..=1.0).contains(&i.max_link_ratio),
+            "ingest.max_link_ratio",
+            "must be between 0 and 1",
+        )?;
+        check(
+            i.max_documents >= 1,
+            "ingest.max_documents",
+            "must be at least 1",
+        )?;
+        let q = &self.search;
+        check(
+            (1..=256).contains(&q.workers),
+            "search.workers",
+            "must be between 1 and 256",
+        )?;
+        check(
+            q.default_k >= 1 && q.default_k <= q.max_k,
+            "search.default_k",
+            "must be between 1 and search.max_k",
+        )?;
+        check(
+            q.candidates >= 1 && q.rrf_k >= 0.0,
+            "search.candidates",
+            "candidates must be at least 1 and rrf_k not negative",
+        )?;
         AllowList::parse(&f.allow_private).map_err(|reason| SettingsError::Invalid {
             key: "fetch.allow_private",
             reason,
@@ -264,7 +359,29 @@ impl Settings {
             },
             max_in_flight: self.router.max_in_flight,
             scraper_workers: self.scraper.workers,
+            ingest_workers: self.ingest.workers,
+            rag_workers: self.search.workers,
+            knowledge: KnowledgeConfig {
+                chunk_size: self.ingest.chunk_size,
+                chunk_overlap: self.ingest.chunk_overlap,
+                quality: Rules {
+                    min_chars: self.ingest.min_chars,
+                    max_link_ratio: self.ingest.max_link_ratio,
+                },
+                embed_context: match self.ingest.embed_context {
+                    EmbedContextSetting::TitleHeading => EmbedContext::TitleAndHeading,
+                    EmbedContextSetting::None => EmbedContext::None,
+                },
+                embed_batch: self.embedding.batch_size,
+                cache_ttl: Duration::from_secs(self.embedding.cache_ttl_secs),
+                candidates: self.search.candidates,
+                rrf_k: self.search.rrf_k,
+                dense_weight: self.search.dense_weight,
+                lexical_weight: self.search.lexical_weight,
+            },
             call_margin: Duration::from_millis(self.scraper.call_margin_ms),
+            ingest_timeout: Duration::from_secs(self.ingest.timeout_secs),
+            search_timeout: Duration::from_secs(self.search.timeout_secs),
             lookup_grace: Duration::from_millis(a.lookup_grace_ms),
             shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
         }

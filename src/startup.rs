@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::local::MemoryState;
-use aurora_actors::ports::{HealthCheck, Ports, StateStore};
+use aurora_actors::local::{EmbeddedStore, MemoryState};
+use aurora_actors::ports::{HealthCheck, Ports, StateStore, VectorStore};
 use aurora_actors::supervisor::TreeExit;
 use aurora_actors::{Handles, Tree};
 use tokio::net::TcpListener;
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::adapters::chroma::ChromaStore;
 use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
+use crate::adapters::local_model::MiniLm;
 use crate::adapters::redis::RedisState;
 use crate::adapters::ssrf::AllowList;
 use crate::http::server::{self, ListenerConfig};
@@ -31,8 +32,12 @@ pub enum StartupError {
     Telemetry(#[from] telemetry::TelemetryError),
     #[error("HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
-    #[error("starting the actor tree: {0}")]
-    Tree(#[from] aurora_actors::SpawnErr),
+    #[error(transparent)]
+    Tree(#[from] aurora_actors::TreeError),
+    #[error("the embedded vector store: {0}")]
+    VectorStore(aurora_actors::ports::StoreError),
+    #[error("{0}")]
+    Model(aurora_actors::ports::EmbedError),
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
         key: &'static str,
@@ -61,20 +66,25 @@ pub struct Application {
     header_read_timeout: Duration,
 }
 
-/// The engine with its production ports, no listeners: what `aurora scrape` runs.
-pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
+/// The HTTP fetcher the settings describe (SSRF allow-list, limits, user agent).
+pub fn build_fetcher(settings: &Settings) -> Result<HttpFetcher, StartupError> {
     let allow =
         AllowList::parse(&settings.fetch.allow_private).map_err(|reason| StartupError::Config {
             key: "fetch.allow_private",
             reason,
         })?;
-    let fetcher = HttpFetcher::new(FetchConfig {
+    Ok(HttpFetcher::new(FetchConfig {
         user_agent: settings.fetch.user_agent.clone(),
         connect_timeout: Duration::from_millis(settings.fetch.connect_timeout_ms),
         max_redirects: settings.fetch.max_redirects,
         max_body_bytes: settings.fetch.max_body_bytes,
         allow,
-    })?;
+    })?)
+}
+
+/// The engine with its production ports: every adapter the settings ask for, the tree started.
+pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
+    let fetcher = build_fetcher(settings)?;
     let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
     let state: Arc<dyn StateStore> = if settings.redis.url.is_empty() {
         Arc::new(MemoryState::new())
@@ -90,22 +100,33 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         health_checks.push(redis.clone());
         redis
     };
-    if !settings.chroma.url.is_empty() {
-        let chroma = ChromaStore::new(
-            &settings.chroma.url,
-            &settings.chroma.tenant,
-            &settings.chroma.database,
-            state.clone(),
-        )
-        .map_err(|reason| StartupError::Config {
-            key: "chroma.url",
-            reason,
-        })?;
-        health_checks.push(Arc::new(chroma));
-    }
+    let vectors: Arc<dyn VectorStore> = if settings.chroma.url.is_empty() {
+        Arc::new(EmbeddedStore::open(&settings.data_dir).map_err(StartupError::VectorStore)?)
+    } else {
+        let chroma = Arc::new(
+            ChromaStore::new(
+                &settings.chroma.url,
+                &settings.chroma.tenant,
+                &settings.chroma.database,
+                state.clone(),
+            )
+            .map_err(|reason| StartupError::Config {
+                key: "chroma.url",
+                reason,
+            })?,
+        );
+        health_checks.push(chroma.clone());
+        chroma
+    };
+    let embedder = Arc::new(
+        MiniLm::new(&settings.embedding.model_dir, settings.embedding.batch_size)
+            .map_err(StartupError::Model)?,
+    );
     let ports = Ports {
         fetcher: Arc::new(fetcher),
         state,
+        vectors,
+        embedder,
         health_checks,
     };
     Ok(aurora_actors::spawn_tree(ports, settings.tree_config()).await?)
@@ -138,8 +159,12 @@ impl Application {
             metrics,
             limits: Arc::new(Limits {
                 body_bytes: settings.server.body_limit_bytes,
+                ingest_body_bytes: settings.ingest.body_limit_bytes,
+                max_documents: settings.ingest.max_documents,
                 default_timeout: Duration::from_millis(settings.scraper.default_timeout_ms),
                 max_timeout: Duration::from_millis(settings.scraper.max_timeout_ms),
+                default_k: settings.search.default_k,
+                max_k: settings.search.max_k,
             }),
         };
         Ok(Self {

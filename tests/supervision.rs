@@ -27,6 +27,8 @@ async fn each_crashed_actor_is_restarted_and_serves_again() {
         (Fault::PanicRouter, "router"),
         (Fault::PanicScraperWorker, "scraper_worker"),
         (Fault::KillScraperPool, "scraper"),
+        (Fault::PanicIngestWorker, "ingest_worker"),
+        (Fault::PanicRagWorker, "rag_worker"),
         (Fault::PanicRouter, "router"),
     ] {
         let series = format!("aurora_actor_restarts_total{{actor=\"{actor}\"}}");

@@ -2,8 +2,14 @@
 //! `fault-injection` feature, which the workspace enables for its tests alone, so no release
 //! binary can reach it.
 
+use ractor::ActorRef;
+use ractor::factory::FactoryMessage;
+
 use crate::Names;
-use crate::scraper::{ScrapeJob, ScraperPool};
+use crate::ingest::IngestJob;
+use crate::pool::{JobKey, PoolJob};
+use crate::rag::RagJob;
+use crate::scraper::ScrapeJob;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -13,16 +19,24 @@ pub enum Fault {
     PanicScraperWorker,
     /// The whole scraper pool is killed (the root supervisor restarts it).
     KillScraperPool,
+    /// One ingest worker panics.
+    PanicIngestWorker,
+    /// One RAG worker panics.
+    PanicRagWorker,
+}
+
+fn panic_worker<M: PoolJob>(pool: &str, job: M) {
+    if let Some(pool) = ActorRef::<FactoryMessage<JobKey, M>>::where_is(pool) {
+        let _ = pool.dispatch(JobKey::MAX, job);
+    }
 }
 
 pub(crate) fn apply_in_router(names: &Names, fault: Fault) {
     match fault {
         Fault::PanicRouter => panic!("fault injection: router panics"),
-        Fault::PanicScraperWorker => {
-            if let Some(pool) = ScraperPool::where_is(&names.scraper) {
-                let _ = pool.dispatch(u64::MAX, ScrapeJob::Panic);
-            }
-        }
+        Fault::PanicScraperWorker => panic_worker(&names.scraper, ScrapeJob::Panic),
+        Fault::PanicIngestWorker => panic_worker(&names.ingest, IngestJob::Panic),
+        Fault::PanicRagWorker => panic_worker(&names.rag, RagJob::Panic),
         Fault::KillScraperPool => {
             if let Some(pool) = ractor::registry::where_is(names.scraper.clone()) {
                 pool.kill();

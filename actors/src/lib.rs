@@ -4,6 +4,8 @@
 //! ```text
 //! aurora root (supervisor::Supervisor: one-for-one, backoff, intensity → escalation)
 //! ├── scraper   ractor Factory of ScraperWorker × scraper_workers: fetch → decode → extract
+//! ├── ingest    ractor Factory of IngestWorker × ingest_workers: clean → filter → chunk → embed → upsert
+//! ├── rag       ractor Factory of RagWorker × rag_workers: hybrid search (dense + BM25, RRF)
 //! └── router    RouterActor: admission control (503 when full), routes jobs to the pools
 //! ```
 //!
@@ -11,11 +13,15 @@
 //! live in one process (tests) and callers always reach the current incarnation of an actor:
 //! handles look actors up by name on every call and never keep an `ActorRef`.
 
+pub mod ingest;
+pub mod knowledge;
 pub mod lexical;
 pub mod local;
 pub mod metrics;
 pub mod model;
+pub mod pool;
 pub mod ports;
+pub mod rag;
 pub mod router;
 pub mod scraper;
 pub mod supervisor;
@@ -33,6 +39,7 @@ use ractor::{Actor, ActorRef, Message};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::knowledge::{Knowledge, KnowledgeConfig, KnowledgeError};
 use crate::ports::{HealthCheck, Ports};
 use crate::supervisor::{RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg, TreeExit};
 
@@ -43,8 +50,15 @@ pub struct TreeConfig {
     /// Requests admitted at once; beyond that the router answers `Overloaded`.
     pub max_in_flight: usize,
     pub scraper_workers: usize,
+    pub ingest_workers: usize,
+    pub rag_workers: usize,
+    pub knowledge: KnowledgeConfig,
     /// Added to a request's own timeout to bound the whole call (queueing + extraction).
     pub call_margin: Duration,
+    /// Bound on one ingest request (embedding is the slow part).
+    pub ingest_timeout: Duration,
+    /// Bound on one search or collection request.
+    pub search_timeout: Duration,
     /// How long a caller waits for an actor that is being restarted before giving up.
     pub lookup_grace: Duration,
     /// How long each child gets to stop at shutdown before it is killed.
@@ -57,6 +71,8 @@ pub struct Names {
     pub root: String,
     pub router: String,
     pub scraper: String,
+    pub ingest: String,
+    pub rag: String,
 }
 
 impl Names {
@@ -71,6 +87,8 @@ impl Names {
             root: format!("{ns}/root"),
             router: format!("{ns}/router"),
             scraper: format!("{ns}/scraper"),
+            ingest: format!("{ns}/ingest"),
+            rag: format!("{ns}/rag"),
         }
     }
 }
@@ -111,6 +129,8 @@ impl Handles {
             names: self.names.clone(),
             call_margin: self.config.call_margin,
             lookup_grace: self.config.lookup_grace,
+            ingest_timeout: self.config.ingest_timeout,
+            search_timeout: self.config.search_timeout,
         }
     }
 
@@ -119,6 +139,8 @@ impl Handles {
         let mut checks: Vec<Check> = [
             ("actor:router", &self.names.router),
             ("actor:scraper", &self.names.scraper),
+            ("actor:ingest", &self.names.ingest),
+            ("actor:rag", &self.names.rag),
         ]
         .into_iter()
         .map(|(name, registered)| {
@@ -177,7 +199,7 @@ impl Tree {
     /// Stops every actor, children in reverse start order, and waits for the root to end.
     pub async fn shutdown(self) -> TreeExit {
         // Each child gets `shutdown_timeout`; the root waits for all of them plus a little.
-        let children = 2u32;
+        let children = 4u32;
         let bound = self.shutdown_timeout * (children + 1);
         let _ = self
             .root
@@ -188,13 +210,29 @@ impl Tree {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("starting the actor tree: {0}")]
+    Spawn(#[from] SpawnErr),
+    #[error(transparent)]
+    Config(#[from] KnowledgeError),
+}
+
 /// Starts the tree: pools first, then the router that feeds them.
-pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, SpawnErr> {
+pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeError> {
     metrics::describe();
     let names = Arc::new(Names::unique());
     let admission = router::Admission::new(config.max_in_flight);
+    let knowledge = Arc::new(Knowledge::new(
+        ports.vectors.clone(),
+        ports.embedder.clone(),
+        ports.state.clone(),
+        config.knowledge.clone(),
+    )?);
     let children = vec![
         scraper::child_spec(names.clone(), ports.fetcher.clone(), config.scraper_workers),
+        ingest::child_spec(&names, knowledge.clone(), config.ingest_workers),
+        rag::child_spec(&names, knowledge, config.rag_workers),
         router::child_spec(names.clone(), admission),
     ];
     let (exit_tx, exit_rx) = watch::channel(None);

@@ -8,7 +8,7 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 pub fn describe() {
     describe_counter!(
         "aurora_actor_restarts_total",
-        "Restarts of supervised actors, by actor (router, scraper, scraper_worker)."
+        "Restarts of supervised actors, by actor (router, scraper, ingest, rag and their workers)."
     );
     describe_counter!(
         "aurora_scrapes_total",
@@ -36,5 +36,33 @@ pub fn describe() {
     describe_gauge!(
         "aurora_router_in_flight",
         "Requests admitted by the router and not yet answered."
+    );
+    describe_counter!(
+        "aurora_ingest_documents_total",
+        "Documents handled by ingestion, by outcome (ingested, skipped, rejected)."
+    );
+    describe_counter!(
+        "aurora_ingest_rejected_total",
+        "Documents the quality filter rejected, by reason (empty, too_short, mostly_links)."
+    );
+    describe_counter!("aurora_ingest_chunks_total", "Chunks written by ingestion.");
+    describe_histogram!(
+        "aurora_ingest_duration_seconds",
+        Unit::Seconds,
+        "Time to ingest one request's documents."
+    );
+    describe_counter!(
+        "aurora_embedding_cache_total",
+        "Embedding cache lookups, by outcome (hit, miss)."
+    );
+    describe_histogram!(
+        "aurora_embedding_batch_duration_seconds",
+        Unit::Seconds,
+        "Time to embed one batch of texts."
+    );
+    describe_histogram!(
+        "aurora_search_duration_seconds",
+        Unit::Seconds,
+        "Time to answer one hybrid search."
     );
 }

@@ -402,5 +402,7 @@ pub trait VectorStore: Send + Sync + 'static {
 pub struct Ports {
     pub fetcher: Arc<dyn Fetcher>,
     pub state: Arc<dyn StateStore>,
+    pub vectors: Arc<dyn VectorStore>,
+    pub embedder: Arc<dyn Embedder>,
     pub health_checks: Vec<Arc<dyn HealthCheck>>,
 }

@@ -1,8 +1,10 @@
 //! RouterActor: admission control and routing of every request to the worker pool that serves it.
 //!
-//! Messages: [`RouterMsg::Scrape`] (+ test-only faults). It only makes fast decisions: take an
-//! admission permit or refuse with `Overloaded`, then hand the job — with the caller's reply port
-//! and the permit — to the scraper pool. It never awaits the work, so its mailbox never blocks.
+//! Messages: [`RouterMsg::Scrape`] → scraper pool; [`RouterMsg::Ingest`] and
+//! [`RouterMsg::Collections`] → ingest pool; [`RouterMsg::Search`] → RAG pool (+ test-only
+//! faults). It only makes fast decisions: take an admission permit or refuse with `Overloaded`,
+//! then hand the job — with the caller's reply port and the permit — to the pool. It never awaits
+//! the work, so its mailbox never blocks.
 //!
 //! Restart: permanent child of the root supervisor. Its state (the admission semaphore) is owned
 //! by the tree, not by the actor, so permits held by in-flight jobs survive a router restart.
@@ -16,15 +18,63 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Names;
+use crate::ingest::{CollectionsAnswer, CollectionsOp, IngestJob, IngestRequest};
+use crate::knowledge::{IngestReport, KnowledgeError, SearchHit};
 use crate::model::{Page, ScrapeRequest};
-use crate::scraper::{self, ScrapeError, ScrapeJob};
+use crate::pool::{self, JobKey, PoolJob};
+use crate::rag::{RagJob, SearchRequest};
+use crate::scraper::{ScrapeError, ScrapeJob};
 use crate::supervisor::ChildSpec;
 
+type Reply<T, E> = RpcReplyPort<Result<T, E>>;
+
 pub enum RouterMsg {
-    /// Boxed: requests are large and most messages in flight are not scrapes.
-    Scrape(Box<ScrapeRequest>, RpcReplyPort<Result<Page, ScrapeError>>),
+    /// Requests are boxed: they are large and most messages in flight are small.
+    Scrape(Box<ScrapeRequest>, Reply<Page, ScrapeError>),
+    Ingest(Box<IngestRequest>, Reply<IngestReport, KnowledgeError>),
+    Collections(CollectionsOp, Reply<CollectionsAnswer, KnowledgeError>),
+    Search(Box<SearchRequest>, Reply<Vec<SearchHit>, KnowledgeError>),
     #[cfg(feature = "fault-injection")]
     Fault(crate::fault::Fault),
+}
+
+/// What the router and the handles need to say about a refused or lost request, in each
+/// request's own error type.
+pub trait Refusal: Sized + Send + 'static {
+    fn overloaded() -> Self;
+    fn unavailable(what: &'static str) -> Self;
+    fn deadline(after: Duration) -> Self;
+    fn is_unavailable(&self) -> bool;
+}
+
+impl Refusal for ScrapeError {
+    fn overloaded() -> Self {
+        ScrapeError::Overloaded
+    }
+    fn unavailable(what: &'static str) -> Self {
+        ScrapeError::Unavailable(what)
+    }
+    fn deadline(after: Duration) -> Self {
+        ScrapeError::DeadlineExceeded(after)
+    }
+    fn is_unavailable(&self) -> bool {
+        matches!(self, ScrapeError::Unavailable(_))
+    }
+}
+
+impl Refusal for KnowledgeError {
+    fn overloaded() -> Self {
+        KnowledgeError::Overloaded
+    }
+    fn unavailable(what: &'static str) -> Self {
+        KnowledgeError::Unavailable(what)
+    }
+    fn deadline(after: Duration) -> Self {
+        KnowledgeError::DeadlineExceeded(after)
+    }
+    fn is_unavailable(&self) -> bool {
+        matches!(self, KnowledgeError::Unavailable(_))
+    }
 }
 
 /// Bounds the requests in flight across the tree; a job holds its permit until answered.
@@ -63,8 +113,32 @@ pub struct RouterActor;
 pub struct RouterState {
     names: Arc<Names>,
     admission: Admission,
-    /// Job keys for the pool: unique per tree, so traces can follow one job.
+    /// Job keys for the pools: unique per tree, so traces can follow one job.
     next_job: Arc<AtomicU64>,
+}
+
+impl RouterState {
+    /// Admits the request and hands it to `pool`, or answers the refusal itself.
+    fn route<T, E: Refusal, J: PoolJob>(
+        &self,
+        pool: &str,
+        reply: Reply<T, E>,
+        job: impl FnOnce(Reply<T, E>, AdmissionPermit) -> J,
+    ) where
+        T: Send + 'static,
+    {
+        let Some(permit) = self.admission.try_admit() else {
+            metrics::counter!("aurora_router_rejections_total", "reason" => "overloaded")
+                .increment(1);
+            let _ = reply.send(Err(E::overloaded()));
+            return;
+        };
+        let key: JobKey = self.next_job.fetch_add(1, Ordering::Relaxed);
+        if !pool::dispatch(pool, key, job(reply, permit)) {
+            metrics::counter!("aurora_router_rejections_total", "reason" => "unavailable")
+                .increment(1);
+        }
+    }
 }
 
 impl Actor for RouterActor {
@@ -86,24 +160,33 @@ impl Actor for RouterActor {
         message: RouterMsg,
         state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
+        let names = state.names.clone();
         match message {
             RouterMsg::Scrape(request, reply) => {
-                let Some(permit) = state.admission.try_admit() else {
-                    metrics::counter!("aurora_router_rejections_total", "reason" => "overloaded")
-                        .increment(1);
-                    let _ = reply.send(Err(ScrapeError::Overloaded));
-                    return Ok(());
-                };
-                let key = state.next_job.fetch_add(1, Ordering::Relaxed);
-                let job = ScrapeJob::Scrape {
+                state.route(&names.scraper, reply, |reply, permit| ScrapeJob::Scrape {
                     request,
                     reply,
                     permit,
-                };
-                if !scraper::dispatch(&state.names, key, job) {
-                    metrics::counter!("aurora_router_rejections_total", "reason" => "unavailable")
-                        .increment(1);
-                }
+                })
+            }
+            RouterMsg::Ingest(request, reply) => {
+                state.route(&names.ingest, reply, |reply, permit| IngestJob::Ingest {
+                    request,
+                    reply,
+                    permit,
+                })
+            }
+            RouterMsg::Collections(op, reply) => {
+                state.route(&names.ingest, reply, |reply, permit| {
+                    IngestJob::Collections { op, reply, permit }
+                })
+            }
+            RouterMsg::Search(request, reply) => {
+                state.route(&names.rag, reply, |reply, permit| RagJob::Search {
+                    request,
+                    reply,
+                    permit,
+                })
             }
             #[cfg(feature = "fault-injection")]
             RouterMsg::Fault(fault) => crate::fault::apply_in_router(&state.names, fault),
@@ -140,52 +223,87 @@ pub struct Handle {
     pub(crate) call_margin: Duration,
     /// How long to wait for an actor that is being restarted.
     pub(crate) lookup_grace: Duration,
+    pub(crate) ingest_timeout: Duration,
+    pub(crate) search_timeout: Duration,
 }
 
 impl Handle {
     pub async fn scrape(&self, request: ScrapeRequest) -> Result<Page, ScrapeError> {
         let deadline = request.timeout + self.call_margin;
-        // A restarting pool is waited for (up to `lookup_grace`) rather than reported at once.
+        self.call(deadline, |reply| {
+            RouterMsg::Scrape(Box::new(request.clone()), reply)
+        })
+        .await
+    }
+
+    pub async fn ingest(&self, request: IngestRequest) -> Result<IngestReport, KnowledgeError> {
+        self.call(self.ingest_timeout, |reply| {
+            RouterMsg::Ingest(Box::new(request.clone()), reply)
+        })
+        .await
+    }
+
+    pub async fn collections(
+        &self,
+        op: CollectionsOp,
+    ) -> Result<CollectionsAnswer, KnowledgeError> {
+        self.call(self.search_timeout, |reply| {
+            RouterMsg::Collections(op.clone(), reply)
+        })
+        .await
+    }
+
+    pub async fn search(&self, request: SearchRequest) -> Result<Vec<SearchHit>, KnowledgeError> {
+        self.call(self.search_timeout, |reply| {
+            RouterMsg::Search(Box::new(request.clone()), reply)
+        })
+        .await
+    }
+
+    /// One request through the router. A restarting pool is waited for (up to `lookup_grace`)
+    /// rather than reported at once; a call lost to a crash mid-job is retried once — every
+    /// request is idempotent (scrape, search, reads; ingest by content hash).
+    async fn call<T, E: Refusal>(
+        &self,
+        deadline: Duration,
+        message: impl Fn(Reply<T, E>) -> RouterMsg,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+    {
         let patience = tokio::time::Instant::now() + self.lookup_grace;
-        // A worker that crashes mid-job drops the reply port; scraping is idempotent, so try once
-        // more on the restarted worker rather than lose the request.
         let mut lost_calls = 0;
         loop {
-            let router = self.router().await?;
-            let call = router
-                .call(
-                    |reply| RouterMsg::Scrape(Box::new(request.clone()), reply),
-                    Some(deadline),
-                )
-                .await;
-            match call {
-                Ok(CallResult::Success(Err(ScrapeError::Unavailable(_))))
-                    if tokio::time::Instant::now() < patience =>
+            let router = self.router().await.map_err(|_| E::unavailable("router"))?;
+            match router.call(&message, Some(deadline)).await {
+                Ok(CallResult::Success(Err(e)))
+                    if e.is_unavailable() && tokio::time::Instant::now() < patience =>
                 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Ok(CallResult::Success(result)) => return result,
-                Ok(CallResult::Timeout) => return Err(ScrapeError::DeadlineExceeded(deadline)),
+                Ok(CallResult::Timeout) => return Err(E::deadline(deadline)),
                 Ok(CallResult::SenderError) | Err(_) if lost_calls == 0 => {
                     lost_calls += 1;
-                    tracing::warn!("scrape lost to a crashed actor; retrying once");
+                    tracing::warn!("request lost to a crashed actor; retrying once");
                 }
-                Ok(CallResult::SenderError) | Err(_) => {
-                    return Err(ScrapeError::Unavailable("scraper"));
-                }
+                Ok(CallResult::SenderError) | Err(_) => return Err(E::unavailable("worker pool")),
             }
         }
     }
 
-    async fn router(&self) -> Result<ActorRef<RouterMsg>, ScrapeError> {
+    async fn router(&self) -> Result<ActorRef<RouterMsg>, ()> {
         crate::lookup::<RouterMsg>(&self.names.router, self.lookup_grace)
             .await
-            .ok_or(ScrapeError::Unavailable("router"))
+            .ok_or(())
     }
 
     #[cfg(feature = "fault-injection")]
     pub async fn inject(&self, fault: crate::fault::Fault) -> Result<(), String> {
-        let router = self.router().await.map_err(|e| e.to_string())?;
+        let router = self
+            .router()
+            .await
+            .map_err(|()| "the router is not running".to_string())?;
         router
             .cast(RouterMsg::Fault(fault))
             .map_err(|e| e.to_string())

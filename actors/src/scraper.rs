@@ -13,21 +13,18 @@
 pub mod charset;
 pub mod extract;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ractor::factory::{
-    Factory, FactoryArguments, FactoryMessage, Job, Worker, WorkerId, queues::DefaultQueue,
-    routing::QueuerRouting, worker_builder,
-};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
+use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::Names;
 use crate::model::{Page, ScrapeRequest, Timings};
+use crate::pool::{self, JobKey, PoolJob};
 use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
 use crate::router::AdmissionPermit;
-use crate::supervisor::{ChildSpec, SupervisorMsg};
+use crate::supervisor::ChildSpec;
 
 /// Why a scrape produced no page. A target answering 4xx/5xx is *not* an error: it is a page
 /// with that status code.
@@ -51,7 +48,6 @@ pub enum ScrapeError {
     Internal(String),
 }
 
-pub type JobKey = u64;
 pub type ScraperPool = ActorRef<FactoryMessage<JobKey, ScrapeJob>>;
 
 pub enum ScrapeJob {
@@ -64,35 +60,14 @@ pub enum ScrapeJob {
     Panic,
 }
 
-impl ScrapeJob {
-    /// Answers the caller with `error` (the job will not run).
-    pub(crate) fn fail(self, error: ScrapeError) {
+impl PoolJob for ScrapeJob {
+    fn fail_unavailable(self) {
         match self {
             ScrapeJob::Scrape { reply, .. } => {
-                let _ = reply.send(Err(error));
+                let _ = reply.send(Err(ScrapeError::Unavailable("scraper pool")));
             }
             #[cfg(feature = "fault-injection")]
             ScrapeJob::Panic => {}
-        }
-    }
-}
-
-/// Hands `job` to the pool. On failure answers the caller with `Unavailable` when the job can be
-/// recovered; otherwise it was dropped with its reply port, which the caller's handle sees as a
-/// lost call and retries. Returns whether the pool took the job.
-pub(crate) fn dispatch(names: &Names, key: JobKey, job: ScrapeJob) -> bool {
-    let unavailable = ScrapeError::Unavailable("scraper pool");
-    let Some(pool) = ScraperPool::where_is(&names.scraper) else {
-        job.fail(unavailable);
-        return false;
-    };
-    match pool.dispatch(key, job) {
-        Ok(()) => true,
-        Err(err) => {
-            if let ractor::MessagingErr::SendErr(FactoryMessage::Dispatch(job)) = *err {
-                job.msg.fail(unavailable);
-            }
-            false
         }
     }
 }
@@ -282,50 +257,14 @@ pub(crate) fn child_spec(
     fetcher: Arc<dyn Fetcher>,
     workers: usize,
 ) -> ChildSpec {
-    ChildSpec {
-        label: "scraper",
-        start: Arc::new(move |supervisor| {
-            let names = names.clone();
-            let fetcher = fetcher.clone();
-            Box::pin(async move {
-                let root = names.root.clone();
-                // The factory calls the builder for the initial workers and again for every
-                // replacement of a crashed one: a second build of the same id is a restart.
-                let mut built = HashSet::new();
-                let builder = worker_builder(move |wid: WorkerId| {
-                    if !built.insert(wid)
-                        && let Some(root) = ActorRef::<SupervisorMsg>::where_is(&root)
-                    {
-                        let _ = root.cast(SupervisorMsg::WorkerReplaced {
-                            label: "scraper_worker",
-                        });
-                    }
-                    (
-                        ScraperWorker {
-                            fetcher: fetcher.clone(),
-                        },
-                        (),
-                    )
-                });
-                let factory = Factory::<
-                    JobKey,
-                    ScrapeJob,
-                    (),
-                    ScraperWorker,
-                    QueuerRouting<JobKey, ScrapeJob>,
-                    DefaultQueue<JobKey, ScrapeJob>,
-                >::default();
-                let args = FactoryArguments::builder()
-                    .worker_builder(Box::new(builder))
-                    .queue(Default::default())
-                    .router(Default::default())
-                    .num_initial_workers(workers)
-                    .build();
-                let (pool, _) =
-                    Actor::spawn_linked(Some(names.scraper.clone()), factory, args, supervisor)
-                        .await?;
-                Ok(pool.get_cell())
-            })
-        }),
-    }
+    pool::child_spec(
+        "scraper",
+        "scraper_worker",
+        names.scraper.clone(),
+        names.root.clone(),
+        workers,
+        move || ScraperWorker {
+            fetcher: fetcher.clone(),
+        },
+    )
 }

@@ -7,8 +7,10 @@
 //! | child     | what                                  | restart   | while it is down                       |
 //! |-----------|---------------------------------------|-----------|----------------------------------------|
 //! | `scraper` | ractor `Factory` of `ScraperWorker`s  | permanent | router answers `Unavailable` (503)     |
+//! | `ingest`  | ractor `Factory` of `IngestWorker`s   | permanent | router answers `Unavailable` (503)     |
+//! | `rag`     | ractor `Factory` of `RagWorker`s      | permanent | router answers `Unavailable` (503)     |
 //! | `router`  | `RouterActor`                         | permanent | handles wait `lookup_grace`, then 503  |
-//! | (worker)  | one `ScraperWorker` in the pool       | by the factory, at once | its queue is kept by the factory |
+//! | (worker)  | one worker in a pool                  | by the factory, at once | its queue is kept by the factory |
 //!
 //! - **One-for-one**: only the child that stopped is restarted, under the same registered name, so
 //!   callers that look actors up by name reach the new one.
@@ -184,7 +186,9 @@ impl Actor for Supervisor {
             metrics::counter!("aurora_actor_restarts_total", "actor" => child.label).increment(0);
             cells.push(Some(cell));
         }
-        metrics::counter!("aurora_actor_restarts_total", "actor" => "scraper_worker").increment(0);
+        for worker in ["scraper_worker", "ingest_worker", "rag_worker"] {
+            metrics::counter!("aurora_actor_restarts_total", "actor" => worker).increment(0);
+        }
         let recent_by_child = vec![VecDeque::new(); args.children.len()];
         Ok(SupervisorState {
             args,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aurora_actors::local::{MemoryState, StaticSite};
+use aurora_actors::ingest::quality::Rules;
+use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
+use aurora_actors::local::{EmbeddedStore, HashingEmbedder, MemoryState, StaticSite};
 use aurora_actors::model::ScrapeRequest;
 use aurora_actors::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, Ports};
 use aurora_actors::scraper::ScrapeError;
@@ -15,6 +17,25 @@ use tokio::sync::Semaphore;
 
 fn config() -> TreeConfig {
     TreeConfig {
+        ingest_workers: 1,
+        rag_workers: 1,
+        knowledge: KnowledgeConfig {
+            chunk_size: 500,
+            chunk_overlap: 50,
+            quality: Rules {
+                min_chars: 20,
+                max_link_ratio: 0.7,
+            },
+            embed_context: EmbedContext::TitleAndHeading,
+            embed_batch: 16,
+            cache_ttl: Duration::from_secs(60),
+            candidates: 20,
+            rrf_k: 60.0,
+            dense_weight: 1.0,
+            lexical_weight: 1.0,
+        },
+        ingest_timeout: Duration::from_secs(30),
+        search_timeout: Duration::from_secs(30),
         restart: RestartPolicy {
             max_restarts: 5,
             within: Duration::from_secs(60),
@@ -29,10 +50,14 @@ fn config() -> TreeConfig {
     }
 }
 
+/// Ports on in-process backends; the embedded store lives in a folder that lasts the test.
 fn ports(fetcher: impl Fetcher) -> Ports {
+    let dir = Box::leak(Box::new(tempfile::tempdir().expect("temp dir")));
     Ports {
         fetcher: Arc::new(fetcher),
         state: Arc::new(MemoryState::new()),
+        vectors: Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")),
+        embedder: Arc::new(HashingEmbedder::new(256)),
         health_checks: Vec::new(),
     }
 }

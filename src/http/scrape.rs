@@ -124,8 +124,12 @@ mod tests {
     fn timeouts_are_bounded() {
         let limits = Limits {
             body_bytes: 1,
+            ingest_body_bytes: 1,
+            max_documents: 1,
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(60),
+            default_k: 10,
+            max_k: 100,
         };
         assert_eq!(
             timeout(None, "timeout", &limits).unwrap(),

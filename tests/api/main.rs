@@ -5,5 +5,6 @@ mod common;
 
 mod backends;
 mod bad_input;
+mod knowledge;
 mod observability;
 mod scrape;

@@ -21,6 +21,8 @@ pub enum Port {
 }
 
 pub struct TestApp {
+    /// The app's own data folder (embedded stores), removed with it.
+    pub data: std::sync::Arc<tempfile::TempDir>,
     pub core: String,
     pub crawler: String,
     pub client: reqwest::Client,
@@ -42,7 +44,19 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    spawn_app_in(data, tweak).await
+}
+
+/// An app over an existing data folder (to restart on what an earlier app stored).
+pub async fn spawn_app_in(
+    data: std::sync::Arc<tempfile::TempDir>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = test_settings();
+    settings.data_dir = data.path().to_path_buf();
+    settings.embedding.model_dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2");
     tweak(&mut settings);
     let app = Application::build(settings)
         .await
@@ -55,6 +69,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let _ = stopped.await;
     }));
     TestApp {
+        data,
         core,
         crawler,
         client: reqwest::Client::builder()

@@ -2,10 +2,12 @@
 //! ChromaDB configured) and the backends actor tests run on. Each behaves like its production
 //! counterpart: the conformance suites in the root package's `tests/` run against both.
 
+mod embedder;
 mod fetcher;
 mod state;
 mod vectors;
 
+pub use embedder::HashingEmbedder;
 pub use fetcher::StaticSite;
 pub use state::MemoryState;
 pub use vectors::EmbeddedStore;

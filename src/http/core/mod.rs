@@ -1,6 +1,8 @@
 //! :8080, the core API: snake_case JSON, OpenAI-style errors. Routes, one file per resource.
 
+pub mod collections;
 pub mod scrape;
+pub mod search;
 
 use std::convert::Infallible;
 use std::sync::LazyLock;
@@ -19,6 +21,10 @@ pub const ROUTES: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/v1/scrape",
+    "/v1/collections",
+    "/v1/collections/{name}",
+    "/v1/collections/{name}/documents",
+    "/v1/search",
 ];
 
 #[derive(OpenApi)]
@@ -27,12 +33,19 @@ pub const ROUTES: &[&str] = &[
         title = "Aurora core API",
         description = "Knowledge search, cited answers and on-demand (deep-dive) scraping."
     ),
-    paths(system::health, system::ready, system::metrics, scrape::scrape),
+    paths(system::health, system::ready, system::metrics, scrape::scrape, collections::list,
+        collections::create, collections::delete, collections::ingest, search::search),
     components(schemas(CoreErrorBody, CoreError, system::Health, system::Readiness,
         system::ReadinessCheck, scrape::ScrapeBody, scrape::Format, scrape::ScrapedPage,
-        scrape::Timings)),
+        scrape::Timings, scrape::IngestTarget, collections::Collection,
+        collections::CollectionList, collections::NewCollection, collections::Deleted,
+        collections::DocumentsBody, collections::DocumentBody, collections::DocumentType,
+        collections::IngestSummary, collections::RejectedDocument, search::SearchBody,
+        search::SearchResults, search::SearchHitBody)),
     tags((name = "system", description = "Health, readiness, metrics"),
-        (name = "scrape", description = "Deep-dive scraping of one page"))
+        (name = "scrape", description = "Deep-dive scraping of one page"),
+        (name = "collections", description = "Collections and document ingestion"),
+        (name = "search", description = "Hybrid search over a collection"))
 )]
 pub struct CoreApi;
 
@@ -40,7 +53,11 @@ static OPENAPI: LazyLock<String> = LazyLock::new(|| system::openapi_json(CoreApi
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     system::routes(state.clone(), OPENAPI.as_str())
-        .or(scrape::route(state))
+        .or(scrape::route(state.clone()))
+        .unify()
+        .or(collections::routes(state.clone()))
+        .unify()
+        .or(search::route(state))
         .unify()
         .recover(recover)
         .unify()

@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use aurora_actors::ingest::IngestRequest;
+use aurora_actors::knowledge::{ContentType, Document};
 use aurora_actors::model::{Formats, Page, ScrapeRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::http::core::collections::{IngestSummary, RejectedDocument};
 use crate::http::error::{ApiError, CoreErrorBody};
 use crate::http::{AppState, Limits, json, scrape, with_state};
 
@@ -36,6 +39,16 @@ pub struct ScrapeBody {
     /// Accept invalid TLS certificates on the target.
     #[serde(default)]
     pub skip_tls_verification: bool,
+    /// Also store the page in this collection (as its extracted Markdown).
+    pub ingest: Option<IngestTarget>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct IngestTarget {
+    pub collection: String,
+    /// Create the collection if it does not exist.
+    #[serde(default)]
+    pub create: bool,
 }
 
 fn yes() -> bool {
@@ -56,6 +69,7 @@ pub enum Format {
 
 impl ScrapeBody {
     fn into_request(self, limits: &Limits) -> Result<ScrapeRequest, ApiError> {
+        let ingest = self.ingest.is_some();
         let url = scrape::target_url(&self.url)?;
         let formats = match self.formats {
             None => Formats::default(),
@@ -65,7 +79,8 @@ impl ScrapeBody {
                 ));
             }
             Some(list) => Formats {
-                markdown: list.contains(&Format::Markdown),
+                // Ingestion stores the Markdown, whether or not the caller wants it back.
+                markdown: ingest || list.contains(&Format::Markdown),
                 html: list.contains(&Format::Html),
                 raw_html: list.contains(&Format::RawHtml),
                 links: list.contains(&Format::Links),
@@ -117,6 +132,9 @@ pub struct ScrapedPage {
     pub fetched_at: String,
     pub timings: Timings,
     pub warnings: Vec<String>,
+    /// What storing the page did, when `ingest` was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<IngestSummary>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -153,6 +171,7 @@ impl From<Page> for ScrapedPage {
                 extract_ms: page.timings.extract.as_secs_f64() * 1000.0,
             },
             warnings: page.warnings,
+            ingest: None,
         }
     }
 }
@@ -169,14 +188,71 @@ impl From<Page> for ScrapedPage {
     (status = 503, description = "At capacity or restarting; see Retry-After", body = CoreErrorBody),
     (status = 504, description = "Target too slow", body = CoreErrorBody)))]
 pub async fn scrape(state: AppState, body: ScrapeBody) -> Result<Response, Rejection> {
+    let target = body.ingest.clone();
+    let wanted_markdown = body
+        .formats
+        .as_ref()
+        .is_none_or(|f| f.contains(&Format::Markdown));
     let request = match body.into_request(&state.limits) {
         Ok(request) => request,
         Err(error) => return Ok(error.into_core_response()),
     };
-    Ok(match state.handles.router().scrape(request).await {
-        Ok(page) => warp::reply::json(&ScrapedPage::from(page)).into_response(),
-        Err(error) => ApiError::from(error).into_core_response(),
-    })
+    let page = match state.handles.router().scrape(request).await {
+        Ok(page) => page,
+        Err(error) => return Ok(ApiError::from(error).into_core_response()),
+    };
+    let ingest = match target {
+        None => None,
+        Some(target) => match ingest_page(&state, &page, target).await {
+            Ok(summary) => Some(summary),
+            Err(error) => return Ok(error.into_core_response()),
+        },
+    };
+    let mut answer = ScrapedPage::from(page);
+    answer.ingest = ingest;
+    if !wanted_markdown {
+        answer.markdown = None;
+    }
+    Ok(warp::reply::json(&answer).into_response())
+}
+
+/// Stores the scraped page's Markdown in the target collection. An error page is not stored.
+async fn ingest_page(
+    state: &AppState,
+    page: &Page,
+    target: IngestTarget,
+) -> Result<IngestSummary, ApiError> {
+    if page.status_code >= 400 {
+        return Ok(IngestSummary {
+            ingested: 0,
+            skipped: 0,
+            chunks: 0,
+            rejected: vec![RejectedDocument {
+                url: page.url.to_string(),
+                reason: format!("the page answered HTTP {}", page.status_code),
+            }],
+        });
+    }
+    let fetched_at = page
+        .fetched_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let document = Document {
+        url: page.url.to_string(),
+        title: page.title.clone(),
+        content: page.markdown.clone().unwrap_or_default(),
+        content_type: ContentType::Markdown,
+        fetched_at: Some(fetched_at),
+        crawl_id: None,
+    };
+    let request = IngestRequest {
+        collection: target.collection,
+        documents: vec![document],
+        create: target.create,
+    };
+    Ok(IngestSummary::from(
+        state.handles.router().ingest(request).await?,
+    ))
 }
 
 pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

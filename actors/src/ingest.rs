@@ -1,0 +1,166 @@
+//! IngestActor: a ractor `factory` pool that turns documents into knowledge — clean → quality
+//! filter → chunk → embed → upsert (`crate::knowledge`) — and manages collections.
+//!
+//! Messages: [`IngestJob::Ingest`], [`IngestJob::Collections`] (+ a test-only panic), dispatched
+//! by the router with the caller's reply port and admission permit.
+//!
+//! Restart: permanent child of the root supervisor; the factory replaces a crashed worker and
+//! keeps its queued jobs. Ingestion is idempotent by content hash, so the caller's handle simply
+//! retries a job that a crash lost.
+
+pub mod chunking;
+pub mod quality;
+
+use std::sync::Arc;
+
+use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
+use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::Names;
+use crate::knowledge::{Document, IngestReport, Knowledge, KnowledgeError};
+use crate::pool::{self, JobKey, PoolJob};
+use crate::ports::CollectionInfo;
+use crate::router::AdmissionPermit;
+use crate::supervisor::ChildSpec;
+
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    pub collection: String,
+    pub documents: Vec<Document>,
+    /// Create the collection when it does not exist (otherwise: not found).
+    pub create: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CollectionsOp {
+    List,
+    Get(String),
+    Create(String),
+    Delete(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CollectionsAnswer {
+    List(Vec<CollectionInfo>),
+    One(CollectionInfo),
+    /// Whether there was a collection to delete.
+    Deleted(bool),
+}
+
+pub enum IngestJob {
+    Ingest {
+        request: Box<IngestRequest>,
+        reply: RpcReplyPort<Result<IngestReport, KnowledgeError>>,
+        permit: AdmissionPermit,
+    },
+    Collections {
+        op: CollectionsOp,
+        reply: RpcReplyPort<Result<CollectionsAnswer, KnowledgeError>>,
+        permit: AdmissionPermit,
+    },
+    #[cfg(feature = "fault-injection")]
+    Panic,
+}
+
+impl PoolJob for IngestJob {
+    fn fail_unavailable(self) {
+        let error = KnowledgeError::Unavailable("ingest pool");
+        match self {
+            IngestJob::Ingest { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            IngestJob::Collections { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            #[cfg(feature = "fault-injection")]
+            IngestJob::Panic => {}
+        }
+    }
+}
+
+pub struct IngestWorker {
+    knowledge: Arc<Knowledge>,
+}
+
+impl Worker for IngestWorker {
+    type Key = JobKey;
+    type Message = IngestJob;
+    type Arguments = ();
+    type State = ();
+
+    async fn pre_start(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<JobKey, IngestJob>>,
+        _args: (),
+    ) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<JobKey, IngestJob>>,
+        Job { key, msg, .. }: Job<JobKey, IngestJob>,
+        _state: &mut (),
+    ) -> Result<JobKey, ActorProcessingErr> {
+        match msg {
+            IngestJob::Ingest {
+                request,
+                reply,
+                permit,
+            } => {
+                let IngestRequest {
+                    collection,
+                    documents,
+                    create,
+                } = *request;
+                let started = std::time::Instant::now();
+                let result = self.knowledge.ingest(&collection, documents, create).await;
+                metrics::histogram!("aurora_ingest_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                let _ = reply.send(result);
+                drop(permit);
+            }
+            IngestJob::Collections { op, reply, permit } => {
+                let knowledge = &self.knowledge;
+                let result = match op {
+                    CollectionsOp::List => knowledge
+                        .list_collections()
+                        .await
+                        .map(CollectionsAnswer::List),
+                    CollectionsOp::Get(name) => knowledge
+                        .collection(&name)
+                        .await
+                        .map(CollectionsAnswer::One),
+                    CollectionsOp::Create(name) => knowledge
+                        .create_collection(&name)
+                        .await
+                        .map(CollectionsAnswer::One),
+                    CollectionsOp::Delete(name) => knowledge
+                        .delete_collection(&name)
+                        .await
+                        .map(CollectionsAnswer::Deleted),
+                };
+                let _ = reply.send(result);
+                drop(permit);
+            }
+            #[cfg(feature = "fault-injection")]
+            IngestJob::Panic => panic!("fault injection: ingest worker panics"),
+        }
+        Ok(key)
+    }
+}
+
+pub(crate) fn child_spec(names: &Names, knowledge: Arc<Knowledge>, workers: usize) -> ChildSpec {
+    pool::child_spec(
+        "ingest",
+        "ingest_worker",
+        names.ingest.clone(),
+        names.root.clone(),
+        workers,
+        move || IngestWorker {
+            knowledge: knowledge.clone(),
+        },
+    )
+}
