@@ -643,7 +643,10 @@ impl Collection {
             return Vec::new();
         }
         let average = self.total_length as f32 / self.live as f32;
-        let mut scores: HashMap<u32, f32> = HashMap::new();
+        // Scores by slot in a flat array: common terms touch most chunks, and indexing beats
+        // hashing there. `touched` lists the slots that scored, so the top-k pass skips the rest.
+        let mut scores = vec![0.0f32; self.records.len()];
+        let mut touched: Vec<u32> = Vec::new();
         for term in lexical::count_terms(query).counts.keys() {
             let df = self.frequencies.get(term).copied().unwrap_or(0);
             if df == 0 {
@@ -651,20 +654,22 @@ impl Collection {
             }
             let idf = lexical::idf(self.live, df);
             for &(slot, tf) in self.postings.get(term).into_iter().flatten() {
-                if self.records[slot as usize].is_none() {
+                let i = slot as usize;
+                if !self.alive[i] {
                     continue;
                 }
-                let weight = lexical::doc_weight(tf, self.lengths[slot as usize], average);
-                *scores.entry(slot).or_insert(0.0) += idf * weight;
+                if scores[i] == 0.0 {
+                    touched.push(slot);
+                }
+                scores[i] += idf * lexical::doc_weight(tf, self.lengths[i], average);
             }
         }
         let mut best = TopK::new(k);
-        for (slot, score) in scores {
-            match &self.records[slot as usize] {
-                Some(record) if filter.all.is_empty() || filter.matches(record) => {
-                    best.push(score, slot as usize)
-                }
-                _ => {}
+        for slot in touched {
+            let i = slot as usize;
+            if filter.all.is_empty() || self.records[i].as_ref().is_some_and(|r| filter.matches(r))
+            {
+                best.push(scores[i], i);
             }
         }
         self.hits(best)
