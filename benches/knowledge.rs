@@ -12,7 +12,9 @@ use std::time::Duration;
 use aurora::adapters::local_model::MiniLm;
 use aurora_actors::ingest::chunking::Chunker;
 use aurora_actors::local::EmbeddedStore;
-use aurora_actors::ports::{ChunkRecord, CollectionSpec, Embedder, Filter, NewChunk, VectorStore};
+use aurora_actors::ports::{
+    ChunkRecord, CollectionSpec, EmbedKind, Embedder, Filter, NewChunk, VectorStore,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const DIM: usize = 384;
@@ -126,7 +128,11 @@ fn embedding(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(sentences.len() as u64));
     group.bench_function("minilm 256 x 30-word sentences, batch 32", |b| {
-        b.iter(|| runtime.block_on(model.embed(&sentences)).expect("embeds"))
+        b.iter(|| {
+            runtime
+                .block_on(model.embed(&sentences, EmbedKind::Document))
+                .expect("embeds")
+        })
     });
     group.finish();
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use aurora::adapters::local_model::MiniLm;
-use aurora_actors::ports::{EmbedError, Embedder};
+use aurora_actors::ports::{EmbedError, EmbedKind, Embedder};
 
 fn model_dir() -> PathBuf {
     std::env::var_os("AURORA_MODEL_DIR")
@@ -46,7 +46,7 @@ async fn related_sentences_score_higher_than_unrelated_ones() {
         .iter()
         .flat_map(|(a, b)| [a.to_string(), b.to_string()])
         .collect();
-    let vectors = model.embed(&texts).await.unwrap();
+    let vectors = model.embed(&texts, EmbedKind::Document).await.unwrap();
     assert_eq!(vectors.len(), 8);
     for v in &vectors {
         assert_eq!(v.len(), 384);
@@ -76,9 +76,12 @@ async fn batching_and_order_do_not_change_results() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let together = model.embed(&texts).await.unwrap();
+    let together = model.embed(&texts, EmbedKind::Document).await.unwrap();
     for (text, expected) in texts.iter().zip(&together) {
-        let alone = model.embed(std::slice::from_ref(text)).await.unwrap();
+        let alone = model
+            .embed(std::slice::from_ref(text), EmbedKind::Document)
+            .await
+            .unwrap();
         let diff = alone[0]
             .iter()
             .zip(expected)
@@ -86,7 +89,13 @@ async fn batching_and_order_do_not_change_results() {
             .fold(0.0, f32::max);
         assert!(diff < 1e-5, "{text}: padding changed the vector by {diff}");
     }
-    assert!(model.embed(&[]).await.unwrap().is_empty());
+    assert!(
+        model
+            .embed(&[], EmbedKind::Document)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -129,7 +138,7 @@ async fn matches_an_independent_reference_implementation() {
         .collect();
     assert_eq!(sentences.len(), 12);
     let model = load();
-    let got = model.embed(&sentences).await.unwrap();
+    let got = model.embed(&sentences, EmbedKind::Document).await.unwrap();
     let mut worst = 0.0f32;
     for ((sentence, got), expected) in sentences.iter().zip(&got).zip(&expected) {
         let diff = got

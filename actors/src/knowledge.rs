@@ -21,8 +21,8 @@ use url::Url;
 use crate::ingest::chunking::Chunker;
 use crate::ingest::quality::{self, Rules};
 use crate::ports::{
-    ChunkRecord, CollectionInfo, CollectionSpec, Condition, EmbedError, Embedder, Field, Filter,
-    FilterValue, Hit, NewChunk, StateStore, StoreError, VectorStore,
+    ChunkRecord, CollectionInfo, CollectionSpec, Condition, EmbedError, EmbedKind, Embedder, Field,
+    Filter, FilterValue, Hit, NewChunk, StateStore, StoreError, VectorStore,
 };
 use crate::scraper::extract::{self, Selectors};
 
@@ -251,7 +251,7 @@ impl Knowledge {
 
         // Embed everything at once (batched, cached), then write.
         let texts: Vec<String> = records.iter().map(|(_, text)| text.clone()).collect();
-        let vectors = self.embed_cached(&texts).await?;
+        let vectors = self.embed_cached(&texts, EmbedKind::Document).await?;
         let chunks: Vec<NewChunk> = records
             .into_iter()
             .zip(vectors)
@@ -298,14 +298,27 @@ impl Knowledge {
 
     /// Vectors for `texts`, from the cache where possible; the state store being down only
     /// costs the cache.
-    async fn embed_cached(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
+    async fn embed_cached(
+        &self,
+        texts: &[String],
+        kind: EmbedKind,
+    ) -> Result<Vec<Vec<f32>>, KnowledgeError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let model = self.embedder.id().to_string();
+        let tag = match kind {
+            EmbedKind::Document => "d",
+            EmbedKind::Query => "q",
+        };
         let keys: Vec<String> = texts
             .iter()
-            .map(|t| format!("emb:{model}:{}", &hex(&Sha256::digest(t.as_bytes()))[..32]))
+            .map(|t| {
+                format!(
+                    "emb:{model}:{tag}:{}",
+                    &hex(&Sha256::digest(t.as_bytes()))[..32]
+                )
+            })
             .collect();
         let cached = self.state.get_many(&keys).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "embedding cache unavailable; embedding everything");
@@ -325,7 +338,7 @@ impl Knowledge {
         for batch in missing.chunks(self.config.embed_batch.max(1)) {
             let batch_texts: Vec<String> = batch.iter().map(|&i| texts[i].clone()).collect();
             let started = std::time::Instant::now();
-            let embedded = self.embedder.embed(&batch_texts).await?;
+            let embedded = self.embedder.embed(&batch_texts, kind).await?;
             metrics::histogram!("aurora_embedding_batch_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             if embedded.len() != batch.len() {
@@ -369,7 +382,7 @@ impl Knowledge {
         }
         let candidates = self.config.candidates.max(k);
         let vector = self
-            .embed_cached(&[query.to_string()])
+            .embed_cached(&[query.to_string()], EmbedKind::Query)
             .await?
             .pop()
             .unwrap_or_default();

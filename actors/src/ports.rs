@@ -122,6 +122,14 @@ pub enum EmbedError {
     Failed(String),
 }
 
+/// What a text is, for models that embed queries and documents differently (Gemini's task
+/// types, instruction-tuned models); symmetric models ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedKind {
+    Document,
+    Query,
+}
+
 /// Turns texts into vectors. Every vector is L2-normalised, so cosine similarity is a dot product.
 pub trait Embedder: Send + Sync + 'static {
     /// Names the model and its output, e.g. `minilm-l6-v2`; stored with each collection so
@@ -129,8 +137,11 @@ pub trait Embedder: Send + Sync + 'static {
     fn id(&self) -> &str;
     fn dimension(&self) -> usize;
     /// One vector per text, in order.
-    fn embed<'a>(&'a self, texts: &'a [String])
-    -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        kind: EmbedKind,
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
 }
 
 /// A chunk as stored and as found: its text and the metadata every backend keeps.

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
-use aurora_actors::ports::{EmbedError, Embedder};
+use aurora_actors::ports::{EmbedError, EmbedKind, Embedder};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
@@ -197,9 +197,11 @@ impl Embedder for MiniLm {
         DIMENSION
     }
 
+    /// Symmetric model: queries and documents are embedded alike.
     fn embed<'a>(
         &'a self,
         texts: &'a [String],
+        _kind: EmbedKind,
     ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
         Box::pin(async move {
             if texts.is_empty() {

@@ -6,7 +6,7 @@
 use futures::future::BoxFuture;
 
 use crate::lexical::{term_id, terms};
-use crate::ports::{EmbedError, Embedder};
+use crate::ports::{EmbedError, EmbedKind, Embedder};
 
 #[derive(Debug, Clone)]
 pub struct HashingEmbedder {
@@ -58,6 +58,7 @@ impl Embedder for HashingEmbedder {
     fn embed<'a>(
         &'a self,
         texts: &'a [String],
+        _kind: EmbedKind,
     ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
         Box::pin(async move { Ok(texts.iter().map(|t| self.vector(t)).collect()) })
     }
