@@ -118,9 +118,39 @@ pub struct FetchSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingSettings {
+    pub provider: EmbeddingProvider,
     pub model_dir: PathBuf,
     pub batch_size: usize,
     pub cache_ttl_secs: u64,
+    pub openai: OpenAiEmbeddingSettings,
+    pub gemini: GeminiEmbeddingSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    Minilm,
+    Openai,
+    Gemini,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiEmbeddingSettings {
+    pub base_url: String,
+    pub model: String,
+    pub dimensions: usize,
+    pub send_dimensions: bool,
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeminiEmbeddingSettings {
+    pub base_url: String,
+    pub model: String,
+    pub dimensions: usize,
+    pub api_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +321,43 @@ impl Settings {
             "embedding.batch_size",
             "must be between 1 and 512",
         )?;
+        match e.provider {
+            EmbeddingProvider::Minilm => {}
+            EmbeddingProvider::Openai => {
+                check_url(
+                    &e.openai.base_url,
+                    "embedding.openai.base_url",
+                    &["http", "https"],
+                )?;
+                check(
+                    !e.openai.base_url.is_empty(),
+                    "embedding.openai.base_url",
+                    "must be set when embedding.provider is openai",
+                )?;
+                check(
+                    !e.openai.model.is_empty() && e.openai.dimensions >= 1,
+                    "embedding.openai.model",
+                    "model and dimensions must be set when embedding.provider is openai",
+                )?;
+            }
+            EmbeddingProvider::Gemini => {
+                check_url(
+                    &e.gemini.base_url,
+                    "embedding.gemini.base_url",
+                    &["http", "https"],
+                )?;
+                check(
+                    !e.gemini.api_key.is_empty(),
+                    "embedding.gemini.api_key",
+                    "must be set (AURORA__EMBEDDING__GEMINI__API_KEY) when embedding.provider is gemini",
+                )?;
+                check(
+                    !e.gemini.model.is_empty() && e.gemini.dimensions >= 1,
+                    "embedding.gemini.model",
+                    "model and dimensions must be set when embedding.provider is gemini",
+                )?;
+            }
+        }
         let i = &self.ingest;
         check(
             (1..=256).contains(&i.workers),

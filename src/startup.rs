@@ -8,20 +8,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_actors::local::{EmbeddedStore, MemoryState};
-use aurora_actors::ports::{HealthCheck, Ports, StateStore, VectorStore};
+use aurora_actors::ports::{Embedder, HealthCheck, Ports, StateStore, VectorStore};
 use aurora_actors::supervisor::TreeExit;
 use aurora_actors::{Handles, Tree};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::adapters::chroma::ChromaStore;
+use crate::adapters::gemini::{GeminiConfig, GeminiEmbedder};
 use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
 use crate::adapters::local_model::MiniLm;
+use crate::adapters::openai::{OpenAiConfig, OpenAiEmbedder};
 use crate::adapters::redis::RedisState;
+use crate::adapters::remote::RetryPolicy;
 use crate::adapters::ssrf::AllowList;
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
-use crate::settings::Settings;
+use crate::settings::{EmbeddingProvider, Settings};
 use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,36 @@ pub fn build_fetcher(settings: &Settings) -> Result<HttpFetcher, StartupError> {
     })?)
 }
 
+/// The embedding model `embedding.provider` names.
+pub fn build_embedder(settings: &Settings) -> Result<Arc<dyn Embedder>, StartupError> {
+    let e = &settings.embedding;
+    let key = |k: &str| (!k.is_empty()).then(|| k.to_string());
+    Ok(match e.provider {
+        EmbeddingProvider::Minilm => {
+            Arc::new(MiniLm::new(&e.model_dir, e.batch_size).map_err(StartupError::Model)?)
+        }
+        EmbeddingProvider::Openai => Arc::new(OpenAiEmbedder::new(
+            OpenAiConfig {
+                base_url: e.openai.base_url.clone(),
+                model: e.openai.model.clone(),
+                dimensions: e.openai.dimensions,
+                send_dimensions: e.openai.send_dimensions,
+                api_key: key(&e.openai.api_key),
+            },
+            RetryPolicy::default(),
+        )?),
+        EmbeddingProvider::Gemini => Arc::new(GeminiEmbedder::new(
+            GeminiConfig {
+                base_url: e.gemini.base_url.clone(),
+                model: e.gemini.model.clone(),
+                dimensions: e.gemini.dimensions,
+                api_key: e.gemini.api_key.clone(),
+            },
+            RetryPolicy::default(),
+        )?),
+    })
+}
+
 /// The engine with its production ports: every adapter the settings ask for, the tree started.
 pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let fetcher = build_fetcher(settings)?;
@@ -118,10 +151,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         health_checks.push(chroma.clone());
         chroma
     };
-    let embedder = Arc::new(
-        MiniLm::new(&settings.embedding.model_dir, settings.embedding.batch_size)
-            .map_err(StartupError::Model)?,
-    );
+    let embedder = build_embedder(settings)?;
     let ports = Ports {
         fetcher: Arc::new(fetcher),
         state,

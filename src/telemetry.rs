@@ -125,6 +125,10 @@ fn describe_metrics() {
         "Always 1; the labels carry the running version."
     );
     describe_counter!(
+        "aurora_remote_retries_total",
+        "Retried calls to hosted model APIs, by service."
+    );
+    describe_counter!(
         "aurora_chroma_failures_total",
         "ChromaDB calls that failed after every retry."
     );

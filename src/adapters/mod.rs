@@ -2,7 +2,10 @@
 //! them; the HTTP layer never touches them.
 
 pub mod chroma;
+pub mod gemini;
 pub mod http_fetch;
 pub mod local_model;
+pub mod openai;
 pub mod redis;
+pub mod remote;
 pub mod ssrf;

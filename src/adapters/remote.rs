@@ -1,0 +1,183 @@
+//! Calling hosted model APIs (OpenAI-compatible, Gemini): JSON over HTTPS with the retry rules
+//! such APIs need. 429 and 5xx are retried with exponential backoff — honouring `Retry-After`
+//! when the service sends one, up to a cap — and connection errors likewise; any other answer is
+//! final. Failures keep the service's own error message.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+
+/// The longest `Retry-After` honoured; beyond it the request fails rather than hang.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The service answered with an error status (after retries, for retryable ones).
+    #[error("{service} answered {status}: {message}")]
+    Status {
+        service: &'static str,
+        status: StatusCode,
+        message: String,
+    },
+    #[error("{service} is unreachable: {message}")]
+    Unreachable {
+        service: &'static str,
+        message: String,
+    },
+    #[error("{service} sent an unexpected answer: {message}")]
+    Malformed {
+        service: &'static str,
+        message: String,
+    },
+}
+
+/// The error message inside an OpenAI (`{"error":{"message"}}`) or Google
+/// (`{"error":{"message","status"}}`) error body, else the body itself.
+pub fn error_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    parsed
+        .as_ref()
+        .and_then(|v| v["error"]["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+pub fn client() -> Result<Client, reqwest::Error> {
+    Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(120))
+        .build()
+}
+
+/// POSTs `body` to `url` and returns the JSON answer, retrying what may succeed later.
+pub async fn post_json(
+    client: &Client,
+    service: &'static str,
+    url: &str,
+    headers: HeaderMap,
+    body: &Value,
+    policy: &RetryPolicy,
+) -> Result<Value, RemoteError> {
+    let mut backoff = policy.first_backoff;
+    let mut attempt = 1;
+    loop {
+        let outcome = client
+            .post(url)
+            .headers(headers.clone())
+            .json(body)
+            .send()
+            .await;
+        let (retryable, wait, error) = match outcome {
+            Ok(response) if response.status().is_success() => {
+                let text = response
+                    .text()
+                    .await
+                    .map_err(|e| RemoteError::Unreachable {
+                        service,
+                        message: e.to_string(),
+                    })?;
+                return serde_json::from_str(&text).map_err(|e| RemoteError::Malformed {
+                    service,
+                    message: format!("{e}: {}", text.chars().take(200).collect::<String>()),
+                });
+            }
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                let message = error_message(&response.text().await.unwrap_or_default());
+                let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                let error = RemoteError::Status {
+                    service,
+                    status,
+                    message,
+                };
+                (retryable, retry_after, error)
+            }
+            Err(e) => (
+                true,
+                None,
+                RemoteError::Unreachable {
+                    service,
+                    message: e.to_string(),
+                },
+            ),
+        };
+        let wait = wait.unwrap_or(backoff);
+        if !retryable || attempt >= policy.attempts || wait > MAX_RETRY_AFTER {
+            return Err(error);
+        }
+        tracing::warn!(service, attempt, wait_ms = wait.as_millis() as u64, %error, "retrying");
+        metrics::counter!("aurora_remote_retries_total", "service" => service).increment(1);
+        tokio::time::sleep(wait).await;
+        backoff *= 2;
+        attempt += 1;
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from these APIs and is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Scales `vector` to unit length (hosted models do not all return normalised vectors, e.g.
+/// Gemini with a reduced `outputDimensionality`).
+pub fn normalise(mut vector: Vec<f32>) -> Vec<f32> {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+    vector
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_come_from_either_envelope() {
+        assert_eq!(
+            error_message(
+                r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#
+            ),
+            "Incorrect API key provided"
+        );
+        assert_eq!(
+            error_message(
+                r#"{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}}"#
+            ),
+            "Quota exceeded"
+        );
+        assert_eq!(error_message("plain text"), "plain text");
+    }
+
+    #[test]
+    fn vectors_are_normalised() {
+        assert_eq!(normalise(vec![3.0, 4.0]), vec![0.6, 0.8]);
+        assert_eq!(normalise(vec![0.0, 0.0]), vec![0.0, 0.0]);
+    }
+}
