@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use aurora::adapters::local_model::MiniLm;
 use aurora::adapters::redis::RedisState;
+use aurora::adapters::static_model::StaticModel;
 use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{ContentType, Document, EmbedContext, Knowledge, KnowledgeConfig};
 use aurora_actors::local::{EmbeddedStore, MemoryState};
@@ -35,6 +36,8 @@ struct Question {
 #[derive(Debug, Clone)]
 struct Config {
     name: &'static str,
+    /// The static tier instead of MiniLM.
+    fast: bool,
     chunk_size: usize,
     chunk_overlap: usize,
     context: EmbedContext,
@@ -46,12 +49,15 @@ fn configs() -> Vec<Config> {
     let fusions = vec![
         ("hybrid 1:1", 1.0, 1.0),
         ("hybrid 1:0.5", 1.0, 0.5),
+        ("hybrid 0.5:1", 0.5, 1.0),
+        ("hybrid 0.25:1", 0.25, 1.0),
         ("dense only", 1.0, 0.0),
         ("bm25 only", 0.0, 1.0),
     ];
     vec![
         Config {
             name: "aurora-1000",
+            fast: false,
             chunk_size: 1000,
             chunk_overlap: 150,
             context: EmbedContext::TitleAndHeading,
@@ -59,6 +65,7 @@ fn configs() -> Vec<Config> {
         },
         Config {
             name: "aurora-1000-nocontext",
+            fast: false,
             chunk_size: 1000,
             chunk_overlap: 150,
             context: EmbedContext::None,
@@ -66,6 +73,7 @@ fn configs() -> Vec<Config> {
         },
         Config {
             name: "aurora-500",
+            fast: false,
             chunk_size: 500,
             chunk_overlap: 75,
             context: EmbedContext::TitleAndHeading,
@@ -73,8 +81,25 @@ fn configs() -> Vec<Config> {
         },
         Config {
             name: "aurora-1500",
+            fast: false,
             chunk_size: 1500,
             chunk_overlap: 200,
+            context: EmbedContext::TitleAndHeading,
+            searches: fusions.clone(),
+        },
+        Config {
+            name: "static-1000",
+            fast: true,
+            chunk_size: 1000,
+            chunk_overlap: 150,
+            context: EmbedContext::TitleAndHeading,
+            searches: fusions.clone(),
+        },
+        Config {
+            name: "static-500",
+            fast: true,
+            chunk_size: 500,
+            chunk_overlap: 75,
             context: EmbedContext::TitleAndHeading,
             searches: fusions,
         },
@@ -142,6 +167,7 @@ struct Args {
     corpus_root: PathBuf,
     set: PathBuf,
     model: PathBuf,
+    static_model: PathBuf,
     redis: Option<String>,
     only: Option<String>,
 }
@@ -151,6 +177,7 @@ fn args() -> anyhow::Result<Args> {
         corpus_root: PathBuf::from("/usr/share/doc/python3.11/html"),
         set: PathBuf::from("eval/python-docs"),
         model: PathBuf::from("models/all-minilm-l6-v2"),
+        static_model: PathBuf::from("models/static-minilm-l6-v2"),
         redis: None,
         only: None,
     };
@@ -161,6 +188,7 @@ fn args() -> anyhow::Result<Args> {
             "--corpus-root" => args.corpus_root = value()?.into(),
             "--set" => args.set = value()?.into(),
             "--model" => args.model = value()?.into(),
+            "--static-model" => args.static_model = value()?.into(),
             "--redis" => args.redis = Some(value()?),
             "--only" => args.only = Some(value()?),
             other => bail!("unknown argument {other}"),
@@ -398,6 +426,9 @@ async fn main() -> anyhow::Result<()> {
     let (pages, questions) = load(&args)?;
     eprintln!("{} pages, {} questions", pages.len(), questions.len());
     let embedder: Arc<dyn Embedder> = Arc::new(MiniLm::load(&args.model, 32)?);
+    let fast: Option<Arc<dyn Embedder>> = StaticModel::load(&args.static_model)
+        .ok()
+        .map(|m| Arc::new(m) as Arc<dyn Embedder>);
     let state: Arc<dyn StateStore> = match &args.redis {
         Some(url) => Arc::new(RedisState::connect(url, "aurora-eval")?),
         None => Arc::new(MemoryState::new()),
@@ -417,7 +448,18 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("baseline done in {:.0?}", started.elapsed());
     }
     for config in configs().iter().filter(|c| wanted(c.name)) {
-        for (label, scores) in aurora(config, &pages, &questions, &embedder, &state).await? {
+        let embedder = match (config.fast, &fast) {
+            (false, _) => &embedder,
+            (true, Some(fast)) => fast,
+            (true, None) => {
+                eprintln!(
+                    "skipping {}: no static model (aurora model distill)",
+                    config.name
+                );
+                continue;
+            }
+        };
+        for (label, scores) in aurora(config, &pages, &questions, embedder, &state).await? {
             rows.push((format!("{} {label}", config.name), scores));
         }
     }

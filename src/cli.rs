@@ -33,6 +33,23 @@ pub enum Command {
     Serve,
     /// Scrape one page and print it — Markdown by default — on stdout.
     Scrape(ScrapeArgs),
+    /// Manage embedding models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Distil the fast static model (embedding.provider = "static") from the built-in one:
+    /// every vocabulary token through MiniLM once, written in Model2Vec's format. About a minute.
+    Distill {
+        /// The built-in model's folder (default: embedding.model_dir).
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
+        /// Where to write the static model (default: embedding.static_model_dir).
+        #[arg(long)]
+        to: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +82,34 @@ pub enum Output {
     Links,
     /// Everything, as the core API's JSON.
     Json,
+}
+
+/// `aurora model distill`.
+pub fn distill(
+    settings: &Settings,
+    from: Option<std::path::PathBuf>,
+    to: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let from = from.unwrap_or_else(|| settings.embedding.model_dir.clone());
+    let to = to.unwrap_or_else(|| settings.embedding.static_model_dir.clone());
+    eprintln!("distilling {} into {}", from.display(), to.display());
+    let started = std::time::Instant::now();
+    let mut last = 0;
+    let done = crate::adapters::static_model::distill(&from, &to, |done, total| {
+        let percent = done * 100 / total.max(1);
+        if percent >= last + 10 {
+            last = percent;
+            eprintln!("  {percent:3}% ({done}/{total} tokens)");
+        }
+    })?;
+    eprintln!(
+        "wrote {} tokens x {} dimensions ({:.1} MB) in {:.0?}; use it with embedding.provider = \"static\"",
+        done.tokens,
+        done.dimension,
+        done.bytes as f64 / 1e6,
+        started.elapsed()
+    );
+    Ok(())
 }
 
 /// `aurora scrape`: one fetch and extraction with the configured fetcher — no tree, no model,

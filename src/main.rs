@@ -1,6 +1,6 @@
 //! `aurora`: parse the command line, load settings, start telemetry, run.
 
-use aurora::cli::{Cli, Command};
+use aurora::cli::{Cli, Command, ModelCommand};
 use aurora::settings::Settings;
 use aurora::startup::{Application, shutdown_signal};
 use aurora::telemetry::{self, LogTarget};
@@ -20,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
             // stdout carries the page; logs go to stderr and only when something is wrong.
             telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
             aurora::cli::scrape(&settings, args).await?;
+        }
+        Command::Model(ModelCommand::Distill { from, to }) => {
+            telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
+            aurora::cli::distill(&settings, from, to)?;
         }
     }
     Ok(())

@@ -120,6 +120,7 @@ pub struct FetchSettings {
 pub struct EmbeddingSettings {
     pub provider: EmbeddingProvider,
     pub model_dir: PathBuf,
+    pub static_model_dir: PathBuf,
     pub batch_size: usize,
     pub cache_ttl_secs: u64,
     pub openai: OpenAiEmbeddingSettings,
@@ -130,6 +131,7 @@ pub struct EmbeddingSettings {
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddingProvider {
     Minilm,
+    Static,
     Openai,
     Gemini,
 }
@@ -322,7 +324,7 @@ impl Settings {
             "must be between 1 and 512",
         )?;
         match e.provider {
-            EmbeddingProvider::Minilm => {}
+            EmbeddingProvider::Minilm | EmbeddingProvider::Static => {}
             EmbeddingProvider::Openai => {
                 check_url(
                     &e.openai.base_url,

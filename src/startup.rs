@@ -22,6 +22,7 @@ use crate::adapters::openai::{OpenAiConfig, OpenAiEmbedder};
 use crate::adapters::redis::RedisState;
 use crate::adapters::remote::RetryPolicy;
 use crate::adapters::ssrf::AllowList;
+use crate::adapters::static_model::StaticModel;
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
 use crate::settings::{EmbeddingProvider, Settings};
@@ -92,6 +93,9 @@ pub fn build_embedder(settings: &Settings) -> Result<Arc<dyn Embedder>, StartupE
     Ok(match e.provider {
         EmbeddingProvider::Minilm => {
             Arc::new(MiniLm::new(&e.model_dir, e.batch_size).map_err(StartupError::Model)?)
+        }
+        EmbeddingProvider::Static => {
+            Arc::new(StaticModel::load(&e.static_model_dir).map_err(StartupError::Model)?)
         }
         EmbeddingProvider::Openai => Arc::new(OpenAiEmbedder::new(
             OpenAiConfig {

@@ -151,3 +151,68 @@ async fn matches_an_independent_reference_implementation() {
     }
     eprintln!("max |candle - reference| over 12 sentences: {worst:e}");
 }
+
+/// The static tier distilled from the built-in model (into `models/`, once; later runs reuse it):
+/// a table lookup that still tells related sentences from unrelated ones, if less sharply.
+#[tokio::test]
+async fn the_distilled_static_model_keeps_meaning() {
+    use aurora::adapters::static_model::{StaticModel, distill};
+    let dir = model_dir().with_file_name("static-minilm-l6-v2");
+    let model = match StaticModel::load(&dir) {
+        Ok(model) => model,
+        Err(_) => {
+            let done = distill(&model_dir(), &dir, |_, _| {}).unwrap();
+            assert_eq!((done.tokens, done.dimension), (30522, 384));
+            StaticModel::load(&dir).unwrap()
+        }
+    };
+    assert_eq!(
+        (model.id(), model.dimension()),
+        ("static-minilm-l6-v2", 384)
+    );
+    let pairs = [
+        (
+            "How do I reset my account password?",
+            "To change a forgotten password, open the login page and click 'Forgot password'.",
+        ),
+        (
+            "The cat is sleeping on the sofa.",
+            "A kitten naps on the couch in the living room.",
+        ),
+        (
+            "Stock markets fell sharply after the announcement.",
+            "Share prices dropped once the news came out.",
+        ),
+        (
+            "How do I delete a folder and everything in it?",
+            "shutil.rmtree removes a directory tree recursively.",
+        ),
+    ];
+    let texts: Vec<String> = pairs
+        .iter()
+        .flat_map(|(a, b)| [a.to_string(), b.to_string()])
+        .collect();
+    let vectors = model.embed(&texts, EmbedKind::Document).await.unwrap();
+    let (mut related, mut unrelated, mut first) = (0.0, 0.0, 0);
+    for i in 0..pairs.len() {
+        let own = cosine(&vectors[2 * i], &vectors[2 * i + 1]);
+        let others: Vec<f32> = (0..pairs.len())
+            .filter(|&j| j != i)
+            .map(|j| cosine(&vectors[2 * i], &vectors[2 * j + 1]))
+            .collect();
+        eprintln!("pair {i}: related {own:.3}, unrelated {others:.3?}");
+        related += own / pairs.len() as f32;
+        unrelated += others.iter().sum::<f32>() / (others.len() * pairs.len()) as f32;
+        first += usize::from(others.iter().all(|&o| own > o));
+    }
+    eprintln!("mean related {related:.3}, mean unrelated {unrelated:.3}, {first}/4 ranked first");
+    assert!(
+        related - unrelated > 0.2,
+        "related {related:.3} vs unrelated {unrelated:.3}"
+    );
+    assert!(first >= 3, "{first}/4 queries rank their own passage first");
+    let missing = StaticModel::load(std::path::Path::new("/nonexistent"));
+    assert!(
+        matches!(missing, Err(EmbedError::ModelMissing(m)) if m.contains("aurora model distill"))
+    );
+}

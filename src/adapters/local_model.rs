@@ -188,6 +188,43 @@ impl Inner {
     }
 }
 
+/// Every vocabulary token's vector — `[CLS] token [SEP]` through the model, mean-pooled — the raw
+/// material of the static tier (`adapters::static_model::distill`). `progress(done, total)` is
+/// called after each batch.
+pub fn token_vectors(
+    dir: &Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(Vec<Vec<f32>>, Tokenizer), EmbedError> {
+    let inner = Inner::load(dir)?;
+    let tokenizer = inner.tokenizer.clone();
+    let fail = |e: &dyn std::fmt::Display| EmbedError::Failed(e.to_string());
+    let special = |t: &str| {
+        tokenizer
+            .token_to_id(t)
+            .ok_or_else(|| EmbedError::Failed(format!("the tokenizer has no {t} token")))
+    };
+    let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
+    let vocabulary = tokenizer.get_vocab_size(false);
+    let mut vectors = Vec::with_capacity(vocabulary);
+    for start in (0..vocabulary).step_by(512) {
+        let ids: Vec<u32> = (start..(start + 512).min(vocabulary))
+            .flat_map(|t| [cls, t as u32, sep])
+            .collect();
+        let rows = ids.len() / 3;
+        let ids = Tensor::from_vec(ids, (rows, 3), &Device::Cpu).map_err(|e| fail(&e))?;
+        let ones = ids.ones_like().map_err(|e| fail(&e))?;
+        let types = ids.zeros_like().map_err(|e| fail(&e))?;
+        let hidden = inner
+            .model
+            .forward(&ids, &types, Some(&ones))
+            .map_err(|e| fail(&e))?;
+        let pooled = hidden.mean(1).map_err(|e| fail(&e))?;
+        vectors.extend(pooled.to_vec2::<f32>().map_err(|e| fail(&e))?);
+        progress(vectors.len(), vocabulary);
+    }
+    Ok((vectors, tokenizer))
+}
+
 impl Embedder for MiniLm {
     fn id(&self) -> &str {
         "minilm-l6-v2"

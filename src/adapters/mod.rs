@@ -9,3 +9,4 @@ pub mod openai;
 pub mod redis;
 pub mod remote;
 pub mod ssrf;
+pub mod static_model;
