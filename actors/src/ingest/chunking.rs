@@ -50,7 +50,8 @@ struct Section {
     text: String,
 }
 
-/// The page cut at its headings; each section starts with its own heading line.
+/// The page cut at its headings; each section starts with its own heading line. A section with
+/// nothing but its heading is dropped: its title lives on in its subsections' heading paths.
 fn sections(markdown: &str) -> Vec<Section> {
     let mut sections = Vec::new();
     // (level, title) of the headings enclosing the current line.
@@ -73,7 +74,7 @@ fn sections(markdown: &str) -> Vec<Section> {
         } else if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             fence = Some(&trimmed[..3]);
         } else if let Some((level, title)) = atx_heading(line) {
-            if !current.trim().is_empty() {
+            if has_body(&current) {
                 sections.push(Section {
                     heading: current_heading.clone(),
                     text: std::mem::take(&mut current),
@@ -87,13 +88,21 @@ fn sections(markdown: &str) -> Vec<Section> {
         current.push_str(line);
         current.push('\n');
     }
-    if !current.trim().is_empty() {
+    if has_body(&current) {
         sections.push(Section {
             heading: current_heading,
             text: current,
         });
     }
     sections
+}
+
+/// Whether a section has text besides its heading line.
+fn has_body(section: &str) -> bool {
+    section
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .any(|line| atx_heading(line).is_none())
 }
 
 /// `## Title ##` → (2, "Title"); link syntax in the title is reduced to its text.
@@ -203,6 +212,24 @@ mod tests {
             w[1].text.contains(tail.trim())
         });
         assert!(shared.count() > 0);
+    }
+
+    #[test]
+    fn heading_only_sections_are_not_chunks() {
+        let chunks = Chunker::new(1000, 0)
+            .unwrap()
+            .chunk("# Leave\n\n## Parental leave\n\nSixteen weeks.\n\n# Empty\n");
+        let got: Vec<(&str, &str)> = chunks
+            .iter()
+            .map(|c| (c.heading.as_str(), c.text.trim()))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                "Leave > Parental leave",
+                "## Parental leave\n\nSixteen weeks."
+            )]
+        );
     }
 
     #[test]
