@@ -1,5 +1,7 @@
 //! The built-in embedding model: real sentence embeddings, matching an independent reference.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use aurora::adapters::local_model::MiniLm;
@@ -21,32 +23,40 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-#[tokio::test]
-async fn related_sentences_score_higher_than_unrelated_ones() {
-    let model = load();
-    let pairs = [
-        (
-            "How do I reset my account password?",
-            "To change a forgotten password, open the login page and click 'Forgot password'.",
-        ),
-        (
-            "The cat is sleeping on the sofa.",
-            "A kitten naps on the couch in the living room.",
-        ),
-        (
-            "Stock markets fell sharply after the announcement.",
-            "Share prices dropped once the news came out.",
-        ),
-        (
-            "How do I delete a folder and everything in it?",
-            "shutil.rmtree removes a directory tree recursively.",
-        ),
-    ];
-    let texts: Vec<String> = pairs
+/// Query/passage pairs on unrelated topics: each query should sit closest to its own passage.
+const PAIRS: [(&str, &str); 4] = [
+    (
+        "How do I reset my account password?",
+        "To change a forgotten password, open the login page and click 'Forgot password'.",
+    ),
+    (
+        "The cat is sleeping on the sofa.",
+        "A kitten naps on the couch in the living room.",
+    ),
+    (
+        "Stock markets fell sharply after the announcement.",
+        "Share prices dropped once the news came out.",
+    ),
+    (
+        "How do I delete a folder and everything in it?",
+        "shutil.rmtree removes a directory tree recursively.",
+    ),
+];
+
+/// Vectors of [`PAIRS`], flattened: query `i` at `2i`, its passage at `2i + 1`.
+async fn embed_pairs(model: &dyn Embedder) -> Vec<Vec<f32>> {
+    let texts: Vec<String> = PAIRS
         .iter()
         .flat_map(|(a, b)| [a.to_string(), b.to_string()])
         .collect();
-    let vectors = model.embed(&texts, EmbedKind::Document).await.unwrap();
+    model.embed(&texts, EmbedKind::Document).await.unwrap()
+}
+
+#[tokio::test]
+async fn related_sentences_score_higher_than_unrelated_ones() {
+    let model = load();
+    let pairs = PAIRS;
+    let vectors = embed_pairs(&model).await;
     assert_eq!(vectors.len(), 8);
     for v in &vectors {
         assert_eq!(v.len(), 384);
@@ -170,29 +180,8 @@ async fn the_distilled_static_model_keeps_meaning() {
         (model.id(), model.dimension()),
         ("static-minilm-l6-v2", 384)
     );
-    let pairs = [
-        (
-            "How do I reset my account password?",
-            "To change a forgotten password, open the login page and click 'Forgot password'.",
-        ),
-        (
-            "The cat is sleeping on the sofa.",
-            "A kitten naps on the couch in the living room.",
-        ),
-        (
-            "Stock markets fell sharply after the announcement.",
-            "Share prices dropped once the news came out.",
-        ),
-        (
-            "How do I delete a folder and everything in it?",
-            "shutil.rmtree removes a directory tree recursively.",
-        ),
-    ];
-    let texts: Vec<String> = pairs
-        .iter()
-        .flat_map(|(a, b)| [a.to_string(), b.to_string()])
-        .collect();
-    let vectors = model.embed(&texts, EmbedKind::Document).await.unwrap();
+    let pairs = PAIRS;
+    let vectors = embed_pairs(&model).await;
     let (mut related, mut unrelated, mut first) = (0.0, 0.0, 0);
     for i in 0..pairs.len() {
         let own = cosine(&vectors[2 * i], &vectors[2 * i + 1]);

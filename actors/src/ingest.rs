@@ -13,12 +13,11 @@ pub mod quality;
 
 use std::sync::Arc;
 
-use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
-use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::RpcReplyPort;
 
 use crate::Names;
 use crate::knowledge::{Document, IngestReport, Knowledge, KnowledgeError};
-use crate::pool::{self, JobKey, PoolJob};
+use crate::pool::{self, JobHandler, PoolJob};
 use crate::ports::CollectionInfo;
 use crate::router::AdmissionPermit;
 use crate::supervisor::ChildSpec;
@@ -82,29 +81,11 @@ pub struct IngestWorker {
     knowledge: Arc<Knowledge>,
 }
 
-impl Worker for IngestWorker {
-    type Key = JobKey;
-    type Message = IngestJob;
-    type Arguments = ();
-    type State = ();
+impl JobHandler for IngestWorker {
+    type Job = IngestJob;
 
-    async fn pre_start(
-        &self,
-        _wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<JobKey, IngestJob>>,
-        _args: (),
-    ) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<JobKey, IngestJob>>,
-        Job { key, msg, .. }: Job<JobKey, IngestJob>,
-        _state: &mut (),
-    ) -> Result<JobKey, ActorProcessingErr> {
-        match msg {
+    async fn run(&self, job: IngestJob) {
+        match job {
             IngestJob::Ingest {
                 request,
                 reply,
@@ -148,7 +129,6 @@ impl Worker for IngestWorker {
             #[cfg(feature = "fault-injection")]
             IngestJob::Panic => panic!("fault injection: ingest worker panics"),
         }
-        Ok(key)
     }
 }
 

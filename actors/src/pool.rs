@@ -6,13 +6,14 @@
 //! intensity (`aurora_actor_restarts_total{actor="<pool>_worker"}`).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use ractor::factory::{
-    Factory, FactoryArguments, FactoryMessage, Worker, WorkerId, queues::DefaultQueue,
+    Factory, FactoryArguments, FactoryMessage, Job, Worker, WorkerId, queues::DefaultQueue,
     routing::QueuerRouting, worker_builder,
 };
-use ractor::{Actor, ActorRef, Message};
+use ractor::{Actor, ActorProcessingErr, ActorRef, Message};
 
 use crate::supervisor::{ChildSpec, SupervisorMsg};
 
@@ -24,8 +25,47 @@ pub trait PoolJob: Message {
     fn fail_unavailable(self);
 }
 
+/// What one worker of a pool does with a job. The ractor `Worker` plumbing is written once, in
+/// [`PoolWorker`]; a pool's module holds only its messages and this.
+pub(crate) trait JobHandler: Send + Sync + 'static {
+    type Job: PoolJob;
+    /// Runs the job and answers its caller. A panic here crashes the worker (the factory replaces
+    /// it and the supervisor counts it); an error is the caller's answer, not a crash.
+    fn run(&self, job: Self::Job) -> impl Future<Output = ()> + Send;
+}
+
+/// A factory worker around a [`JobHandler`]; stateless, so a replacement starts ready.
+pub(crate) struct PoolWorker<H>(pub H);
+
+impl<H: JobHandler> Worker for PoolWorker<H> {
+    type Key = JobKey;
+    type Message = H::Job;
+    type Arguments = ();
+    type State = ();
+
+    async fn pre_start(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<JobKey, H::Job>>,
+        _args: (),
+    ) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<JobKey, H::Job>>,
+        Job { key, msg, .. }: Job<JobKey, H::Job>,
+        _state: &mut (),
+    ) -> Result<JobKey, ActorProcessingErr> {
+        self.0.run(msg).await;
+        Ok(key)
+    }
+}
+
 /// A pool as a supervised child: `workers` instances of what `make` builds, registered as `name`.
-pub(crate) fn child_spec<W, F>(
+pub(crate) fn child_spec<H, F>(
     label: &'static str,
     worker_label: &'static str,
     name: String,
@@ -34,9 +74,8 @@ pub(crate) fn child_spec<W, F>(
     make: F,
 ) -> ChildSpec
 where
-    W: Worker<Key = JobKey, Arguments = ()>,
-    W::Message: PoolJob,
-    F: Fn() -> W + Send + Sync + 'static,
+    H: JobHandler,
+    F: Fn() -> H + Send + Sync + 'static,
 {
     let make = Arc::new(make);
     ChildSpec {
@@ -55,15 +94,15 @@ where
                             label: worker_label,
                         });
                     }
-                    (make(), ())
+                    (PoolWorker(make()), ())
                 });
                 let factory = Factory::<
                     JobKey,
-                    W::Message,
+                    H::Job,
                     (),
-                    W,
-                    QueuerRouting<JobKey, W::Message>,
-                    DefaultQueue<JobKey, W::Message>,
+                    PoolWorker<H>,
+                    QueuerRouting<JobKey, H::Job>,
+                    DefaultQueue<JobKey, H::Job>,
                 >::default();
                 let args = FactoryArguments::builder()
                     .worker_builder(Box::new(builder))

@@ -10,12 +10,11 @@
 
 use std::sync::Arc;
 
-use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
-use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::RpcReplyPort;
 
 use crate::Names;
 use crate::knowledge::{Knowledge, KnowledgeError, SearchHit};
-use crate::pool::{self, JobKey, PoolJob};
+use crate::pool::{self, JobHandler, PoolJob};
 use crate::ports::Filter;
 use crate::router::AdmissionPermit;
 use crate::supervisor::ChildSpec;
@@ -54,44 +53,24 @@ pub struct RagWorker {
     knowledge: Arc<Knowledge>,
 }
 
-impl Worker for RagWorker {
-    type Key = JobKey;
-    type Message = RagJob;
-    type Arguments = ();
-    type State = ();
+impl JobHandler for RagWorker {
+    type Job = RagJob;
 
-    async fn pre_start(
-        &self,
-        _wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<JobKey, RagJob>>,
-        _args: (),
-    ) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<JobKey, RagJob>>,
-        Job { key, msg, .. }: Job<JobKey, RagJob>,
-        _state: &mut (),
-    ) -> Result<JobKey, ActorProcessingErr> {
-        match msg {
+    async fn run(&self, job: RagJob) {
+        match job {
             RagJob::Search {
                 request,
                 reply,
                 permit,
             } => {
                 let started = std::time::Instant::now();
-                let result = self
-                    .knowledge
-                    .search(
-                        &request.collection,
-                        &request.query,
-                        request.k,
-                        &request.filter,
-                    )
-                    .await;
+                let SearchRequest {
+                    collection,
+                    query,
+                    k,
+                    filter,
+                } = *request;
+                let result = self.knowledge.search(&collection, &query, k, &filter).await;
                 metrics::histogram!("aurora_search_duration_seconds")
                     .record(started.elapsed().as_secs_f64());
                 let _ = reply.send(result);
@@ -100,7 +79,6 @@ impl Worker for RagWorker {
             #[cfg(feature = "fault-injection")]
             RagJob::Panic => panic!("fault injection: rag worker panics"),
         }
-        Ok(key)
     }
 }
 

@@ -16,12 +16,11 @@ pub mod extract;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
-use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::RpcReplyPort;
 
 use crate::Names;
 use crate::model::{Page, ScrapeRequest, Timings};
-use crate::pool::{self, JobKey, PoolJob};
+use crate::pool::{self, JobHandler, PoolJob};
 use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
 use crate::router::AdmissionPermit;
 use crate::supervisor::ChildSpec;
@@ -47,8 +46,6 @@ pub enum ScrapeError {
     #[error("extraction failed: {0}")]
     Internal(String),
 }
-
-pub type ScraperPool = ActorRef<FactoryMessage<JobKey, ScrapeJob>>;
 
 pub enum ScrapeJob {
     Scrape {
@@ -76,29 +73,11 @@ pub struct ScraperWorker {
     fetcher: Arc<dyn Fetcher>,
 }
 
-impl Worker for ScraperWorker {
-    type Key = JobKey;
-    type Message = ScrapeJob;
-    type Arguments = ();
-    type State = ();
+impl JobHandler for ScraperWorker {
+    type Job = ScrapeJob;
 
-    async fn pre_start(
-        &self,
-        _wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<JobKey, ScrapeJob>>,
-        _args: (),
-    ) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<JobKey, ScrapeJob>>,
-        Job { key, msg, .. }: Job<JobKey, ScrapeJob>,
-        _state: &mut (),
-    ) -> Result<JobKey, ActorProcessingErr> {
-        match msg {
+    async fn run(&self, job: ScrapeJob) {
+        match job {
             ScrapeJob::Scrape {
                 request,
                 reply,
@@ -111,7 +90,6 @@ impl Worker for ScraperWorker {
             #[cfg(feature = "fault-injection")]
             ScrapeJob::Panic => panic!("fault injection: scraper worker panics"),
         }
-        Ok(key)
     }
 }
 

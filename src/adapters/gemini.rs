@@ -81,36 +81,16 @@ impl GeminiEmbedder {
 
 /// `{"embeddings":[{"values":[…]},…]}` → vectors, in order.
 fn parse(answer: &Value, expected: usize, dimensions: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-    let malformed =
-        |what: String| EmbedError::Service(format!("{SERVICE} sent an unexpected answer: {what}"));
-    let embeddings = answer["embeddings"]
-        .as_array()
-        .ok_or_else(|| malformed("no `embeddings` array".into()))?;
-    if embeddings.len() != expected {
-        return Err(malformed(format!(
-            "{} vectors for {expected} inputs",
-            embeddings.len()
-        )));
-    }
-    embeddings
+    let reader = remote::VectorReader {
+        service: SERVICE,
+        setting: "embedding.gemini.dimensions",
+        dimensions,
+    };
+    reader
+        .items(answer, "embeddings", expected)?
         .iter()
         .enumerate()
-        .map(|(i, item)| {
-            let vector: Vec<f32> = item["values"]
-                .as_array()
-                .ok_or_else(|| malformed(format!("embedding {i} has no `values`")))?
-                .iter()
-                .map(|x| x.as_f64().map(|x| x as f32))
-                .collect::<Option<_>>()
-                .ok_or_else(|| malformed(format!("embedding {i} holds a non-number")))?;
-            if vector.len() != dimensions {
-                return Err(EmbedError::Service(format!(
-                    "{SERVICE} returned {}-dimensional vectors; embedding.gemini.dimensions says {dimensions}",
-                    vector.len()
-                )));
-            }
-            Ok(remote::normalise(vector))
-        })
+        .map(|(i, item)| reader.vector(&item["values"], i))
         .collect()
 }
 

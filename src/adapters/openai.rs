@@ -79,37 +79,23 @@ impl OpenAiEmbedder {
 
 /// `{"data":[{"index":0,"embedding":[…]},…]}` → vectors in input order.
 fn parse(answer: &Value, expected: usize, dimensions: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-    let malformed =
-        |what: String| EmbedError::Service(format!("{SERVICE} sent an unexpected answer: {what}"));
-    let data = answer["data"]
-        .as_array()
-        .ok_or_else(|| malformed("no `data` array".into()))?;
-    if data.len() != expected {
-        return Err(malformed(format!(
-            "{} vectors for {expected} inputs",
-            data.len()
-        )));
-    }
+    let reader = remote::VectorReader {
+        service: SERVICE,
+        setting: "embedding.openai.dimensions",
+        dimensions,
+    };
     let mut vectors = vec![Vec::new(); expected];
-    for (position, item) in data.iter().enumerate() {
+    for (position, item) in reader.items(answer, "data", expected)?.iter().enumerate() {
         let index = item["index"].as_u64().map_or(position, |i| i as usize);
-        let vector: Vec<f32> = item["embedding"]
-            .as_array()
-            .ok_or_else(|| malformed(format!("item {index} has no `embedding` array")))?
-            .iter()
-            .map(|x| x.as_f64().map(|x| x as f32))
-            .collect::<Option<_>>()
-            .ok_or_else(|| malformed(format!("item {index} holds a non-number")))?;
-        if vector.len() != dimensions {
-            return Err(EmbedError::Service(format!(
-                "{SERVICE} returned {}-dimensional vectors; embedding.openai.dimensions says {dimensions}",
-                vector.len()
-            )));
-        }
+        let vector = reader.vector(&item["embedding"], index)?;
         let slot = vectors
             .get_mut(index)
-            .ok_or_else(|| malformed(format!("index {index} out of range")))?;
-        *slot = remote::normalise(vector);
+            .ok_or_else(|| reader.malformed(format_args!("index {index} out of range")))?;
+        *slot = vector;
+    }
+    // A repeated index leaves another input without a vector.
+    if let Some(missing) = vectors.iter().position(Vec::is_empty) {
+        return Err(reader.malformed(format_args!("no vector for input {missing}")));
     }
     Ok(vectors)
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use aurora_actors::ports::EmbedError;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
@@ -142,6 +143,64 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
+}
+
+/// Reads the vectors out of a hosted embeddings answer, with errors that name the service and
+/// the setting to fix.
+pub struct VectorReader {
+    pub service: &'static str,
+    /// The setting holding the expected dimension, e.g. `embedding.openai.dimensions`.
+    pub setting: &'static str,
+    pub dimensions: usize,
+}
+
+impl VectorReader {
+    pub fn malformed(&self, what: impl std::fmt::Display) -> EmbedError {
+        EmbedError::Service(format!(
+            "{} sent an unexpected answer: {what}",
+            self.service
+        ))
+    }
+
+    /// The array under `field`, which must hold one item per input.
+    pub fn items<'v>(
+        &self,
+        answer: &'v Value,
+        field: &str,
+        expected: usize,
+    ) -> Result<&'v [Value], EmbedError> {
+        let items = answer[field]
+            .as_array()
+            .ok_or_else(|| self.malformed(format_args!("no `{field}` array")))?;
+        if items.len() != expected {
+            return Err(self.malformed(format_args!(
+                "{} vectors for {expected} inputs",
+                items.len()
+            )));
+        }
+        Ok(items)
+    }
+
+    /// The numbers of `value` (item `index`) as a unit vector of the configured dimension.
+    pub fn vector(&self, value: &Value, index: usize) -> Result<Vec<f32>, EmbedError> {
+        let vector: Vec<f32> = value
+            .as_array()
+            .ok_or_else(|| self.malformed(format_args!("item {index} has no vector")))?
+            .iter()
+            .map(|x| x.as_f64().map(|x| x as f32))
+            .collect::<Option<_>>()
+            .ok_or_else(|| self.malformed(format_args!("item {index} holds a non-number")))?;
+        if vector.len() != self.dimensions {
+            return Err(EmbedError::Service(format!(
+                "{} returned {}-dimensional vectors; {} says {}",
+                self.service,
+                vector.len(),
+                self.setting,
+                self.dimensions
+            )));
+        }
+        Ok(normalise(vector))
+    }
 }
 
 /// Scales `vector` to unit length (hosted models do not all return normalised vectors, e.g.
