@@ -33,6 +33,7 @@ fn extraction(c: &mut Criterion) {
             body: html.to_vec(),
             truncated: false,
             redirects: Vec::new(),
+            retry_after: None,
         };
         let selectors = Selectors::default();
         group.throughput(Throughput::Elements(1));

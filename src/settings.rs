@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aurora_actors::TreeConfig;
+use aurora_actors::crawler_pool::CrawlerConfig;
+use aurora_actors::crawler_pool::scope::TrapBounds;
 use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
 use aurora_actors::supervisor::RestartPolicy;
@@ -48,6 +50,7 @@ pub struct Settings {
     pub embedding: EmbeddingSettings,
     pub ingest: IngestSettings,
     pub search: SearchSettings,
+    pub crawler: CrawlerSettings,
     pub redis: RedisSettings,
     pub chroma: ChromaSettings,
 }
@@ -187,6 +190,33 @@ pub struct SearchSettings {
     pub dense_weight: f32,
     pub lexical_weight: f32,
     pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlerSettings {
+    pub max_concurrency: usize,
+    pub job_concurrency: usize,
+    pub per_host_rps: f64,
+    pub robots_agent: String,
+    pub robots_cache_secs: u64,
+    pub max_url_length: usize,
+    pub max_segment_repeats: usize,
+    pub max_shape_variants: usize,
+    pub max_bytes_per_job: u64,
+    pub max_job_secs: u64,
+    pub max_errors_per_job: u64,
+    pub job_ttl_secs: u64,
+    pub retries: u32,
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub cancel_poll_ms: u64,
+    pub cancel_wait_ms: u64,
+    pub stale_after_secs: u64,
+    pub ingest_batch: usize,
+    /// Collection crawled pages stream into unless a request says otherwise; empty = none.
+    pub default_ingest_collection: String,
+    pub max_limit: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -402,6 +432,53 @@ impl Settings {
             "search.candidates",
             "candidates must be at least 1 and rrf_k not negative",
         )?;
+        let c = &self.crawler;
+        check(
+            (1..=4096).contains(&c.max_concurrency),
+            "crawler.max_concurrency",
+            "must be between 1 and 4096",
+        )?;
+        check(
+            c.job_concurrency >= 1 && c.job_concurrency <= c.max_concurrency,
+            "crawler.job_concurrency",
+            "must be between 1 and crawler.max_concurrency",
+        )?;
+        check(
+            c.per_host_rps >= 0.0 && c.per_host_rps.is_finite(),
+            "crawler.per_host_rps",
+            "must be 0 (unlimited) or a positive number",
+        )?;
+        check(
+            !c.robots_agent.is_empty()
+                && c.robots_agent
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch)),
+            "crawler.robots_agent",
+            "must be a robots.txt product token (letters, digits, - and _)",
+        )?;
+        check(
+            c.max_url_length >= 64 && c.max_segment_repeats >= 1 && c.max_shape_variants >= 1,
+            "crawler.max_url_length",
+            "trap bounds must be positive (max_url_length at least 64)",
+        )?;
+        check(
+            c.cancel_poll_ms >= 10 && c.retries <= 10 && c.backoff_ms <= c.max_backoff_ms,
+            "crawler.cancel_poll_ms",
+            "cancel_poll_ms must be at least 10, retries at most 10, backoff_ms at most max_backoff_ms",
+        )?;
+        check(
+            c.max_limit >= 1 && c.ingest_batch >= 1,
+            "crawler.max_limit",
+            "max_limit and ingest_batch must be at least 1",
+        )?;
+        if !c.default_ingest_collection.is_empty() {
+            aurora_actors::ports::validate_collection_name(&c.default_ingest_collection).map_err(
+                |e| SettingsError::Invalid {
+                    key: "crawler.default_ingest_collection",
+                    reason: e.to_string(),
+                },
+            )?;
+        }
         AllowList::parse(&f.allow_private).map_err(|reason| SettingsError::Invalid {
             key: "fetch.allow_private",
             reason,
@@ -448,11 +525,41 @@ impl Settings {
                 dense_weight: self.search.dense_weight,
                 lexical_weight: self.search.lexical_weight,
             },
+            crawler: self.crawler_config(),
             call_margin: Duration::from_millis(self.scraper.call_margin_ms),
             ingest_timeout: Duration::from_secs(self.ingest.timeout_secs),
             search_timeout: Duration::from_secs(self.search.timeout_secs),
             lookup_grace: Duration::from_millis(a.lookup_grace_ms),
             shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
+        }
+    }
+}
+
+impl Settings {
+    fn crawler_config(&self) -> CrawlerConfig {
+        let c = &self.crawler;
+        CrawlerConfig {
+            max_concurrency: c.max_concurrency,
+            job_concurrency: c.job_concurrency,
+            per_host_rps: c.per_host_rps,
+            robots_agent: c.robots_agent.clone(),
+            robots_ttl: Duration::from_secs(c.robots_cache_secs),
+            traps: TrapBounds {
+                max_url_length: c.max_url_length,
+                max_segment_repeats: c.max_segment_repeats,
+                max_shape_variants: c.max_shape_variants,
+            },
+            max_bytes_per_job: c.max_bytes_per_job,
+            max_job_duration: Duration::from_secs(c.max_job_secs),
+            max_errors_per_job: c.max_errors_per_job,
+            job_ttl: Duration::from_secs(c.job_ttl_secs),
+            retries: c.retries,
+            backoff: Duration::from_millis(c.backoff_ms),
+            max_backoff: Duration::from_millis(c.max_backoff_ms),
+            cancel_poll: Duration::from_millis(c.cancel_poll_ms),
+            cancel_wait: Duration::from_millis(c.cancel_wait_ms),
+            stale_after: Duration::from_secs(c.stale_after_secs),
+            ingest_batch: c.ingest_batch,
         }
     }
 }

@@ -6,13 +6,16 @@
 //! ├── scraper   ractor Factory of ScraperWorker × scraper_workers: fetch → decode → extract
 //! ├── ingest    ractor Factory of IngestWorker × ingest_workers: clean → filter → chunk → embed → upsert
 //! ├── rag       ractor Factory of RagWorker × rag_workers: hybrid search (dense + BM25, RRF)
-//! └── router    RouterActor: admission control (503 when full), routes jobs to the pools
+//! ├── router    RouterActor: admission control (503 when full), routes jobs to the pools
+//! └── crawler   CrawlerPool: crawl/batch jobs as tasks (frontier, robots, politeness) over the
+//!               scraper pool, streaming pages to ingest; job state in the state store
 //! ```
 //!
 //! Actors are registered under names unique to each tree ([`Names`]) so that several trees can
 //! live in one process (tests) and callers always reach the current incarnation of an actor:
 //! handles look actors up by name on every call and never keep an `ActorRef`.
 
+pub mod crawler_pool;
 pub mod ingest;
 pub mod knowledge;
 pub mod lexical;
@@ -53,6 +56,7 @@ pub struct TreeConfig {
     pub ingest_workers: usize,
     pub rag_workers: usize,
     pub knowledge: KnowledgeConfig,
+    pub crawler: crawler_pool::CrawlerConfig,
     /// Added to a request's own timeout to bound the whole call (queueing + extraction).
     pub call_margin: Duration,
     /// Bound on one ingest request (embedding is the slow part).
@@ -73,6 +77,7 @@ pub struct Names {
     pub scraper: String,
     pub ingest: String,
     pub rag: String,
+    pub crawler: String,
 }
 
 impl Names {
@@ -89,6 +94,7 @@ impl Names {
             scraper: format!("{ns}/scraper"),
             ingest: format!("{ns}/ingest"),
             rag: format!("{ns}/rag"),
+            crawler: format!("{ns}/crawler"),
         }
     }
 }
@@ -112,6 +118,7 @@ pub(crate) async fn lookup<M: Message>(name: &str, grace: Duration) -> Option<Ac
 pub struct Handles {
     names: Arc<Names>,
     config: Arc<TreeConfig>,
+    crawls: Arc<crawler_pool::Shared>,
     health_checks: Arc<[Arc<dyn HealthCheck>]>,
 }
 
@@ -125,12 +132,14 @@ pub struct Check {
 
 impl Handles {
     pub fn router(&self) -> router::Handle {
-        router::Handle {
+        router_handle(&self.names, &self.config)
+    }
+
+    pub fn crawler(&self) -> crawler_pool::Handle {
+        crawler_pool::Handle {
             names: self.names.clone(),
-            call_margin: self.config.call_margin,
+            shared: self.crawls.clone(),
             lookup_grace: self.config.lookup_grace,
-            ingest_timeout: self.config.ingest_timeout,
-            search_timeout: self.config.search_timeout,
         }
     }
 
@@ -141,6 +150,7 @@ impl Handles {
             ("actor:scraper", &self.names.scraper),
             ("actor:ingest", &self.names.ingest),
             ("actor:rag", &self.names.rag),
+            ("actor:crawler", &self.names.crawler),
         ]
         .into_iter()
         .map(|(name, registered)| {
@@ -167,6 +177,16 @@ impl Handles {
         });
         checks.extend(futures::future::join_all(probes).await);
         checks
+    }
+}
+
+fn router_handle(names: &Arc<Names>, config: &TreeConfig) -> router::Handle {
+    router::Handle {
+        names: names.clone(),
+        call_margin: config.call_margin,
+        lookup_grace: config.lookup_grace,
+        ingest_timeout: config.ingest_timeout,
+        search_timeout: config.search_timeout,
     }
 }
 
@@ -199,7 +219,9 @@ impl Tree {
     /// Stops every actor, children in reverse start order, and waits for the root to end.
     pub async fn shutdown(self) -> TreeExit {
         // Each child gets `shutdown_timeout`; the root waits for all of them plus a little.
-        let children = 4u32;
+        // Jobs first: they record that they were interrupted while the store is still there.
+        self.handles.crawls.shut_down(self.shutdown_timeout).await;
+        let children = 5u32;
         let bound = self.shutdown_timeout * (children + 1);
         let _ = self
             .root
@@ -229,11 +251,20 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
         ports.state.clone(),
         config.knowledge.clone(),
     )?);
+    let config = Arc::new(config);
+    let router_handle = router_handle(&names, &config);
+    let crawls = Arc::new(crawler_pool::Shared::new(
+        config.crawler.clone(),
+        ports.state.clone(),
+        ports.fetcher.clone(),
+        router_handle,
+    ));
     let children = vec![
         scraper::child_spec(names.clone(), ports.fetcher.clone(), config.scraper_workers),
         ingest::child_spec(&names, knowledge.clone(), config.ingest_workers),
         rag::child_spec(&names, knowledge, config.rag_workers),
         router::child_spec(names.clone(), admission),
+        crawler_pool::child_spec(names.clone(), crawls.clone()),
     ];
     let (exit_tx, exit_rx) = watch::channel(None);
     let (root, join) = Actor::spawn(
@@ -251,7 +282,8 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
         handles: Handles {
             names,
             health_checks: ports.health_checks.into(),
-            config: Arc::new(config.clone()),
+            config: config.clone(),
+            crawls,
         },
         root,
         join,

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// Which representations of a page the caller wants back. Markdown is the default.
@@ -48,6 +50,8 @@ pub struct ScrapeRequest {
     pub remove_base64_images: bool,
     /// Accept invalid TLS certificates on the target (self-signed intranet sites).
     pub skip_tls_verification: bool,
+    /// Set by a crawl: once cancelled, a queued scrape never starts and a running one stops.
+    pub cancel: Option<CancellationToken>,
 }
 
 impl ScrapeRequest {
@@ -63,12 +67,13 @@ impl ScrapeRequest {
             timeout: Duration::from_secs(30),
             remove_base64_images: true,
             skip_tls_verification: false,
+            cancel: None,
         }
     }
 }
 
 /// A scraped page. Optional representations are present exactly when asked for in [`Formats`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
     /// The URL that was asked for.
     pub source_url: Url,
@@ -88,15 +93,21 @@ pub struct Page {
     pub links: Option<Vec<String>>,
     /// The body hit the size cap and was cut; the content covers what arrived.
     pub truncated: bool,
+    /// Bytes of body received (after decompression).
+    #[serde(default)]
+    pub body_bytes: u64,
     /// Each URL that answered with a redirect, in order.
     pub redirects: Vec<Url>,
     pub fetched_at: SystemTime,
     pub timings: Timings,
     /// Things the caller should know that did not stop the scrape.
     pub warnings: Vec<String>,
+    /// The server's `Retry-After`, when it sent one (429, 503): crawls slow down for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Timings {
     pub fetch: Duration,
     pub extract: Duration,

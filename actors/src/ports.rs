@@ -29,6 +29,8 @@ pub struct FetchResponse {
     pub truncated: bool,
     /// Each URL that answered with a redirect, in order.
     pub redirects: Vec<Url>,
+    /// The server's `Retry-After` (seconds form), sent with 429 and 503.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +58,13 @@ pub enum FetchError {
 /// Fetches a URL. Implementations enforce the SSRF policy, redirect limits and the body cap.
 pub trait Fetcher: Send + Sync + 'static {
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<FetchResponse, FetchError>>;
+
+    /// Whether the fetcher's policy (SSRF guard) lets `url` through, checked before a job is
+    /// accepted so that a refused crawl starts nothing. Resolution failures are not refusals.
+    fn admits<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<(), FetchError>> {
+        let _ = url;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A backend the process depends on (Redis, ChromaDB…), probed by `/ready`.

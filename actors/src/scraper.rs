@@ -45,6 +45,9 @@ pub enum ScrapeError {
     DeadlineExceeded(Duration),
     #[error("extraction failed: {0}")]
     Internal(String),
+    /// The crawl this scrape belonged to was cancelled.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub enum ScrapeJob {
@@ -95,7 +98,14 @@ impl JobHandler for ScraperWorker {
 
 /// Fetch + extract one page. Public for the CLI's and benches' sake; the pool is the normal path.
 pub async fn scrape(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<Page, ScrapeError> {
-    let result = scrape_inner(fetcher, request).await;
+    let result = match request.cancel.clone() {
+        Some(cancel) => tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(ScrapeError::Cancelled),
+            result = scrape_inner(fetcher, request) => result,
+        },
+        None => scrape_inner(fetcher, request).await,
+    };
     metrics::counter!("aurora_scrapes_total", "outcome" => outcome_label(&result)).increment(1);
     result
 }
@@ -199,10 +209,12 @@ pub fn build_page(
         raw_html: formats.raw_html.then_some(html),
         links: formats.links.then_some(extracted.links),
         truncated: fetched.truncated,
+        body_bytes: fetched.body.len() as u64,
         redirects: fetched.redirects,
         fetched_at: SystemTime::now(),
         timings: Timings::default(),
         warnings,
+        retry_after: fetched.retry_after,
     })
 }
 
@@ -227,6 +239,7 @@ fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
         Err(ScrapeError::UnsupportedContentType(_)) => "unsupported_content_type",
         Err(ScrapeError::Overloaded) | Err(ScrapeError::Unavailable(_)) => "unavailable",
         Err(ScrapeError::Internal(_)) => "internal",
+        Err(ScrapeError::Cancelled) => "cancelled",
     }
 }
 

@@ -158,6 +158,7 @@ impl HttpFetcher {
                 }
                 body.extend_from_slice(&chunk);
             }
+            let retry_after = super::remote::retry_after(response.headers());
             return Ok(FetchResponse {
                 final_url: url,
                 status: status.as_u16(),
@@ -165,6 +166,7 @@ impl HttpFetcher {
                 body,
                 truncated,
                 redirects,
+                retry_after,
             });
         }
     }
@@ -193,6 +195,40 @@ impl Fetcher for HttpFetcher {
             match tokio::time::timeout(request.timeout, self.fetch_within_budget(&request)).await {
                 Ok(result) => result,
                 Err(_) => Err(FetchError::Timeout(request.timeout)),
+            }
+        })
+    }
+
+    fn admits<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(async move {
+            self.check_target(url)?;
+            let Some(Host::Domain(host)) = url.host() else {
+                return Ok(());
+            };
+            if self.allow.allows_host(host) {
+                return Ok(());
+            }
+            // As the resolver does: refused only when every address is refused.
+            let Ok(resolved) = tokio::net::lookup_host((host, 0)).await else {
+                return Ok(());
+            };
+            let mut refused = None;
+            for addr in resolved {
+                match self.allow.check_ip(addr.ip()) {
+                    Ok(()) => return Ok(()),
+                    Err(reason) => {
+                        refused.get_or_insert((addr.ip(), reason));
+                    }
+                }
+            }
+            match refused {
+                Some((ip, reason)) => Err(FetchError::Blocked {
+                    target: url.to_string(),
+                    reason: format!(
+                        "{host} resolves to {ip}, which is {reason}; allow it with fetch.allow_private"
+                    ),
+                }),
+                None => Ok(()),
             }
         })
     }

@@ -133,7 +133,7 @@ pub async fn post_json(
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from these APIs and is ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)?
         .to_str()

@@ -213,6 +213,8 @@ impl From<ScrapeError> for ApiError {
             ScrapeError::Overloaded => ApiError::Overloaded(message),
             ScrapeError::Unavailable(_) => ApiError::Unavailable(message),
             ScrapeError::Internal(_) => ApiError::Internal(message),
+            // Only crawls cancel scrapes; no route hands a token over.
+            ScrapeError::Cancelled => ApiError::Conflict(message),
         }
     }
 }

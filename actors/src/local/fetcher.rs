@@ -12,6 +12,8 @@ use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
 #[derive(Debug, Default, Clone)]
 pub struct StaticSite {
     pages: Arc<HashMap<String, StaticPage>>,
+    /// Requests per URL, so tests can check what was (not) fetched.
+    hits: Arc<dashmap::DashMap<String, usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,7 +43,13 @@ impl StaticSite {
             .collect();
         Self {
             pages: Arc::new(pages),
+            hits: Arc::default(),
         }
+    }
+
+    /// How many times `url` was fetched.
+    pub fn requests(&self, url: &str) -> usize {
+        self.hits.get(url).map_or(0, |n| *n)
     }
 }
 
@@ -53,6 +61,7 @@ impl Fetcher for StaticSite {
                     request.url.scheme().to_string(),
                 ));
             }
+            *self.hits.entry(request.url.to_string()).or_default() += 1;
             let page = self
                 .pages
                 .get(request.url.as_str())
@@ -69,6 +78,7 @@ impl Fetcher for StaticSite {
                 body: page.body,
                 truncated: false,
                 redirects: Vec::new(),
+                retry_after: None,
             })
         })
     }

@@ -1,0 +1,62 @@
+//! What the actor tests share: a small tree configuration and in-process ports.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aurora_actors::TreeConfig;
+use aurora_actors::crawler_pool::CrawlerConfig;
+use aurora_actors::ingest::quality::Rules;
+use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
+use aurora_actors::local::{EmbeddedStore, HashingEmbedder, MemoryState};
+use aurora_actors::ports::{Fetcher, Ports};
+use aurora_actors::supervisor::RestartPolicy;
+
+pub fn config() -> TreeConfig {
+    TreeConfig {
+        ingest_workers: 1,
+        rag_workers: 1,
+        knowledge: KnowledgeConfig {
+            chunk_size: 500,
+            chunk_overlap: 50,
+            quality: Rules {
+                min_chars: 20,
+                max_link_ratio: 0.7,
+            },
+            embed_context: EmbedContext::TitleAndHeading,
+            embed_batch: 16,
+            cache_ttl: Duration::from_secs(60),
+            candidates: 20,
+            rrf_k: 60.0,
+            dense_weight: 1.0,
+            lexical_weight: 1.0,
+        },
+        ingest_timeout: Duration::from_secs(30),
+        search_timeout: Duration::from_secs(30),
+        crawler: CrawlerConfig::default(),
+        restart: RestartPolicy {
+            max_restarts: 5,
+            within: Duration::from_secs(60),
+            backoff_initial: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(50),
+        },
+        max_in_flight: 8,
+        scraper_workers: 2,
+        call_margin: Duration::from_secs(5),
+        lookup_grace: Duration::from_secs(1),
+        shutdown_timeout: Duration::from_secs(1),
+    }
+}
+
+/// Ports on in-process backends; the embedded store lives in a folder that lasts the test.
+pub fn ports(fetcher: impl Fetcher) -> Ports {
+    let dir = Box::leak(Box::new(tempfile::tempdir().expect("temp dir")));
+    Ports {
+        fetcher: Arc::new(fetcher),
+        state: Arc::new(MemoryState::new()),
+        vectors: Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")),
+        embedder: Arc::new(HashingEmbedder::new(256)),
+        health_checks: Vec::new(),
+    }
+}
