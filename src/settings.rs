@@ -202,7 +202,7 @@ pub struct CrawlerSettings {
     pub robots_cache_secs: u64,
     pub max_url_length: usize,
     pub max_segment_repeats: usize,
-    pub max_shape_variants: usize,
+    pub max_shape_run: usize,
     pub max_bytes_per_job: u64,
     pub max_job_secs: u64,
     pub max_errors_per_job: u64,
@@ -217,6 +217,7 @@ pub struct CrawlerSettings {
     /// Collection crawled pages stream into unless a request says otherwise; empty = none.
     pub default_ingest_collection: String,
     pub max_limit: usize,
+    pub status_page_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -457,7 +458,7 @@ impl Settings {
             "must be a robots.txt product token (letters, digits, - and _)",
         )?;
         check(
-            c.max_url_length >= 64 && c.max_segment_repeats >= 1 && c.max_shape_variants >= 1,
+            c.max_url_length >= 64 && c.max_segment_repeats >= 1 && c.max_shape_run >= 1,
             "crawler.max_url_length",
             "trap bounds must be positive (max_url_length at least 64)",
         )?;
@@ -547,7 +548,7 @@ impl Settings {
             traps: TrapBounds {
                 max_url_length: c.max_url_length,
                 max_segment_repeats: c.max_segment_repeats,
-                max_shape_variants: c.max_shape_variants,
+                max_shape_run: c.max_shape_run,
             },
             max_bytes_per_job: c.max_bytes_per_job,
             max_job_duration: Duration::from_secs(c.max_job_secs),

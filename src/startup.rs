@@ -199,6 +199,10 @@ impl Application {
                 max_timeout: Duration::from_millis(settings.scraper.max_timeout_ms),
                 default_k: settings.search.default_k,
                 max_k: settings.search.max_k,
+                crawl_max_limit: settings.crawler.max_limit,
+                crawl_default_ingest: Some(settings.crawler.default_ingest_collection.clone())
+                    .filter(|c| !c.is_empty()),
+                crawl_page_bytes: settings.crawler.status_page_bytes,
             }),
         };
         Ok(Self {

@@ -134,7 +134,7 @@ pub struct JobSpec {
 pub enum CrawlError {
     #[error("{0}")]
     Invalid(String),
-    #[error("job not found")]
+    #[error("Job not found")]
     NotFound,
     #[error("the {0} is restarting; retry shortly")]
     Unavailable(&'static str),
@@ -159,7 +159,7 @@ pub(crate) struct Shared {
     pub config: CrawlerConfig,
     pub store: JobStore,
     pub robots: RobotsCache,
-    pub hosts: HostLimits,
+    pub hosts: Arc<HostLimits>,
     /// Bounds crawl fetches in flight across jobs.
     pub global: Semaphore,
     pub router: router::Handle,
@@ -178,14 +178,16 @@ impl Shared {
         fetcher: Arc<dyn Fetcher>,
         router: router::Handle,
     ) -> Self {
+        let hosts = Arc::new(HostLimits::new(config.per_host_rps));
         Self {
             store: JobStore::new(state),
             robots: RobotsCache::new(
                 fetcher.clone(),
+                hosts.clone(),
                 config.robots_agent.clone(),
                 config.robots_ttl,
             ),
-            hosts: HostLimits::new(config.per_host_rps),
+            hosts,
             global: Semaphore::new(config.max_concurrency.max(1)),
             router,
             fetcher,

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::ingest::chunking::Chunker;
+use crate::ingest::chunking::{self, Chunker};
 use crate::ingest::quality::{self, Rules};
 use crate::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Condition, EmbedError, EmbedKind, Embedder, Field,
@@ -280,7 +280,7 @@ impl Knowledge {
 
     fn embedding_text(&self, record: &ChunkRecord) -> String {
         match self.config.embed_context {
-            EmbedContext::None => record.text.clone(),
+            EmbedContext::None => chunking::link_text(&record.text),
             EmbedContext::TitleAndHeading => {
                 let mut text = String::with_capacity(record.text.len() + 128);
                 for part in [&record.title, &record.heading] {
@@ -290,7 +290,7 @@ impl Knowledge {
                     }
                 }
                 text.push('\n');
-                text.push_str(&record.text);
+                text.push_str(&chunking::link_text(&record.text));
                 text
             }
         }

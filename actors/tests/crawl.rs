@@ -147,7 +147,7 @@ async fn crawls_exactly_the_reachable_allowed_pages() {
     let site = site();
     let mut config = config();
     config.crawler.per_host_rps = 0.0;
-    config.crawler.traps.max_shape_variants = 60;
+    config.crawler.traps.max_shape_run = 59;
     let tree = spawn_tree(ports(site.clone()), config).await.unwrap();
     let crawler = tree.handles().crawler();
 
@@ -209,7 +209,7 @@ async fn crawls_exactly_the_reachable_allowed_pages() {
         BTreeSet::from([
             (ErrorKind::Page, "HTTP_500".to_string()),
             (ErrorKind::Robots, "ROBOTS".to_string()),
-            (ErrorKind::Bound, "TRAP_SHAPE_VARIANTS".to_string()),
+            (ErrorKind::Bound, "TRAP_SHAPE_RUN".to_string()),
         ]),
         "{errors:#?}"
     );

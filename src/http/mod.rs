@@ -37,6 +37,12 @@ pub struct Limits {
     pub max_timeout: Duration,
     pub default_k: usize,
     pub max_k: usize,
+    /// The largest `limit` a crawl may ask for.
+    pub crawl_max_limit: usize,
+    /// Where crawled pages go unless a request says otherwise.
+    pub crawl_default_ingest: Option<String>,
+    /// JSON bytes of documents in one crawl-status response (then `next`).
+    pub crawl_page_bytes: usize,
 }
 
 pub fn with_state(

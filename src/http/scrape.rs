@@ -130,6 +130,9 @@ mod tests {
             max_timeout: Duration::from_secs(60),
             default_k: 10,
             max_k: 100,
+            crawl_max_limit: 10,
+            crawl_default_ingest: None,
+            crawl_page_bytes: 1,
         };
         assert_eq!(
             timeout(None, "timeout", &limits).unwrap(),

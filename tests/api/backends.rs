@@ -1,13 +1,7 @@
 //! `/ready` against the real Redis and ChromaDB that `scripts/test` starts, and against backends
 //! that are down.
 
-use crate::common::{Port, spawn_app_with};
-
-fn service_url(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the suite with scripts/test, which starts Redis and ChromaDB")
-    })
-}
+use crate::common::{Port, service_url, spawn_app_with};
 
 #[tokio::test]
 async fn ready_when_configured_backends_answer() {
@@ -34,6 +28,7 @@ async fn ready_when_configured_backends_answer() {
             "actor:scraper",
             "actor:ingest",
             "actor:rag",
+            "actor:crawler",
             "redis",
             "chroma"
         ]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::site::spawn_site;
-use crate::common::{Port, TestApp, spawn_app, spawn_app_in, spawn_app_with};
+use crate::common::{Port, TestApp, service_url, spawn_app, spawn_app_in, spawn_app_with};
 
 const ROOT: &str = "https://docs.example";
 
@@ -482,11 +482,6 @@ async fn the_embedded_store_survives_a_restart() {
     .await;
     assert_eq!(status, 200, "{results}");
     assert_eq!(top_url(&results), format!("{ROOT}/shutil"));
-}
-
-fn service_url(var: &str) -> String {
-    std::env::var(var)
-        .unwrap_or_else(|_| panic!("{var} is not set: run the suite with scripts/test"))
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod common;
 
 mod backends;
 mod bad_input;
+mod crawl;
 mod knowledge;
 mod observability;
 mod scrape;

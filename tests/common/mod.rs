@@ -2,6 +2,7 @@
 //! site on localhost for it to scrape (`site`).
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod crawl_site;
 pub mod site;
 
 use std::path::Path;
@@ -37,6 +38,13 @@ pub fn test_settings() -> Settings {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let figment = Settings::figment(&dir, Some("test")).expect("test config exists");
     Settings::from_figment(figment).expect("test config is valid")
+}
+
+/// The URL of a service `scripts/test` started (Redis, ChromaDB).
+pub fn service_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the suite with scripts/test, which starts Redis and ChromaDB")
+    })
 }
 
 pub async fn spawn_app() -> TestApp {

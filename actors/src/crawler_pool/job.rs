@@ -29,10 +29,20 @@ use crate::scraper::ScrapeError;
 /// A running job writes its record at least this often, so readers can tell it is alive.
 const HEARTBEAT_MS: u64 = 5_000;
 
+/// A URL waiting in the frontier.
+#[derive(Debug, Clone)]
+struct Queued {
+    url: Url,
+    /// Links followed from the start URL.
+    hops: usize,
+    /// Pages in a row of this URL's shape leading here (trap detection).
+    run: usize,
+}
+
 /// How one URL ended.
 enum Fetched {
     Page {
-        hops: usize,
+        queued: Queued,
         page: Box<Page>,
     },
     Failed {
@@ -76,7 +86,7 @@ struct Job {
     cancel: CancellationToken,
     scope: Scope,
     /// URLs admitted and waiting, with their link distance from the start.
-    frontier: VecDeque<(Url, usize)>,
+    frontier: VecDeque<Queued>,
     /// De-duplication keys of every URL admitted (queued, fetching or done).
     seen: HashSet<String>,
     /// Keys of the final URLs of stored pages: two links redirecting to one page store it once.
@@ -163,7 +173,7 @@ impl Job {
             for url in seeds {
                 let key = url.as_str().to_string();
                 if self.seen.insert(key) {
-                    self.push(url, 0);
+                    self.push(url, 0, 0);
                 }
             }
             self.save().await;
@@ -174,7 +184,7 @@ impl Job {
         };
         let start = super::urls::normalise(&start, self.spec.rules.ignore_query_parameters);
         self.seen.insert(self.scope.seen_key(&start));
-        self.push(start.clone(), 0);
+        self.push(start.clone(), 0, 0);
         if self.spec.sitemap != SitemapMode::Skip {
             let rules = self.shared.robots.rules(&start).await;
             let mut roots: Vec<Url> = rules
@@ -189,13 +199,14 @@ impl Job {
             }
             let (urls, problems) = sitemap::discover(
                 self.shared.fetcher.as_ref(),
+                &self.shared.hosts,
                 roots,
                 self.spec.limit.saturating_mul(2).max(100),
                 self.spec.scrape.timeout,
             )
             .await;
             for url in urls {
-                self.admit(&url, 1);
+                self.admit(&url, 1, None);
             }
             for problem in problems {
                 self.error(job_error(&start, ErrorKind::Sitemap, "SITEMAP", problem))
@@ -217,7 +228,7 @@ impl Job {
         let mut cancel_poll = tokio::time::interval(self.shared.config.cancel_poll);
         loop {
             while self.stopped.is_none() && in_flight.len() < concurrency {
-                let Some((url, hops)) = self.next_url() else {
+                let Some(queued) = self.next_url() else {
                     break;
                 };
                 self.started += 1;
@@ -226,8 +237,7 @@ impl Job {
                     self.clock.clone(),
                     self.spec.clone(),
                     self.cancel.clone(),
-                    url,
-                    hops,
+                    queued,
                 ));
             }
             if in_flight.is_empty() || self.stopped.is_some() {
@@ -265,7 +275,7 @@ impl Job {
         }
     }
 
-    fn next_url(&mut self) -> Option<(Url, usize)> {
+    fn next_url(&mut self) -> Option<Queued> {
         if self.started >= self.spec.limit {
             return None;
         }
@@ -276,9 +286,9 @@ impl Job {
         next
     }
 
-    fn push(&mut self, url: Url, hops: usize) {
+    fn push(&mut self, url: Url, hops: usize, run: usize) {
         metrics::gauge!("aurora_crawl_frontier_urls").increment(1.0);
-        self.frontier.push_back((url, hops));
+        self.frontier.push_back(Queued { url, hops, run });
         self.update_total();
     }
 
@@ -288,21 +298,24 @@ impl Job {
         self.record.total = admitted.min(self.spec.limit) as u64;
     }
 
-    /// Queues `url` if the crawl's scope takes it and it is new.
-    fn admit(&mut self, url: &Url, hops: usize) {
+    /// Queues `url` (found on `parent`) if the crawl's scope takes it and it is new.
+    fn admit(&mut self, url: &Url, hops: usize, parent: Option<&Queued>) {
         let admitted = self.scope.admit(url, hops).and_then(|url| {
             let key = self.scope.seen_key(&url);
             if self.seen.contains(&key) {
                 return Ok(None);
             }
-            self.scope.take_variant(&url)?;
-            Ok(Some((key, url)))
+            let run = match parent {
+                Some(parent) => self.scope.shape_run(&parent.url, parent.run, &url)?,
+                None => 0,
+            };
+            Ok(Some((key, url, run)))
         });
         match admitted {
             Ok(None) => {}
-            Ok(Some((key, url))) => {
+            Ok(Some((key, url, run))) => {
                 self.seen.insert(key);
-                self.push(url, hops);
+                self.push(url, hops, run);
             }
             Err(skip) => {
                 metrics::counter!("aurora_crawl_skipped_urls_total", "reason" => skip_label(skip))
@@ -326,7 +339,7 @@ impl Job {
     async fn record_fetched(&mut self, fetched: Fetched) {
         self.record.completed += 1;
         match fetched {
-            Fetched::Page { hops, page } => self.record_page(hops, *page).await,
+            Fetched::Page { queued, page } => self.record_page(&queued, *page).await,
             Fetched::Failed { url, code, error } => {
                 metrics::counter!("aurora_crawl_pages_total", "outcome" => failure_label(&code))
                     .increment(1);
@@ -355,7 +368,7 @@ impl Job {
         }
     }
 
-    async fn record_page(&mut self, hops: usize, mut page: Page) {
+    async fn record_page(&mut self, queued: &Queued, mut page: Page) {
         metrics::counter!("aurora_crawl_pages_total", "outcome" => "ok").increment(1);
         metrics::counter!("aurora_crawl_bytes_total").increment(page.body_bytes);
         self.record.bytes += page.body_bytes;
@@ -364,7 +377,7 @@ impl Job {
             let links = page.links.clone().unwrap_or_default();
             for link in &links {
                 if let Ok(url) = page.url.join(link) {
-                    self.admit(&url, hops + 1);
+                    self.admit(&url, queued.hops + 1, Some(queued));
                 }
             }
         }
@@ -443,9 +456,9 @@ async fn fetch(
     clock: Arc<HostClock>,
     spec: JobSpec,
     cancel: CancellationToken,
-    url: Url,
-    hops: usize,
+    queued: Queued,
 ) -> Fetched {
+    let url = queued.url.clone();
     let config = &shared.config;
     let host = url.host_str().unwrap_or_default().to_string();
     let mut interval = spec.delay.unwrap_or_default();
@@ -498,7 +511,7 @@ async fn fetch(
             }
             Ok(page) => {
                 return Fetched::Page {
-                    hops,
+                    queued,
                     page: Box::new(page),
                 };
             }

@@ -10,6 +10,7 @@ use texting_robots::Robot;
 use tokio::sync::OnceCell;
 use url::Url;
 
+use super::politeness::HostLimits;
 use crate::ports::{FetchRequest, Fetcher};
 
 /// What one origin's robots.txt says.
@@ -62,6 +63,8 @@ type Entry = Arc<OnceCell<(Instant, Arc<Rules>)>>;
 /// The process-wide robots.txt cache.
 pub struct RobotsCache {
     fetcher: Arc<dyn Fetcher>,
+    /// robots.txt requests count against the host's rate like any other.
+    hosts: Arc<HostLimits>,
     /// The product token robots.txt groups are matched against (`AuroraBot`).
     agent: String,
     ttl: Duration,
@@ -71,9 +74,15 @@ pub struct RobotsCache {
 }
 
 impl RobotsCache {
-    pub fn new(fetcher: Arc<dyn Fetcher>, agent: String, ttl: Duration) -> Self {
+    pub fn new(
+        fetcher: Arc<dyn Fetcher>,
+        hosts: Arc<HostLimits>,
+        agent: String,
+        ttl: Duration,
+    ) -> Self {
         Self {
             fetcher,
+            hosts,
             agent,
             ttl,
             timeout: Duration::from_secs(10),
@@ -101,6 +110,9 @@ impl RobotsCache {
         robots_url.set_path("/robots.txt");
         robots_url.set_query(None);
         robots_url.set_fragment(None);
+        self.hosts
+            .until_ready(robots_url.host_str().unwrap_or_default())
+            .await;
         let result = self
             .fetcher
             .fetch(FetchRequest {
@@ -152,7 +164,12 @@ mod tests {
              Sitemap: http://site.test/sitemap_index.xml\n\n\
              User-agent: AuroraBot\nDisallow: /no-aurora/\nCrawl-delay: 0.5\n",
         )]));
-        let cache = RobotsCache::new(site.clone(), "AuroraBot".into(), Duration::from_secs(60));
+        let cache = RobotsCache::new(
+            site.clone(),
+            Arc::new(HostLimits::new(0.0)),
+            "AuroraBot".into(),
+            Duration::from_secs(60),
+        );
         let u = |s: &str| Url::parse(s).unwrap();
         let rules = cache.rules(&u("http://site.test/a")).await;
         assert!(

@@ -1,8 +1,6 @@
 //! Which discovered URLs belong to a crawl: the caller's rules (domain, path prefix, include and
 //! exclude patterns, depth) and the trap bounds that keep a generated site from running forever.
 
-use std::collections::HashMap;
-
 use regex::Regex;
 use url::Url;
 
@@ -35,8 +33,10 @@ pub struct TrapBounds {
     pub max_url_length: usize,
     /// Most times one path segment may appear in a URL.
     pub max_segment_repeats: usize,
-    /// Most URLs of one shape (digits and query values abstracted) per crawl.
-    pub max_shape_variants: usize,
+    /// Most pages in a row, each found only on the one before, that share a URL shape (digits
+    /// and query values abstracted): a calendar's "next month" chain. Sibling pages of one
+    /// shape (`/p1.html` … `/p500.html` linked from an index) are not a run.
+    pub max_shape_run: usize,
 }
 
 impl Default for TrapBounds {
@@ -44,7 +44,7 @@ impl Default for TrapBounds {
         Self {
             max_url_length: 2048,
             max_segment_repeats: 3,
-            max_shape_variants: 200,
+            max_shape_run: 50,
         }
     }
 }
@@ -67,7 +67,7 @@ pub enum Skip {
 pub enum Trap {
     UrlTooLong,
     RepeatedSegments,
-    ShapeVariants,
+    ShapeRun,
 }
 
 impl Trap {
@@ -75,7 +75,7 @@ impl Trap {
         match self {
             Trap::UrlTooLong => "url_too_long",
             Trap::RepeatedSegments => "repeated_segments",
-            Trap::ShapeVariants => "shape_variants",
+            Trap::ShapeRun => "shape_run",
         }
     }
 
@@ -91,10 +91,10 @@ impl Trap {
                  (first: {url})",
                 bounds.max_segment_repeats
             ),
-            Trap::ShapeVariants => format!(
-                "crawler trap: more than {} URLs of one pattern (e.g. a calendar); the rest are not \
-                 followed (first left out: {url})",
-                bounds.max_shape_variants
+            Trap::ShapeRun => format!(
+                "crawler trap: more than {} pages in a row of one URL pattern, each linking to \
+                 the next (e.g. a calendar); not followed further (first left out: {url})",
+                bounds.max_shape_run
             ),
         }
     }
@@ -109,7 +109,6 @@ pub struct Scope {
     start_depth: usize,
     /// The start URL's directory: without `crawl_entire_domain`, only URLs below it.
     start_prefix: String,
-    shapes: HashMap<String, usize>,
 }
 
 impl Scope {
@@ -125,7 +124,6 @@ impl Scope {
             rules,
             bounds,
             start_prefix,
-            shapes: HashMap::new(),
         }
     }
 
@@ -138,7 +136,7 @@ impl Scope {
     }
 
     /// The normal form of `url` if the crawl's rules take it at link distance `hops`. New URLs
-    /// must then pass [`Scope::take_variant`].
+    /// must then pass [`Scope::shape_run`].
     pub fn admit(&self, url: &Url, hops: usize) -> Result<Url, Skip> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Skip::NotHttp);
@@ -154,15 +152,17 @@ impl Scope {
         Ok(url)
     }
 
-    /// Counts a new admitted URL against its shape's bound. Only new URLs count, so links
-    /// repeated across pages do not use up a bound, nor do URLs the rules leave out.
-    pub fn take_variant(&mut self, url: &Url) -> Result<(), Skip> {
-        let seen = self.shapes.entry(urls::shape(url)).or_default();
-        if *seen >= self.bounds.max_shape_variants {
-            return Err(Skip::Trap(Trap::ShapeVariants));
+    /// The shape run of `url` found on a page at `parent` whose own run was `parent_run`: one
+    /// longer when both share a shape, else 0; refused past the bound.
+    pub fn shape_run(&self, parent: &Url, parent_run: usize, url: &Url) -> Result<usize, Skip> {
+        if urls::shape(parent) != urls::shape(url) {
+            return Ok(0);
         }
-        *seen += 1;
-        Ok(())
+        let run = parent_run + 1;
+        if run > self.bounds.max_shape_run {
+            return Err(Skip::Trap(Trap::ShapeRun));
+        }
+        Ok(run)
     }
 
     fn check_rules(&self, url: &Url, hops: usize) -> Result<(), Skip> {
@@ -321,22 +321,39 @@ mod tests {
 
     #[test]
     fn traps_are_bounded() {
-        let mut s = Scope::new(
+        let s = Scope::new(
             &u("http://site.test/"),
             ScopeRules::default(),
             TrapBounds {
                 max_url_length: 60,
                 max_segment_repeats: 2,
-                max_shape_variants: 5,
+                max_shape_run: 5,
             },
         );
+        let mut run = 0;
         for month in 1..=5 {
-            let url = s.admit(&u(&format!("http://site.test/cal?m={month}")), 1);
-            assert!(s.take_variant(&url.unwrap()).is_ok());
+            let parent = u(&format!("http://site.test/cal?m={}", month - 1));
+            run = s
+                .shape_run(&parent, run, &u(&format!("http://site.test/cal?m={month}")))
+                .unwrap();
         }
+        assert_eq!(run, 5);
         assert_eq!(
-            s.take_variant(&u("http://site.test/cal?m=6")),
-            Err(Skip::Trap(Trap::ShapeVariants))
+            s.shape_run(
+                &u("http://site.test/cal?m=5"),
+                run,
+                &u("http://site.test/cal?m=6")
+            ),
+            Err(Skip::Trap(Trap::ShapeRun))
+        );
+        assert_eq!(
+            s.shape_run(
+                &u("http://site.test/cal?m=5"),
+                run,
+                &u("http://site.test/about")
+            ),
+            Ok(0),
+            "another shape starts a new run"
         );
         assert_eq!(
             s.admit(&u("http://site.test/a/b/a/b/a/"), 1),

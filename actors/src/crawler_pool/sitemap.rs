@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::politeness::HostLimits;
 use crate::ports::{FetchRequest, Fetcher};
 
 /// The most sitemap files read for one crawl (indexes can fan out to thousands).
@@ -59,6 +60,7 @@ pub fn parse(body: &[u8]) -> Result<Sitemap, String> {
 /// are reported in the second list and skipped.
 pub async fn discover(
     fetcher: &dyn Fetcher,
+    hosts: &HostLimits,
     roots: Vec<Url>,
     max_urls: usize,
     timeout: Duration,
@@ -74,6 +76,9 @@ pub async fn discover(
         if !read.insert(sitemap_url.clone()) {
             continue;
         }
+        hosts
+            .until_ready(sitemap_url.host_str().unwrap_or_default())
+            .await;
         let response = fetcher
             .fetch(FetchRequest {
                 url: sitemap_url.clone(),
@@ -199,7 +204,14 @@ mod tests {
             Url::parse("http://site.test/broken.xml").unwrap(),
             Url::parse("http://site.test/missing.xml").unwrap(),
         ];
-        let (pages, problems) = discover(&site, roots, 100, Duration::from_secs(5)).await;
+        let (pages, problems) = discover(
+            &site,
+            &HostLimits::new(0.0),
+            roots,
+            100,
+            Duration::from_secs(5),
+        )
+        .await;
         let pages: Vec<String> = pages.into_iter().map(String::from).collect();
         assert_eq!(
             pages,
@@ -213,7 +225,14 @@ mod tests {
         assert!(problems[0].contains("broken.xml"));
 
         let roots = vec![Url::parse("http://site.test/sitemap.xml").unwrap()];
-        let (pages, _) = discover(&site, roots, 1, Duration::from_secs(5)).await;
+        let (pages, _) = discover(
+            &site,
+            &HostLimits::new(0.0),
+            roots,
+            1,
+            Duration::from_secs(5),
+        )
+        .await;
         assert_eq!(pages.len(), 1);
     }
 }

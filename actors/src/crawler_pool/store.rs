@@ -195,19 +195,24 @@ impl JobStore {
 
     /// Pages `from..to` of the job, in order (expired ones are skipped).
     pub async fn pages(&self, id: &str, from: u64, to: u64) -> Result<Vec<Page>, StateError> {
-        let keys: Vec<String> = (from..to).map(|n| key(id, &format!("doc:{n}"))).collect();
-        self.state
-            .get_many(&keys)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|bytes| decode(&bytes))
-            .collect()
+        self.list(id, "doc", from, to).await
     }
 
     /// Errors `from..to` of the job, in order.
     pub async fn errors(&self, id: &str, from: u64, to: u64) -> Result<Vec<JobError>, StateError> {
-        let keys: Vec<String> = (from..to).map(|n| key(id, &format!("err:{n}"))).collect();
+        self.list(id, "err", from, to).await
+    }
+
+    async fn list<T: for<'de> Deserialize<'de>>(
+        &self,
+        id: &str,
+        kind: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<T>, StateError> {
+        let keys: Vec<String> = (from..to)
+            .map(|n| key(id, &format!("{kind}:{n}")))
+            .collect();
         self.state
             .get_many(&keys)
             .await?

@@ -20,7 +20,9 @@ use crate::http::{AppState, Limits, json, scrape, with_state};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScrapeRequest {
-    pub url: String,
+    /// Required on `/v1/scrape`; not allowed in a crawl's `scrapeOptions` (the crawl sets it).
+    #[serde(default)]
+    pub url: Option<String>,
     /// Default `["markdown"]`.
     #[serde(default = "default_formats")]
     pub formats: Vec<Format>,
@@ -120,9 +122,13 @@ fn unsupported(what: &str, why: &str) -> ApiError {
 }
 
 impl ScrapeRequest {
-    /// The engine request, plus warnings for options that were accepted but have no effect.
-    fn into_engine(self, limits: &Limits) -> Result<(EngineRequest, Vec<String>), ApiError> {
-        let url = scrape::target_url(&self.url)?;
+    /// The engine request for `url`, plus warnings for options that were accepted but have no
+    /// effect.
+    pub fn into_engine(
+        self,
+        url: url::Url,
+        limits: &Limits,
+    ) -> Result<(EngineRequest, Vec<String>), ApiError> {
         for format in &self.formats {
             match format {
                 Format::Screenshot | Format::ScreenshotFullPage => {
@@ -315,7 +321,7 @@ const RESERVED: &[&str] = &[
     "scrapeId",
 ];
 
-fn document(page: Page, request_warnings: &[String]) -> (Document, Option<String>) {
+pub fn document(page: Page, request_warnings: &[String]) -> (Document, Option<String>) {
     let mut extra = BTreeMap::new();
     for (tag, values) in &page.meta {
         let named = NAMED_META.iter().find(|(t, _)| t == tag).map(|(_, n)| *n);
@@ -373,7 +379,12 @@ fn document(page: Page, request_warnings: &[String]) -> (Document, Option<String
         (status = 503, description = "At capacity or restarting; see Retry-After", body = FirecrawlErrorBody),
         (status = 504, description = "Target too slow", body = FirecrawlErrorBody)))]
 pub async fn scrape(state: AppState, body: ScrapeRequest) -> Result<Response, Rejection> {
-    let (request, warnings) = match body.into_engine(&state.limits) {
+    let url = match body.url.as_deref() {
+        Some(raw) => scrape::target_url(raw),
+        None => Err(ApiError::InvalidRequest("`url` is required".to_string())),
+    };
+    let converted = url.and_then(|url| body.into_engine(url, &state.limits));
+    let (request, warnings) = match converted {
         Ok(converted) => converted,
         Err(error) => return Ok(error.into_firecrawl_response()),
     };

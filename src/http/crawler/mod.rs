@@ -1,6 +1,7 @@
 //! :8001, the crawler API: Firecrawl-compatible routes (camelCase JSON, `{success:false, error}`
 //! errors) so existing Firecrawl clients work unchanged.
 
+pub mod crawl_v1;
 pub mod firecrawl_v1;
 
 use std::convert::Infallible;
@@ -20,6 +21,9 @@ pub const ROUTES: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/v1/scrape",
+    "/v1/crawl",
+    "/v1/crawl/{id}",
+    "/v1/crawl/{id}/errors",
 ];
 
 #[derive(OpenApi)]
@@ -28,11 +32,14 @@ pub const ROUTES: &[&str] = &[
         title = "Aurora crawler API",
         description = "Scrape, crawl and map, compatible with Firecrawl's v1 REST API."
     ),
-    paths(system::health, system::ready, system::metrics, firecrawl_v1::scrape),
+    paths(system::health, system::ready, system::metrics, firecrawl_v1::scrape,
+        crawl_v1::start, crawl_v1::status, crawl_v1::cancel, crawl_v1::errors),
     components(schemas(FirecrawlErrorBody, system::Health, system::Readiness,
         system::ReadinessCheck, firecrawl_v1::ScrapeRequest, firecrawl_v1::Format,
         firecrawl_v1::Location, firecrawl_v1::ScrapeResponse, firecrawl_v1::Document,
-        firecrawl_v1::Metadata)),
+        firecrawl_v1::Metadata, crawl_v1::CrawlRequest, crawl_v1::CrawlStarted,
+        crawl_v1::CrawlStatus, crawl_v1::CrawlCancelled, crawl_v1::CrawlErrors,
+        crawl_v1::CrawlErrorEntry)),
     tags((name = "system", description = "Health, readiness, metrics"),
         (name = "firecrawl-v1", description = "Firecrawl v1 compatible"))
 )]
@@ -42,7 +49,9 @@ static OPENAPI: LazyLock<String> = LazyLock::new(|| system::openapi_json(Crawler
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     system::routes(state.clone(), OPENAPI.as_str())
-        .or(firecrawl_v1::scrape_route(state))
+        .or(firecrawl_v1::scrape_route(state.clone()))
+        .unify()
+        .or(crawl_v1::routes(state))
         .unify()
         .recover(recover)
         .unify()

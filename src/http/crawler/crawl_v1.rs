@@ -1,0 +1,505 @@
+//! Firecrawl v1 crawl jobs on the crawler port: `POST /v1/crawl`, `GET /v1/crawl/{id}` (status
+//! and pages, paginated by `skip`/`next`), `DELETE /v1/crawl/{id}` and
+//! `GET /v1/crawl/{id}/errors`. Jobs run in the CrawlerPool; their state lives in the state
+//! store, so any replica sharing it answers these routes.
+//!
+//! Every key of Firecrawl's v1 crawl request is known; keys naming what Aurora cannot do yet
+//! (webhooks) are refused with a 400 saying so. Aurora adds `ingest`: `{"collection": "…"}`
+//! streams the pages into a collection as they are crawled, `false` turns off
+//! `crawler.default_ingest_collection`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use aurora_actors::crawler_pool::scope::ScopeRules;
+use aurora_actors::crawler_pool::{
+    CrawlError, ErrorKind, JobKind, JobRecord, JobSpec, JobStatus, SitemapMode,
+};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::firecrawl_v1::{self, Document, ScrapeRequest};
+use crate::http::error::{ApiError, FirecrawlErrorBody};
+use crate::http::{AppState, Limits, json, scrape, with_state};
+
+/// Firecrawl's default page limit of a crawl.
+const DEFAULT_LIMIT: i64 = 10_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrawlRequest {
+    pub url: String,
+    /// Regexes a URL's path must match one of (all URLs when empty).
+    #[serde(default)]
+    pub include_paths: Vec<String>,
+    /// Regexes on the path that exclude a URL.
+    #[serde(default)]
+    pub exclude_paths: Vec<String>,
+    /// Path segments allowed below the start URL's. Default 10.
+    pub max_depth: Option<i64>,
+    /// Link hops from the start URL.
+    pub max_discovery_depth: Option<i64>,
+    /// Most pages to fetch. Default 10000.
+    pub limit: Option<i64>,
+    /// Follow links outside the start URL's path (deprecated name of `crawlEntireDomain`).
+    pub allow_backward_links: Option<bool>,
+    pub crawl_entire_domain: Option<bool>,
+    #[serde(default)]
+    pub allow_external_links: bool,
+    #[serde(default)]
+    pub allow_subdomains: bool,
+    #[serde(default)]
+    pub ignore_robots_txt: bool,
+    #[serde(default)]
+    pub ignore_sitemap: bool,
+    /// Default true.
+    #[serde(default = "yes", rename = "deduplicateSimilarURLs")]
+    pub deduplicate_similar_urls: bool,
+    #[serde(default)]
+    pub ignore_query_parameters: bool,
+    #[serde(default, rename = "regexOnFullURL")]
+    pub regex_on_full_url: bool,
+    /// Seconds between requests to the site (at most 60).
+    pub delay: Option<f64>,
+    pub max_concurrency: Option<i64>,
+    /// How each page is scraped (the scrape request's options, without `url`).
+    pub scrape_options: Option<ScrapeRequest>,
+    /// Not supported yet.
+    #[schema(value_type = Option<Object>)]
+    pub webhook: Option<serde_json::Value>,
+    /// Crawled pages are not kept beyond the job's expiry either way.
+    pub zero_data_retention: Option<bool>,
+    /// Aurora: `{"collection": "…"}` to stream pages into a collection, `false` for none.
+    #[schema(value_type = Option<Object>)]
+    pub ingest: Option<IngestTarget>,
+    pub origin: Option<String>,
+    pub integration: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum IngestTarget {
+    Enabled(bool),
+    Collection { collection: String },
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrawlStarted {
+    pub success: bool,
+    pub id: String,
+    /// Where to poll the job.
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrawlStatus {
+    pub success: bool,
+    /// `scraping`, `completed`, `failed` or `cancelled`.
+    pub status: &'static str,
+    pub total: u64,
+    pub completed: u64,
+    pub credits_used: u64,
+    pub expires_at: String,
+    /// The next page of documents, while there are more or the job is still running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    pub data: Vec<Document>,
+    /// Why the job failed or stopped early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrawlCancelled {
+    pub success: bool,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrawlErrors {
+    pub errors: Vec<CrawlErrorEntry>,
+    /// URLs robots.txt refused.
+    pub robots_blocked: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrawlErrorEntry {
+    pub id: String,
+    pub timestamp: String,
+    pub url: String,
+    pub code: String,
+    pub error: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusQuery {
+    /// Documents to skip (from `next`).
+    pub skip: Option<u64>,
+    /// Documents in this response at most.
+    pub limit: Option<u64>,
+}
+
+impl StatusQuery {
+    /// Parsed by hand: warp's typed query rejection would lose to the other methods' 405.
+    fn parse(raw: &std::collections::HashMap<String, String>) -> Result<Self, ApiError> {
+        let number = |key: &str| {
+            raw.get(key)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        invalid(format!("`{key}` must be a non-negative integer, got `{v}`"))
+                    })
+                })
+                .transpose()
+        };
+        Ok(Self {
+            skip: number("skip")?,
+            limit: number("limit")?,
+        })
+    }
+}
+
+impl From<CrawlError> for ApiError {
+    fn from(error: CrawlError) -> Self {
+        let message = error.to_string();
+        match error {
+            CrawlError::Invalid(_) => ApiError::InvalidRequest(message),
+            CrawlError::NotFound => ApiError::ResourceNotFound(message),
+            CrawlError::Unavailable(_) => ApiError::Unavailable(message),
+            CrawlError::Refused(fetch) => {
+                ApiError::from(aurora_actors::scraper::ScrapeError::Fetch(fetch))
+            }
+            CrawlError::State(aurora_actors::ports::StateError::Unavailable(_)) => {
+                ApiError::Unavailable(message)
+            }
+            CrawlError::State(aurora_actors::ports::StateError::Backend(_)) => {
+                ApiError::BadGateway(message)
+            }
+        }
+    }
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::InvalidRequest(message)
+}
+
+/// A non-negative integer option, or a 400 naming it.
+fn count(value: Option<i64>, field: &str) -> Result<Option<usize>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v < 0 => Err(invalid(format!("`{field}` must not be negative, got {v}"))),
+        Some(v) => Ok(Some(v as usize)),
+    }
+}
+
+fn patterns(raw: &[String], field: &str) -> Result<Vec<Regex>, ApiError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, pattern)| {
+            Regex::new(pattern).map_err(|e| {
+                invalid(format!(
+                    "`{field}[{i}]` is not a valid regular expression: {}",
+                    e.to_string().lines().last().unwrap_or_default().trim()
+                ))
+            })
+        })
+        .collect()
+}
+
+impl CrawlRequest {
+    fn into_spec(self, limits: &Limits) -> Result<JobSpec, ApiError> {
+        let url = scrape::target_url(&self.url)?;
+        if self.webhook.is_some() {
+            return Err(invalid(
+                "`webhook` is not supported yet: poll GET /v1/crawl/{id} instead".to_string(),
+            ));
+        }
+        let limit = match self.limit.unwrap_or(DEFAULT_LIMIT) {
+            l if l < 1 => return Err(invalid(format!("`limit` must be at least 1, got {l}"))),
+            l => (l as usize).min(limits.crawl_max_limit),
+        };
+        let max_concurrency = match count(self.max_concurrency, "maxConcurrency")? {
+            Some(0) => return Err(invalid("`maxConcurrency` must be at least 1".to_string())),
+            other => other,
+        };
+        let delay = match self.delay {
+            None => None,
+            Some(d) if d.is_finite() && (0.0..=60.0).contains(&d) => {
+                Some(Duration::from_secs_f64(d))
+            }
+            Some(d) => return Err(invalid(format!("`delay` must be 0–60 seconds, got {d}"))),
+        };
+        let options = match self.scrape_options {
+            Some(options) => options,
+            None => serde_json::from_value(serde_json::json!({}))
+                .map_err(|e| ApiError::Internal(format!("default scrape options: {e}")))?,
+        };
+        if options.url.is_some() {
+            return Err(invalid(
+                "`scrapeOptions.url` is not allowed: the crawl sets each page's URL".to_string(),
+            ));
+        }
+        let (scrape, _warnings) = options.into_engine(url.clone(), limits)?;
+        let ingest = match self.ingest {
+            None => limits.crawl_default_ingest.clone(),
+            Some(IngestTarget::Enabled(false)) => None,
+            Some(IngestTarget::Enabled(true)) => Some(limits.crawl_default_ingest.clone().ok_or_else(
+                || {
+                    invalid(
+                        "`ingest: true` needs crawler.default_ingest_collection; name one: `\"ingest\": {\"collection\": \"…\"}`"
+                            .to_string(),
+                    )
+                },
+            )?),
+            Some(IngestTarget::Collection { collection }) => {
+                aurora_actors::ports::validate_collection_name(&collection)
+                    .map_err(|e| invalid(format!("`ingest.collection`: {e}")))?;
+                Some(collection)
+            }
+        };
+        tracing::debug!(origin = ?self.origin, integration = ?self.integration, "firecrawl v1 crawl");
+        Ok(JobSpec {
+            kind: JobKind::Crawl,
+            seeds: vec![url],
+            formats: scrape.formats,
+            scrape,
+            rules: ScopeRules {
+                include_paths: patterns(&self.include_paths, "includePaths")?,
+                exclude_paths: patterns(&self.exclude_paths, "excludePaths")?,
+                regex_on_full_url: self.regex_on_full_url,
+                max_depth: Some(count(self.max_depth, "maxDepth")?.unwrap_or(10)),
+                max_discovery_depth: count(self.max_discovery_depth, "maxDiscoveryDepth")?,
+                crawl_entire_domain: self
+                    .crawl_entire_domain
+                    .or(self.allow_backward_links)
+                    .unwrap_or(false),
+                allow_external_links: self.allow_external_links,
+                allow_subdomains: self.allow_subdomains,
+                ignore_query_parameters: self.ignore_query_parameters,
+                deduplicate_similar_urls: self.deduplicate_similar_urls,
+            },
+            limit,
+            ignore_robots: self.ignore_robots_txt,
+            sitemap: if self.ignore_sitemap {
+                SitemapMode::Skip
+            } else {
+                SitemapMode::Include
+            },
+            delay,
+            max_concurrency,
+            ingest,
+        })
+    }
+}
+
+/// `http://host:port` of this request, as the client reached it (behind a proxy: its
+/// `X-Forwarded-Proto` and `Host`).
+fn base_url(host: Option<String>, proto: Option<String>) -> String {
+    let proto = proto
+        .filter(|p| p == "https" || p == "http")
+        .unwrap_or_else(|| "http".to_string());
+    format!(
+        "{proto}://{}",
+        host.unwrap_or_else(|| "localhost".to_string())
+    )
+}
+
+fn expires_at(record: &JobRecord) -> String {
+    scrape::timestamp(UNIX_EPOCH + Duration::from_millis(record.expires_at))
+}
+
+/// Start a crawl (Firecrawl v1).
+#[utoipa::path(post, path = "/v1/crawl", tag = "firecrawl-v1", request_body = CrawlRequest,
+    responses(
+        (status = 200, description = "The job started", body = CrawlStarted),
+        (status = 400, description = "Malformed, invalid or unsupported request", body = FirecrawlErrorBody),
+        (status = 403, description = "Start URL refused by the SSRF guard", body = FirecrawlErrorBody),
+        (status = 503, description = "Restarting or state store down", body = FirecrawlErrorBody)))]
+pub async fn start(
+    state: AppState,
+    host: Option<String>,
+    proto: Option<String>,
+    body: CrawlRequest,
+) -> Result<Response, Rejection> {
+    let spec = match body.into_spec(&state.limits) {
+        Ok(spec) => spec,
+        Err(error) => return Ok(error.into_firecrawl_response()),
+    };
+    Ok(match state.handles.crawler().start(spec).await {
+        Ok(record) => warp::reply::json(&CrawlStarted {
+            success: true,
+            url: format!("{}/v1/crawl/{}", base_url(host, proto), record.id),
+            id: record.id,
+        })
+        .into_response(),
+        Err(error) => ApiError::from(error).into_firecrawl_response(),
+    })
+}
+
+/// A crawl's status and documents (Firecrawl v1). Documents come `skip` onwards, as many as fit
+/// in one response (`limit`, and about 10 MiB); `next` points at the rest.
+#[utoipa::path(get, path = "/v1/crawl/{id}", tag = "firecrawl-v1", params(
+        ("id" = String, Path, description = "The job id"), StatusQuery),
+    responses(
+        (status = 200, description = "Status and documents", body = CrawlStatus),
+        (status = 404, description = "No such job (or it expired)", body = FirecrawlErrorBody)))]
+pub async fn status(
+    id: String,
+    state: AppState,
+    host: Option<String>,
+    proto: Option<String>,
+    query: std::collections::HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    let query = match StatusQuery::parse(&query) {
+        Ok(query) => query,
+        Err(error) => return Ok(error.into_firecrawl_response()),
+    };
+    let crawler = state.handles.crawler();
+    let record = match crawler.status(&id).await {
+        Ok(record) => record,
+        Err(error) => return Ok(ApiError::from(error).into_firecrawl_response()),
+    };
+    let skip = query.skip.unwrap_or(0).min(record.documents);
+    let wanted = query.limit.filter(|l| *l > 0).unwrap_or(u64::MAX);
+    let end = skip.saturating_add(wanted).min(record.documents);
+    let budget = state.limits.crawl_page_bytes;
+    let mut data = Vec::new();
+    let mut used = 0usize;
+    let mut from = skip;
+    // Read in slices so a huge crawl is never loaded whole.
+    'pages: while from < end {
+        let to = (from + 50).min(end);
+        let pages = match crawler.pages(&id, from, to).await {
+            Ok(pages) => pages,
+            Err(error) => return Ok(ApiError::from(error).into_firecrawl_response()),
+        };
+        for page in pages {
+            let (document, _) = firecrawl_v1::document(page, &[]);
+            let size = serde_json::to_vec(&document).map_or(0, |b| b.len());
+            if !data.is_empty() && used + size > budget {
+                break 'pages;
+            }
+            used += size;
+            data.push(document);
+        }
+        from = to;
+    }
+    let returned = data.len() as u64;
+    let next_skip = skip + returned;
+    let more = next_skip < record.documents || record.status == JobStatus::Scraping;
+    let next = more.then(|| {
+        let limit = query
+            .limit
+            .map(|l| format!("&limit={l}"))
+            .unwrap_or_default();
+        format!(
+            "{}/v1/crawl/{id}?skip={next_skip}{limit}",
+            base_url(host, proto)
+        )
+    });
+    Ok(warp::reply::json(&CrawlStatus {
+        success: true,
+        status: record.status.as_str(),
+        total: record.total,
+        completed: record.completed,
+        credits_used: record.documents,
+        expires_at: expires_at(&record),
+        next,
+        data,
+        error: record
+            .end_reason
+            .filter(|_| record.status == JobStatus::Failed),
+    })
+    .into_response())
+}
+
+/// Cancel a crawl (Firecrawl v1): it stops fetching before this answers.
+#[utoipa::path(delete, path = "/v1/crawl/{id}", tag = "firecrawl-v1",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Cancelled (or already finished)", body = CrawlCancelled),
+        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
+pub async fn cancel(id: String, state: AppState) -> Result<Response, Rejection> {
+    Ok(match state.handles.crawler().cancel(&id).await {
+        Ok(record) => warp::reply::json(&CrawlCancelled {
+            success: true,
+            status: record.status.as_str(),
+        })
+        .into_response(),
+        Err(error) => ApiError::from(error).into_firecrawl_response(),
+    })
+}
+
+/// A crawl's errors and the URLs robots.txt refused (Firecrawl v1).
+#[utoipa::path(get, path = "/v1/crawl/{id}/errors", tag = "firecrawl-v1",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Errors", body = CrawlErrors),
+        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
+pub async fn errors(id: String, state: AppState) -> Result<Response, Rejection> {
+    let errors = match state.handles.crawler().errors(&id).await {
+        Ok(errors) => errors,
+        Err(error) => return Ok(ApiError::from(error).into_firecrawl_response()),
+    };
+    let mut body = CrawlErrors {
+        errors: Vec::new(),
+        robots_blocked: Vec::new(),
+    };
+    for (n, error) in errors.into_iter().enumerate() {
+        if error.kind == ErrorKind::Robots {
+            body.robots_blocked.push(error.url);
+            continue;
+        }
+        body.errors.push(CrawlErrorEntry {
+            id: format!("{id}-{n}"),
+            timestamp: scrape::timestamp(UNIX_EPOCH + Duration::from_millis(error.timestamp)),
+            url: error.url,
+            code: error.code,
+            error: error.error,
+        });
+    }
+    Ok(warp::reply::json(&body).into_response())
+}
+
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.limits.body_bytes;
+    let host = warp::header::optional::<String>("host");
+    let proto = warp::header::optional::<String>("x-forwarded-proto");
+    let start = warp::path!("v1" / "crawl")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(host)
+        .and(proto)
+        .and(json::body(limit))
+        .and_then(start);
+    let status = warp::path!("v1" / "crawl" / String)
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(host)
+        .and(proto)
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and_then(status);
+    let cancel = warp::path!("v1" / "crawl" / String)
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .and_then(cancel);
+    let errors = warp::path!("v1" / "crawl" / String / "errors")
+        .and(warp::get())
+        .and(with_state(state))
+        .and_then(errors);
+    start
+        .or(status)
+        .unify()
+        .or(cancel)
+        .unify()
+        .or(errors)
+        .unify()
+}
