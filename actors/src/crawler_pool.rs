@@ -107,6 +107,20 @@ pub enum SitemapMode {
     Only,
 }
 
+/// What a map should list (Firecrawl `map`): a site's URLs from its sitemaps and the links of its
+/// start page, without scraping the pages themselves.
+#[derive(Debug, Clone)]
+pub struct MapSpec {
+    pub url: Url,
+    /// Keep only URLs containing one of these words (case-insensitive), best matches first.
+    pub search: Option<String>,
+    pub sitemap: SitemapMode,
+    pub include_subdomains: bool,
+    pub ignore_query_parameters: bool,
+    pub limit: usize,
+    pub timeout: Duration,
+}
+
 /// What a job should do; the HTTP layer builds it from a Firecrawl request.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -338,6 +352,100 @@ impl Handle {
             Ok(CallResult::Success(result)) => result,
             _ => Err(CrawlError::Unavailable("crawler")),
         }
+    }
+
+    /// Whether the fetcher's policy lets `url` through (the SSRF guard), as `start` checks it.
+    pub async fn check(&self, url: &Url) -> Result<(), CrawlError> {
+        self.shared
+            .fetcher
+            .admits(url)
+            .await
+            .map_err(CrawlError::Refused)
+    }
+
+    /// A site's URLs from its sitemaps and start page (no job: answered right away).
+    pub async fn map(&self, spec: MapSpec) -> Result<Vec<Url>, CrawlError> {
+        let shared = &self.shared;
+        shared
+            .fetcher
+            .admits(&spec.url)
+            .await
+            .map_err(CrawlError::Refused)?;
+        let rules = ScopeRules {
+            crawl_entire_domain: true,
+            allow_subdomains: spec.include_subdomains,
+            ignore_query_parameters: spec.ignore_query_parameters,
+            ..ScopeRules::default()
+        };
+        let scope = scope::Scope::new(&spec.url, rules, shared.config.traps.clone());
+        let mut found: Vec<Url> = Vec::new();
+        if spec.sitemap != SitemapMode::Only {
+            let mut request = ScrapeRequest::new(spec.url.clone());
+            request.formats = Formats {
+                markdown: false,
+                html: false,
+                raw_html: false,
+                links: true,
+            };
+            request.timeout = spec.timeout;
+            if let Ok(page) = shared.router.scrape(request).await {
+                found.push(page.url.clone());
+                found.extend(
+                    page.links
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|l| page.url.join(l).ok()),
+                );
+            }
+        }
+        if spec.sitemap != SitemapMode::Skip {
+            let robots = shared.robots.rules(&spec.url).await;
+            let mut roots: Vec<Url> = robots
+                .sitemaps()
+                .iter()
+                .filter_map(|s| spec.url.join(s).ok())
+                .collect();
+            if let Ok(default) = spec.url.join("/sitemap.xml")
+                && !roots.contains(&default)
+            {
+                roots.push(default);
+            }
+            let (urls, _) = sitemap::discover(
+                shared.fetcher.as_ref(),
+                &shared.hosts,
+                roots,
+                spec.limit.saturating_mul(4).max(1000),
+                spec.timeout,
+            )
+            .await;
+            found.extend(urls);
+        }
+        let terms: Vec<String> = spec
+            .search
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut listed: Vec<(usize, Url)> = found
+            .iter()
+            .filter_map(|url| scope.admit(url, 0).ok())
+            .filter(|url| seen.insert(scope.seen_key(url)))
+            .filter_map(|url| {
+                let text = url.as_str().to_lowercase();
+                let matched = terms.iter().filter(|t| text.contains(t.as_str())).count();
+                (terms.is_empty() || matched > 0).then_some((matched, url))
+            })
+            .collect();
+        // Best matches first; otherwise the order found (start page, its links, sitemaps).
+        listed.sort_by_key(|(matched, _)| std::cmp::Reverse(*matched));
+        metrics::counter!("aurora_crawl_maps_total").increment(1);
+        Ok(listed
+            .into_iter()
+            .map(|(_, url)| url)
+            .take(spec.limit)
+            .collect())
     }
 
     /// The job's record; a running job whose replica stopped answering is reported failed.

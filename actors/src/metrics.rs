@@ -65,4 +65,39 @@ pub fn describe() {
         Unit::Seconds,
         "Time to answer one hybrid search."
     );
+    describe_counter!(
+        "aurora_crawl_jobs_total",
+        "Crawl and batch jobs finished, by kind (crawl, batch) and status (completed, failed, cancelled)."
+    );
+    describe_gauge!(
+        "aurora_crawl_jobs_running",
+        "Crawl and batch jobs running in this process."
+    );
+    describe_gauge!(
+        "aurora_crawl_frontier_urls",
+        "URLs queued in the frontiers of this process's running jobs."
+    );
+    describe_histogram!(
+        "aurora_crawl_job_duration_seconds",
+        Unit::Seconds,
+        "Time from a job's start to its end."
+    );
+    describe_counter!(
+        "aurora_crawl_pages_total",
+        "Pages a job finished, by outcome (ok, robots, http_4xx, http_5xx, timeout, blocked, unreachable, redirect_error, unsupported_content_type, cancelled, other)."
+    );
+    describe_counter!(
+        "aurora_crawl_bytes_total",
+        Unit::Bytes,
+        "Body bytes of the pages crawl and batch jobs fetched."
+    );
+    describe_counter!(
+        "aurora_crawl_skipped_urls_total",
+        "Discovered URLs a crawl left out, by reason (not_http, external, outside_start_path, excluded, not_included, too_deep, asset, url_too_long, repeated_segments, shape_run)."
+    );
+    describe_counter!(
+        "aurora_crawl_robots_fetches_total",
+        "robots.txt fetches, by outcome (parsed, absent, unavailable)."
+    );
+    describe_counter!("aurora_crawl_maps_total", "Site maps answered.");
 }

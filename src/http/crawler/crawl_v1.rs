@@ -200,6 +200,36 @@ fn count(value: Option<i64>, field: &str) -> Result<Option<usize>, ApiError> {
     }
 }
 
+/// An option that must be at least 1 when given.
+pub fn positive(value: Option<i64>, field: &str) -> Result<Option<usize>, ApiError> {
+    match count(value, field)? {
+        Some(0) => Err(invalid(format!("`{field}` must be at least 1"))),
+        other => Ok(other),
+    }
+}
+
+/// The collection a job's pages stream into: the request's, else the configured default.
+pub fn ingest_target(
+    target: Option<IngestTarget>,
+    limits: &Limits,
+) -> Result<Option<String>, ApiError> {
+    match target {
+        None => Ok(limits.crawl_default_ingest.clone()),
+        Some(IngestTarget::Enabled(false)) => Ok(None),
+        Some(IngestTarget::Enabled(true)) => limits.crawl_default_ingest.clone().map(Some).ok_or_else(|| {
+            invalid(
+                "`ingest: true` needs crawler.default_ingest_collection; name one: `\"ingest\": {\"collection\": \"…\"}`"
+                    .to_string(),
+            )
+        }),
+        Some(IngestTarget::Collection { collection }) => {
+            aurora_actors::ports::validate_collection_name(&collection)
+                .map_err(|e| invalid(format!("`ingest.collection`: {e}")))?;
+            Ok(Some(collection))
+        }
+    }
+}
+
 fn patterns(raw: &[String], field: &str) -> Result<Vec<Regex>, ApiError> {
     raw.iter()
         .enumerate()
@@ -226,10 +256,7 @@ impl CrawlRequest {
             l if l < 1 => return Err(invalid(format!("`limit` must be at least 1, got {l}"))),
             l => (l as usize).min(limits.crawl_max_limit),
         };
-        let max_concurrency = match count(self.max_concurrency, "maxConcurrency")? {
-            Some(0) => return Err(invalid("`maxConcurrency` must be at least 1".to_string())),
-            other => other,
-        };
+        let max_concurrency = positive(self.max_concurrency, "maxConcurrency")?;
         let delay = match self.delay {
             None => None,
             Some(d) if d.is_finite() && (0.0..=60.0).contains(&d) => {
@@ -248,23 +275,7 @@ impl CrawlRequest {
             ));
         }
         let (scrape, _warnings) = options.into_engine(url.clone(), limits)?;
-        let ingest = match self.ingest {
-            None => limits.crawl_default_ingest.clone(),
-            Some(IngestTarget::Enabled(false)) => None,
-            Some(IngestTarget::Enabled(true)) => Some(limits.crawl_default_ingest.clone().ok_or_else(
-                || {
-                    invalid(
-                        "`ingest: true` needs crawler.default_ingest_collection; name one: `\"ingest\": {\"collection\": \"…\"}`"
-                            .to_string(),
-                    )
-                },
-            )?),
-            Some(IngestTarget::Collection { collection }) => {
-                aurora_actors::ports::validate_collection_name(&collection)
-                    .map_err(|e| invalid(format!("`ingest.collection`: {e}")))?;
-                Some(collection)
-            }
-        };
+        let ingest = ingest_target(self.ingest, limits)?;
         tracing::debug!(origin = ?self.origin, integration = ?self.integration, "firecrawl v1 crawl");
         Ok(JobSpec {
             kind: JobKind::Crawl,
@@ -312,6 +323,28 @@ fn base_url(host: Option<String>, proto: Option<String>) -> String {
     )
 }
 
+/// A family of job routes: crawls under `/v1/crawl`, batch scrapes under `/v1/batch/scrape`.
+/// Both kinds share the status, cancel and error handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobRoute {
+    Crawl,
+    Batch,
+}
+
+impl JobRoute {
+    fn path(self) -> &'static str {
+        match self {
+            JobRoute::Crawl => "crawl",
+            JobRoute::Batch => "batch/scrape",
+        }
+    }
+
+    /// Where a job of this kind is polled.
+    pub fn job_url(self, host: Option<String>, proto: Option<String>, id: &str) -> String {
+        format!("{}/v1/{}/{id}", base_url(host, proto), self.path())
+    }
+}
+
 fn expires_at(record: &JobRecord) -> String {
     scrape::timestamp(UNIX_EPOCH + Duration::from_millis(record.expires_at))
 }
@@ -336,7 +369,7 @@ pub async fn start(
     Ok(match state.handles.crawler().start(spec).await {
         Ok(record) => warp::reply::json(&CrawlStarted {
             success: true,
-            url: format!("{}/v1/crawl/{}", base_url(host, proto), record.id),
+            url: JobRoute::Crawl.job_url(host, proto, &record.id),
             id: record.id,
         })
         .into_response(),
@@ -352,6 +385,7 @@ pub async fn start(
         (status = 200, description = "Status and documents", body = CrawlStatus),
         (status = 404, description = "No such job (or it expired)", body = FirecrawlErrorBody)))]
 pub async fn status(
+    route: JobRoute,
     id: String,
     state: AppState,
     host: Option<String>,
@@ -401,8 +435,8 @@ pub async fn status(
             .map(|l| format!("&limit={l}"))
             .unwrap_or_default();
         format!(
-            "{}/v1/crawl/{id}?skip={next_skip}{limit}",
-            base_url(host, proto)
+            "{}?skip={next_skip}{limit}",
+            route.job_url(host, proto, &id)
         )
     });
     Ok(warp::reply::json(&CrawlStatus {
@@ -471,35 +505,101 @@ pub async fn errors(id: String, state: AppState) -> Result<Response, Rejection> 
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.limits.body_bytes;
-    let host = warp::header::optional::<String>("host");
-    let proto = warp::header::optional::<String>("x-forwarded-proto");
     let start = warp::path!("v1" / "crawl")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(host)
-        .and(proto)
+        .and(forwarded())
         .and(json::body(limit))
-        .and_then(start);
-    let status = warp::path!("v1" / "crawl" / String)
+        .and_then(|state, (host, proto), body| start(state, host, proto, body));
+    start.or(job_routes(state)).unify()
+}
+
+/// `Host` and `X-Forwarded-Proto`, for the absolute URLs Firecrawl's answers carry.
+pub fn forwarded()
+-> impl Filter<Extract = ((Option<String>, Option<String>),), Error = Rejection> + Clone {
+    warp::header::optional::<String>("host")
+        .and(warp::header::optional::<String>("x-forwarded-proto"))
+        .map(|host, proto| (host, proto))
+}
+
+/// Status, cancel and errors of both job kinds.
+fn job_routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let query = || warp::query::<std::collections::HashMap<String, String>>();
+    let crawl_status = warp::path!("v1" / "crawl" / String)
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and(host)
-        .and(proto)
-        .and(warp::query::<std::collections::HashMap<String, String>>())
-        .and_then(status);
-    let cancel = warp::path!("v1" / "crawl" / String)
+        .and(forwarded())
+        .and(query())
+        .and_then(|id, state, (host, proto), query| {
+            status(JobRoute::Crawl, id, state, host, proto, query)
+        });
+    let batch_status = warp::path!("v1" / "batch" / "scrape" / String)
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(forwarded())
+        .and(query())
+        .and_then(|id, state, (host, proto), query| batch_status(id, state, host, proto, query));
+    let crawl_cancel = warp::path!("v1" / "crawl" / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
         .and_then(cancel);
-    let errors = warp::path!("v1" / "crawl" / String / "errors")
+    let batch_cancel = warp::path!("v1" / "batch" / "scrape" / String)
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .and_then(batch_cancel);
+    let crawl_errors = warp::path!("v1" / "crawl" / String / "errors")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and_then(errors);
+    let batch_errors = warp::path!("v1" / "batch" / "scrape" / String / "errors")
         .and(warp::get())
         .and(with_state(state))
-        .and_then(errors);
-    start
-        .or(status)
+        .and_then(batch_errors);
+    crawl_status
+        .or(batch_status)
         .unify()
-        .or(cancel)
+        .or(crawl_cancel)
         .unify()
-        .or(errors)
+        .or(batch_cancel)
         .unify()
+        .or(crawl_errors)
+        .unify()
+        .or(batch_errors)
+        .unify()
+}
+
+/// A batch scrape's status and documents (Firecrawl v1; as for crawls).
+#[utoipa::path(get, path = "/v1/batch/scrape/{id}", tag = "firecrawl-v1", params(
+        ("id" = String, Path, description = "The job id"), StatusQuery),
+    responses(
+        (status = 200, description = "Status and documents", body = CrawlStatus),
+        (status = 404, description = "No such job (or it expired)", body = FirecrawlErrorBody)))]
+pub async fn batch_status(
+    id: String,
+    state: AppState,
+    host: Option<String>,
+    proto: Option<String>,
+    query: std::collections::HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    status(JobRoute::Batch, id, state, host, proto, query).await
+}
+
+/// Cancel a batch scrape (Firecrawl v1).
+#[utoipa::path(delete, path = "/v1/batch/scrape/{id}", tag = "firecrawl-v1",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Cancelled (or already finished)", body = CrawlCancelled),
+        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
+pub async fn batch_cancel(id: String, state: AppState) -> Result<Response, Rejection> {
+    cancel(id, state).await
+}
+
+/// A batch scrape's errors (Firecrawl v1).
+#[utoipa::path(get, path = "/v1/batch/scrape/{id}/errors", tag = "firecrawl-v1",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Errors", body = CrawlErrors),
+        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
+pub async fn batch_errors(id: String, state: AppState) -> Result<Response, Rejection> {
+    errors(id, state).await
 }

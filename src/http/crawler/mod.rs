@@ -1,6 +1,7 @@
 //! :8001, the crawler API: Firecrawl-compatible routes (camelCase JSON, `{success:false, error}`
 //! errors) so existing Firecrawl clients work unchanged.
 
+pub mod batch_v1;
 pub mod crawl_v1;
 pub mod firecrawl_v1;
 
@@ -24,6 +25,10 @@ pub const ROUTES: &[&str] = &[
     "/v1/crawl",
     "/v1/crawl/{id}",
     "/v1/crawl/{id}/errors",
+    "/v1/batch/scrape",
+    "/v1/batch/scrape/{id}",
+    "/v1/batch/scrape/{id}/errors",
+    "/v1/map",
 ];
 
 #[derive(OpenApi)]
@@ -33,13 +38,16 @@ pub const ROUTES: &[&str] = &[
         description = "Scrape, crawl and map, compatible with Firecrawl's v1 REST API."
     ),
     paths(system::health, system::ready, system::metrics, firecrawl_v1::scrape,
-        crawl_v1::start, crawl_v1::status, crawl_v1::cancel, crawl_v1::errors),
+        crawl_v1::start, crawl_v1::status, crawl_v1::cancel, crawl_v1::errors,
+        crawl_v1::batch_status, crawl_v1::batch_cancel, crawl_v1::batch_errors,
+        batch_v1::start_batch, batch_v1::map),
     components(schemas(FirecrawlErrorBody, system::Health, system::Readiness,
         system::ReadinessCheck, firecrawl_v1::ScrapeRequest, firecrawl_v1::Format,
         firecrawl_v1::Location, firecrawl_v1::ScrapeResponse, firecrawl_v1::Document,
         firecrawl_v1::Metadata, crawl_v1::CrawlRequest, crawl_v1::CrawlStarted,
         crawl_v1::CrawlStatus, crawl_v1::CrawlCancelled, crawl_v1::CrawlErrors,
-        crawl_v1::CrawlErrorEntry)),
+        crawl_v1::CrawlErrorEntry, batch_v1::BatchRequest, batch_v1::BatchStarted,
+        batch_v1::MapRequest, batch_v1::MapResponse)),
     tags((name = "system", description = "Health, readiness, metrics"),
         (name = "firecrawl-v1", description = "Firecrawl v1 compatible"))
 )]
@@ -51,7 +59,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     system::routes(state.clone(), OPENAPI.as_str())
         .or(firecrawl_v1::scrape_route(state.clone()))
         .unify()
-        .or(crawl_v1::routes(state))
+        .or(crawl_v1::routes(state.clone()))
+        .unify()
+        .or(batch_v1::routes(state))
         .unify()
         .recover(recover)
         .unify()
