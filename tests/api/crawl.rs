@@ -724,3 +724,134 @@ async fn map_lists_a_sites_urls_from_sitemaps_and_links() {
     assert_eq!(code, 403);
     app.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn v2_routes_take_v2_bodies_and_answer_v2_shapes() {
+    let site = spawn_crawl_site(None).await;
+    let app = app().await;
+
+    // Scrape: format objects, parsers.
+    let (code, scraped) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/scrape",
+            json!({"url": site.url("/docs/s9/p3.html"),
+                   "formats": [{"type": "markdown"}, "links"], "parsers": ["pdf"],
+                   "origin": "python-sdk@4.55.0"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{scraped}");
+    assert!(
+        scraped["data"]["markdown"]
+            .as_str()
+            .is_some_and(|m| m.contains("topic9x3"))
+    );
+    assert!(scraped["data"]["links"].is_array());
+    assert_eq!(scraped["data"]["metadata"]["statusCode"], 200);
+    for (body, needle) in [
+        (
+            json!({"url": site.url("/"), "formats": [{"type": "summary"}]}),
+            "summary",
+        ),
+        (
+            json!({"url": site.url("/"), "formats": [{"type": "screenshot", "fullPage": true}]}),
+            "screenshot",
+        ),
+        (
+            json!({"url": site.url("/"), "formats": ["nonsense"]}),
+            "nonsense",
+        ),
+        (json!({"url": site.url("/"), "madeUp": true}), "madeUp"),
+    ] {
+        let (code, answer) = app
+            .post_json(Port::Crawler, "/v2/scrape", body.clone())
+            .await;
+        assert_eq!(code, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(needle)),
+            "{answer}"
+        );
+    }
+
+    // Crawl: `sitemap: only` takes the sitemaps' pages and follows no link.
+    let (code, started) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/crawl",
+            json!({"url": site.url("/"), "sitemap": "only", "crawlEntireDomain": true,
+                   "scrapeOptions": {"formats": [{"type": "markdown"}]}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{started}");
+    let id = started["id"].as_str().expect("id");
+    assert_eq!(
+        started["url"].as_str(),
+        Some(app.url(Port::Crawler, &format!("/v2/crawl/{id}")).as_str())
+    );
+    let mut last = Value::Null;
+    for _ in 0..500 {
+        last = status(&app, &format!("/v2/crawl/{id}")).await;
+        if last["status"] != "scraping" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+    let mut want: BTreeSet<String> = (0..SECTIONS).map(|s| format!("/docs/s{s}/")).collect();
+    want.extend(["/".to_string(), "/orphan.html".to_string()]);
+    assert_eq!(paths(&site, last["data"].as_array().expect("data")), want);
+    let errors = status(&app, &format!("/v2/crawl/{id}/errors")).await;
+    assert!(errors["errors"].is_array());
+    let (code, answer) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/crawl",
+            json!({"url": site.url("/"), "prompt": "docs only"}),
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("prompt"))
+    );
+
+    // Map: links are objects.
+    let (code, mapped) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/map",
+            json!({"url": site.url("/"), "sitemap": "only"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{mapped}");
+    let links = mapped["links"].as_array().expect("links");
+    assert_eq!(links.len(), SECTIONS + 1);
+    assert!(links.iter().all(|l| l["url"].is_string()));
+
+    // Batch scrape.
+    let (code, started) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/batch/scrape",
+            json!({"urls": [site.url("/docs/s9/p4.html")], "formats": [{"type": "markdown"}]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{started}");
+    let id = started["id"].as_str().expect("id");
+    assert!(
+        started["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/v2/batch/scrape/{id}")))
+    );
+    for _ in 0..500 {
+        last = status(&app, &format!("/v2/batch/scrape/{id}")).await;
+        if last["status"] != "scraping" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["status"], "completed");
+    assert_eq!(last["data"].as_array().map(Vec::len), Some(1));
+    app.shutdown().await.expect("clean shutdown");
+}

@@ -77,19 +77,29 @@ const BATCH_KEYS: &[&str] = &[
         (status = 403, description = "A URL refused by the SSRF guard", body = FirecrawlErrorBody)))]
 pub async fn start_batch(
     state: AppState,
-    (host, proto): (Option<String>, Option<String>),
+    forwarded: (Option<String>, Option<String>),
     body: Value,
 ) -> Result<Response, Rejection> {
-    Ok(match start_batch_inner(&state, body).await {
+    Ok(start_batch_as(&state, JobRoute::Batch, forwarded, body).await)
+}
+
+/// Starts a batch job from a v1-shaped body; answers for `route`'s paths.
+pub async fn start_batch_as(
+    state: &AppState,
+    route: JobRoute,
+    (host, proto): (Option<String>, Option<String>),
+    body: Value,
+) -> Response {
+    match start_batch_inner(state, body).await {
         Ok((id, invalid)) => warp::reply::json(&BatchStarted {
             success: true,
-            url: JobRoute::Batch.job_url(host, proto, &id),
+            url: route.job_url(host, proto, &id),
             id,
             invalid_urls: invalid,
         })
         .into_response(),
         Err(error) => error.into_firecrawl_response(),
-    })
+    }
 }
 
 async fn start_batch_inner(
@@ -255,16 +265,7 @@ impl MapRequest {
         (status = 400, description = "Malformed or invalid request", body = FirecrawlErrorBody),
         (status = 403, description = "URL refused by the SSRF guard", body = FirecrawlErrorBody)))]
 pub async fn map(state: AppState, body: MapRequest) -> Result<Response, Rejection> {
-    let result = match body.into_spec(&state.limits) {
-        Ok(spec) => state
-            .handles
-            .crawler()
-            .map(spec)
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    Ok(match result {
+    Ok(match map_urls(&state, body).await {
         Ok(urls) => warp::reply::json(&MapResponse {
             success: true,
             links: urls.into_iter().map(String::from).collect(),
@@ -272,6 +273,12 @@ pub async fn map(state: AppState, body: MapRequest) -> Result<Response, Rejectio
         .into_response(),
         Err(error) => error.into_firecrawl_response(),
     })
+}
+
+/// The URLs a map request lists.
+pub async fn map_urls(state: &AppState, body: MapRequest) -> Result<Vec<url::Url>, ApiError> {
+    let spec = body.into_spec(&state.limits)?;
+    Ok(state.handles.crawler().map(spec).await?)
 }
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

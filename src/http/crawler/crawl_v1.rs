@@ -245,7 +245,7 @@ fn patterns(raw: &[String], field: &str) -> Result<Vec<Regex>, ApiError> {
 }
 
 impl CrawlRequest {
-    fn into_spec(self, limits: &Limits) -> Result<JobSpec, ApiError> {
+    pub fn into_spec(self, limits: &Limits) -> Result<JobSpec, ApiError> {
         let url = scrape::target_url(&self.url)?;
         if self.webhook.is_some() {
             return Err(invalid(
@@ -329,19 +329,23 @@ fn base_url(host: Option<String>, proto: Option<String>) -> String {
 pub enum JobRoute {
     Crawl,
     Batch,
+    CrawlV2,
+    BatchV2,
 }
 
 impl JobRoute {
     fn path(self) -> &'static str {
         match self {
-            JobRoute::Crawl => "crawl",
-            JobRoute::Batch => "batch/scrape",
+            JobRoute::Crawl => "v1/crawl",
+            JobRoute::Batch => "v1/batch/scrape",
+            JobRoute::CrawlV2 => "v2/crawl",
+            JobRoute::BatchV2 => "v2/batch/scrape",
         }
     }
 
     /// Where a job of this kind is polled.
     pub fn job_url(self, host: Option<String>, proto: Option<String>, id: &str) -> String {
-        format!("{}/v1/{}/{id}", base_url(host, proto), self.path())
+        format!("{}/{}/{id}", base_url(host, proto), self.path())
     }
 }
 
@@ -362,19 +366,35 @@ pub async fn start(
     proto: Option<String>,
     body: CrawlRequest,
 ) -> Result<Response, Rejection> {
-    let spec = match body.into_spec(&state.limits) {
-        Ok(spec) => spec,
-        Err(error) => return Ok(error.into_firecrawl_response()),
+    let spec = body.into_spec(&state.limits);
+    Ok(start_job(&state, JobRoute::Crawl, (host, proto), spec).await)
+}
+
+/// Starts a job and answers `{success, id, url}` (or the error).
+pub async fn start_job(
+    state: &AppState,
+    route: JobRoute,
+    (host, proto): (Option<String>, Option<String>),
+    spec: Result<JobSpec, ApiError>,
+) -> Response {
+    let started = match spec {
+        Ok(spec) => state
+            .handles
+            .crawler()
+            .start(spec)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
     };
-    Ok(match state.handles.crawler().start(spec).await {
+    match started {
         Ok(record) => warp::reply::json(&CrawlStarted {
             success: true,
-            url: JobRoute::Crawl.job_url(host, proto, &record.id),
+            url: route.job_url(host, proto, &record.id),
             id: record.id,
         })
         .into_response(),
-        Err(error) => ApiError::from(error).into_firecrawl_response(),
-    })
+        Err(error) => error.into_firecrawl_response(),
+    }
 }
 
 /// A crawl's status and documents (Firecrawl v1). Documents come `skip` onwards, as many as fit
@@ -520,6 +540,41 @@ pub fn forwarded()
     warp::header::optional::<String>("host")
         .and(warp::header::optional::<String>("x-forwarded-proto"))
         .map(|host, proto| (host, proto))
+}
+
+/// Status, cancel and errors of one job family under `prefix` (e.g. `/v2/crawl`).
+pub fn job_family(
+    prefix: warp::filters::BoxedFilter<()>,
+    route: JobRoute,
+    state: AppState,
+) -> warp::filters::BoxedFilter<(Response,)> {
+    let id = || warp::path::param::<String>();
+    let status = prefix
+        .clone()
+        .and(id())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(forwarded())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and_then(move |id, state, (host, proto), query| {
+            status(route, id, state, host, proto, query)
+        });
+    let cancel = prefix
+        .clone()
+        .and(id())
+        .and(warp::path::end())
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .and_then(cancel);
+    let errors = prefix
+        .and(id())
+        .and(warp::path("errors"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state(state))
+        .and_then(errors);
+    status.or(cancel).unify().or(errors).unify().boxed()
 }
 
 /// Status, cancel and errors of both job kinds.

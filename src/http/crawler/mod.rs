@@ -4,6 +4,7 @@
 pub mod batch_v1;
 pub mod crawl_v1;
 pub mod firecrawl_v1;
+pub mod firecrawl_v2;
 
 use std::convert::Infallible;
 use std::sync::LazyLock;
@@ -29,6 +30,14 @@ pub const ROUTES: &[&str] = &[
     "/v1/batch/scrape/{id}",
     "/v1/batch/scrape/{id}/errors",
     "/v1/map",
+    "/v2/scrape",
+    "/v2/crawl",
+    "/v2/crawl/{id}",
+    "/v2/crawl/{id}/errors",
+    "/v2/batch/scrape",
+    "/v2/batch/scrape/{id}",
+    "/v2/batch/scrape/{id}/errors",
+    "/v2/map",
 ];
 
 #[derive(OpenApi)]
@@ -49,11 +58,38 @@ pub const ROUTES: &[&str] = &[
         crawl_v1::CrawlErrorEntry, batch_v1::BatchRequest, batch_v1::BatchStarted,
         batch_v1::MapRequest, batch_v1::MapResponse)),
     tags((name = "system", description = "Health, readiness, metrics"),
-        (name = "firecrawl-v1", description = "Firecrawl v1 compatible"))
+        (name = "firecrawl-v1", description = "Firecrawl v1 compatible"),
+        (name = "firecrawl-v2", description = "Firecrawl v2 compatible: v2 request bodies, translated to v1; map links are `{url}` objects"))
 )]
 pub struct CrawlerApi;
 
-static OPENAPI: LazyLock<String> = LazyLock::new(|| system::openapi_json(CrawlerApi::openapi()));
+static OPENAPI: LazyLock<String> =
+    LazyLock::new(|| system::openapi_json(with_v2(CrawlerApi::openapi())));
+
+/// v2 routes take v2 bodies (format objects, `sitemap` modes) and answer v1's shapes, except
+/// map links, which are objects: document them as the v1 operations they translate into.
+fn with_v2(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let v2: Vec<(String, utoipa::openapi::PathItem)> = api
+        .paths
+        .paths
+        .iter()
+        .filter(|(path, _)| path.starts_with("/v1/"))
+        .map(|(path, item)| {
+            let mut item = item.clone();
+            for operation in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                operation.tags = Some(vec!["firecrawl-v2".to_string()]);
+                operation.operation_id =
+                    operation.operation_id.as_ref().map(|id| format!("{id}_v2"));
+            }
+            (path.replacen("/v1/", "/v2/", 1), item)
+        })
+        .collect();
+    api.paths.paths.extend(v2);
+    api
+}
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     system::routes(state.clone(), OPENAPI.as_str())
@@ -61,7 +97,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(crawl_v1::routes(state.clone()))
         .unify()
-        .or(batch_v1::routes(state))
+        .or(batch_v1::routes(state.clone()))
+        .unify()
+        .or(firecrawl_v2::routes(state))
         .unify()
         .recover(recover)
         .unify()
