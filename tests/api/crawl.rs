@@ -737,6 +737,9 @@ async fn v2_routes_take_v2_bodies_and_answer_v2_shapes() {
             "/v2/scrape",
             json!({"url": site.url("/docs/s9/p3.html"),
                    "formats": [{"type": "markdown"}, "links"], "parsers": ["pdf"],
+                   // What firecrawl-py 4.55's v2 client sends with every scrape.
+                   "onlyMainContent": true, "mobile": false, "removeBase64Images": true,
+                   "fastMode": false, "blockAds": true, "maxAge": 14400000, "storeInCache": true,
                    "origin": "python-sdk@4.55.0"}),
         )
         .await;
@@ -762,6 +765,10 @@ async fn v2_routes_take_v2_bodies_and_answer_v2_shapes() {
             "nonsense",
         ),
         (json!({"url": site.url("/"), "madeUp": true}), "madeUp"),
+        (
+            json!({"url": site.url("/"), "redactPII": true}),
+            "cloud feature",
+        ),
     ] {
         let (code, answer) = app
             .post_json(Port::Crawler, "/v2/scrape", body.clone())

@@ -37,8 +37,35 @@ fn parse<T: serde::de::DeserializeOwned>(fields: Map<String, Value>) -> Result<T
     json::parse_strict(&serde_json::to_vec(&fields).unwrap_or_default())
 }
 
+/// v2 keys of Firecrawl's cloud features; refused unless off (the SDK leaves them out).
+const CLOUD_ONLY: &[&str] = &[
+    "lockdown",
+    "useMock",
+    "checkPromptInjection",
+    "redactPII",
+    "threatProtection",
+    "auditMetadata",
+    "profile",
+    "domainTools",
+    "toolDetail",
+];
+
 /// v2 scrape options → v1 ones, in place.
 fn scrape_options_v1(fields: &mut Map<String, Value>, at: &str) -> Result<(), ApiError> {
+    // Sent by the v2 SDK on every scrape: Aurora's HTTP engine is always the fast path, and it
+    // keeps no page cache, so every scrape is fresh (any minAge/maxAge holds).
+    fields.remove("fastMode");
+    fields.remove("minAge");
+    for key in CLOUD_ONLY {
+        match fields.remove(*key) {
+            None | Some(Value::Null | Value::Bool(false)) => {}
+            Some(_) => {
+                return Err(invalid(format!(
+                    "`{at}{key}` is not supported: it is a Firecrawl cloud feature"
+                )));
+            }
+        }
+    }
     if let Some(formats) = fields.get_mut("formats") {
         let Value::Array(items) = formats else {
             return Err(invalid(format!("`{at}formats` must be an array")));
