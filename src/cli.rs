@@ -1,4 +1,5 @@
-//! The command line: `aurora serve` (the default) and `aurora scrape URL`.
+//! The command line: `aurora serve` (the default), `aurora scrape URL`, `aurora crawl URL` and
+//! `aurora model distill`.
 
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub enum Command {
     Serve,
     /// Scrape one page and print it — Markdown by default — on stdout.
     Scrape(ScrapeArgs),
+    /// Crawl a site with a live progress bar; optionally feed a collection and write the pages
+    /// out as Markdown files.
+    Crawl(CrawlArgs),
     /// Manage embedding models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -68,6 +72,36 @@ pub struct ScrapeArgs {
     /// Extra request header sent to the target, as `Name: value`. Repeatable.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CrawlArgs {
+    /// Where to start: an absolute http(s) URL, or a bare host such as example.org/docs/.
+    pub url: String,
+    /// Most pages to fetch.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    /// Most links to follow from the start page.
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Store the pages in this collection (created when missing) as they are crawled.
+    #[arg(long, value_name = "COLLECTION")]
+    pub ingest: Option<String>,
+    /// Only URLs whose path matches one of these regexes. Repeatable.
+    #[arg(long = "include", value_name = "REGEX")]
+    pub include: Vec<String>,
+    /// Leave out URLs whose path matches one of these regexes. Repeatable.
+    #[arg(long = "exclude", value_name = "REGEX")]
+    pub exclude: Vec<String>,
+    /// Follow links outside the start URL's folder (the whole site).
+    #[arg(long)]
+    pub entire_domain: bool,
+    /// Fetch what robots.txt disallows (only for sites you own).
+    #[arg(long)]
+    pub ignore_robots: bool,
+    /// Write each page's Markdown into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -156,4 +190,121 @@ pub async fn scrape(settings: &Settings, args: ScrapeArgs) -> anyhow::Result<()>
     };
     println!("{text}");
     Ok(())
+}
+
+/// `aurora crawl`: the engine in-process (same settings as `serve`, so `--ingest` writes to the
+/// configured stores), one crawl job, a progress bar on stderr, a summary at the end.
+pub async fn crawl(settings: &Settings, args: CrawlArgs) -> anyhow::Result<bool> {
+    use aurora_actors::crawler_pool::scope::ScopeRules;
+    use aurora_actors::crawler_pool::{JobKind, JobSpec, JobStatus, SitemapMode};
+
+    let url = target_url(&args.url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let regexes = |patterns: &[String], flag: &str| {
+        patterns
+            .iter()
+            .map(|p| regex::Regex::new(p).with_context(|| format!("--{flag} `{p}`")))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let spec = JobSpec {
+        kind: JobKind::Crawl,
+        seeds: vec![url.clone()],
+        scrape: ScrapeRequest::new(url),
+        formats: Formats::default(),
+        rules: ScopeRules {
+            include_paths: regexes(&args.include, "include")?,
+            exclude_paths: regexes(&args.exclude, "exclude")?,
+            max_discovery_depth: args.depth,
+            crawl_entire_domain: args.entire_domain,
+            deduplicate_similar_urls: true,
+            ..ScopeRules::default()
+        },
+        limit: args.limit.max(1),
+        ignore_robots: args.ignore_robots,
+        sitemap: SitemapMode::Include,
+        delay: None,
+        max_concurrency: None,
+        ingest: args.ingest.clone(),
+    };
+    let tree = crate::startup::spawn_engine(settings).await?;
+    let crawler = tree.handles().crawler();
+    let started = std::time::Instant::now();
+    let job = crawler.start(spec).await?;
+
+    let bar = indicatif::ProgressBar::new(job.total.max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} pages  {per_sec}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let record = loop {
+        let record = crawler.status(&job.id).await?;
+        bar.set_length(record.total.max(1));
+        bar.set_position(record.completed);
+        bar.set_message(format!(
+            "{} failed, {} errors",
+            record.failed, record.errors
+        ));
+        if record.status != JobStatus::Scraping {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    bar.finish_and_clear();
+
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut from = 0;
+        while from < record.documents {
+            let to = (from + 100).min(record.documents);
+            for (n, page) in (from..).zip(crawler.pages(&job.id, from, to).await?) {
+                let slug: String = page
+                    .url
+                    .path()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                let path = dir.join(format!("{n:05}{}.md", slug.trim_end_matches('-')));
+                let text = format!(
+                    "<!-- {} -->\n{}",
+                    page.url,
+                    page.markdown.unwrap_or_default()
+                );
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            from = to;
+        }
+    }
+
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: {} pages in {elapsed:.1} s ({:.0} pages/s), {} failed, {:.1} MB fetched",
+        record.status.as_str(),
+        record.documents,
+        record.documents as f64 / elapsed.max(1e-9),
+        record.failed,
+        record.bytes as f64 / 1e6
+    );
+    if let Some(collection) = &record.collection {
+        eprintln!(
+            "ingested into `{collection}`: {} of {} pages (unchanged ones count as ingested)",
+            record.ingested, record.ingest_sent
+        );
+    }
+    if let Some(reason) = &record.end_reason {
+        eprintln!("stopped: {reason}");
+    }
+    let errors = crawler.errors(&job.id).await?;
+    for error in errors.iter().take(10) {
+        eprintln!("  {} {}: {}", error.code, error.url, error.error);
+    }
+    if errors.len() > 10 {
+        eprintln!("  … and {} more", errors.len() - 10);
+    }
+    if let Some(dir) = &args.out {
+        eprintln!("pages written to {}", dir.display());
+    }
+    tree.shutdown().await;
+    Ok(record.status == JobStatus::Completed)
 }

@@ -21,6 +21,12 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
             aurora::cli::scrape(&settings, args).await?;
         }
+        Command::Crawl(args) => {
+            telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
+            if !aurora::cli::crawl(&settings, args).await? {
+                std::process::exit(1);
+            }
+        }
         Command::Model(ModelCommand::Distill { from, to }) => {
             telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
             aurora::cli::distill(&settings, from, to)?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use common::crawl_site::spawn_crawl_site;
 use common::site::spawn_site;
 
 /// The binary with the test configuration (`config/test.toml`).
@@ -37,6 +38,47 @@ async fn help_explains_both_commands() {
         help.contains("--format") && help.contains("--full-page"),
         "{help}"
     );
+}
+
+#[tokio::test]
+async fn crawl_runs_a_job_writes_pages_and_summarises() {
+    let site = spawn_crawl_site(None).await;
+    let data = tempfile::tempdir().unwrap();
+    let out_dir = data.path().join("pages");
+    let out = aurora()
+        .env("AURORA__DATA_DIR", data.path())
+        .env("AURORA__CRAWLER__PER_HOST_RPS", "0")
+        .args([
+            "crawl",
+            &site.url("/docs/s2/"),
+            "--limit",
+            "20",
+            "--exclude",
+            "p1[0-9]",
+        ])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("completed: 20 pages"), "{stderr}");
+    let written = std::fs::read_dir(&out_dir).unwrap().count();
+    assert_eq!(written, 20);
+    let excluded = |p: &str| p.starts_with("/docs/s2/p1") && p != "/docs/s2/p1.html";
+    assert!(
+        !site.requests().iter().any(|(_, p)| excluded(p)),
+        "--exclude obeyed"
+    );
+
+    let out = aurora()
+        .args(["crawl", &site.url("/"), "--include", "(bad"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--include `(bad`"));
 }
 
 #[tokio::test]
