@@ -96,6 +96,13 @@ impl JobHandler for ScraperWorker {
     }
 }
 
+/// Extractions running at once, process-wide: one per core.
+static EXTRACT_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    });
+
 /// Fetch + extract one page. Public for the CLI's and benches' sake; the pool is the normal path.
 pub async fn scrape(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<Page, ScrapeError> {
     let result = match request.cancel.clone() {
@@ -126,6 +133,9 @@ async fn scrape_inner(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<P
     metrics::histogram!("aurora_scrape_fetch_duration_seconds").record(fetch_time.as_secs_f64());
     metrics::counter!("aurora_scrape_fetched_bytes_total").increment(fetched.body.len() as u64);
 
+    // Extraction is CPU-bound: more at once than there are cores only adds parsed DOMs in
+    // memory (a 100 KB page is megabytes of tree) and lock contention, not throughput.
+    let _slot = EXTRACT_SLOTS.acquire().await;
     let page = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let mut page = build_page(request, fetched, &selectors)?;
