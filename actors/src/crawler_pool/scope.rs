@@ -127,10 +127,6 @@ impl Scope {
         }
     }
 
-    pub fn rules(&self) -> &ScopeRules {
-        &self.rules
-    }
-
     pub fn bounds(&self) -> &TrapBounds {
         &self.bounds
     }
