@@ -224,6 +224,8 @@ pub async fn crawl(settings: &Settings, args: CrawlArgs) -> anyhow::Result<bool>
         delay: None,
         max_concurrency: None,
         ingest: args.ingest.clone(),
+        webhook: None,
+        idempotency_key: None,
     };
     let tree = crate::startup::spawn_engine(settings).await?;
     let crawler = tree.handles().crawler();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aurora_actors::TreeConfig;
 use aurora_actors::crawler_pool::CrawlerConfig;
 use aurora_actors::crawler_pool::scope::TrapBounds;
+use aurora_actors::crawler_pool::webhook::DeliveryConfig;
 use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
 use aurora_actors::supervisor::RestartPolicy;
@@ -218,6 +219,12 @@ pub struct CrawlerSettings {
     pub default_ingest_collection: String,
     pub max_limit: usize,
     pub status_page_bytes: usize,
+    pub webhook_timeout_ms: u64,
+    pub webhook_retry_delays_ms: Vec<u64>,
+    pub webhook_queue: usize,
+    pub webhook_concurrency: usize,
+    /// Signs webhook bodies (HMAC-SHA256) when not empty; set it from the environment.
+    pub webhook_secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -472,6 +479,14 @@ impl Settings {
             "crawler.max_limit",
             "max_limit and ingest_batch must be at least 1",
         )?;
+        check(
+            c.webhook_timeout_ms >= 1
+                && c.webhook_queue >= 1
+                && c.webhook_concurrency >= 1
+                && c.webhook_retry_delays_ms.len() <= 10,
+            "crawler.webhook_timeout_ms",
+            "webhook_timeout_ms, webhook_queue and webhook_concurrency must be at least 1; at most 10 retry delays",
+        )?;
         if !c.default_ingest_collection.is_empty() {
             aurora_actors::ports::validate_collection_name(&c.default_ingest_collection).map_err(
                 |e| SettingsError::Invalid {
@@ -561,6 +576,18 @@ impl Settings {
             cancel_wait: Duration::from_millis(c.cancel_wait_ms),
             stale_after: Duration::from_secs(c.stale_after_secs),
             ingest_batch: c.ingest_batch,
+            webhooks: DeliveryConfig {
+                timeout: Duration::from_millis(c.webhook_timeout_ms),
+                retry_delays: c
+                    .webhook_retry_delays_ms
+                    .iter()
+                    .map(|ms| Duration::from_millis(*ms))
+                    .collect(),
+                queue: c.webhook_queue,
+                concurrency: c.webhook_concurrency,
+                secret: Some(c.webhook_secret.clone()).filter(|s| !s.is_empty()),
+                user_agent: self.fetch.user_agent.clone(),
+            },
         }
     }
 }

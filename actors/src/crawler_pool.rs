@@ -19,6 +19,7 @@ pub mod scope;
 pub mod sitemap;
 pub mod store;
 pub mod urls;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub struct CrawlerConfig {
     pub stale_after: Duration,
     /// Pages per ingest call when a crawl feeds the knowledge base.
     pub ingest_batch: usize,
+    pub webhooks: webhook::DeliveryConfig,
 }
 
 impl Default for CrawlerConfig {
@@ -94,6 +96,7 @@ impl Default for CrawlerConfig {
             cancel_wait: Duration::from_secs(5),
             stale_after: Duration::from_secs(120),
             ingest_batch: 16,
+            webhooks: webhook::DeliveryConfig::default(),
         }
     }
 }
@@ -142,6 +145,10 @@ pub struct JobSpec {
     pub max_concurrency: Option<usize>,
     /// Stream pages into this collection as they are crawled.
     pub ingest: Option<String>,
+    /// Told of the job's progress as it goes.
+    pub webhook: Option<webhook::Webhook>,
+    /// The client's `x-idempotency-key`: a second start with it is refused.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,6 +157,9 @@ pub enum CrawlError {
     Invalid(String),
     #[error("Job not found")]
     NotFound,
+    /// The idempotency key was used before (within the job expiry).
+    #[error("Idempotency key already used")]
+    Duplicate,
     #[error("the {0} is restarting; retry shortly")]
     Unavailable(&'static str),
     /// The fetcher's policy refuses the job's URL (SSRF guard).
@@ -335,6 +345,33 @@ impl Handle {
                 .await
                 .map_err(CrawlError::Refused)?;
         }
+        if let Some(webhook) = &spec.webhook {
+            // Deliveries go through the same SSRF guard; refuse now rather than fail later.
+            self.shared
+                .fetcher
+                .admits(&webhook.url)
+                .await
+                .map_err(|e| CrawlError::Invalid(format!("`webhook.url` is refused: {e}")))?;
+        }
+        let key = spec.idempotency_key.clone();
+        if let Some(key) = &key
+            && !self
+                .shared
+                .store
+                .claim(key, self.shared.config.job_ttl)
+                .await?
+        {
+            return Err(CrawlError::Duplicate);
+        }
+        let started = self.start_claimed(spec).await;
+        if let (Some(key), Err(_)) = (&key, &started) {
+            // Nothing started, so the key is free for the client's retry.
+            let _ = self.shared.store.release(key).await;
+        }
+        started
+    }
+
+    async fn start_claimed(&self, spec: JobSpec) -> Result<JobRecord, CrawlError> {
         let actor = crate::lookup::<CrawlerMsg>(&self.names.crawler, self.lookup_grace)
             .await
             .ok_or(CrawlError::Unavailable("crawler"))?;

@@ -33,6 +33,16 @@ pub struct FetchResponse {
     pub retry_after: Option<Duration>,
 }
 
+/// One HTTP POST of a JSON body (a webhook delivery). Redirects are not followed: a receiver
+/// answers for itself.
+#[derive(Debug, Clone)]
+pub struct PostRequest {
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Arc<Vec<u8>>,
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     #[error("unsupported URL scheme `{0}`: only http and https can be fetched")]
@@ -65,6 +75,9 @@ pub trait Fetcher: Send + Sync + 'static {
         let _ = url;
         Box::pin(async { Ok(()) })
     }
+
+    /// Posts `request.body` as JSON under the same policy as fetches; the receiver's status.
+    fn post(&self, request: PostRequest) -> BoxFuture<'_, Result<u16, FetchError>>;
 }
 
 /// A backend the process depends on (Redis, ChromaDB…), probed by `/ready`.
@@ -100,6 +113,15 @@ pub trait StateStore: Send + Sync + 'static {
         entries: Vec<(String, Vec<u8>)>,
         ttl: Option<Duration>,
     ) -> BoxFuture<'_, Result<(), StateError>>;
+
+    /// Stores `value` under `key` only if no live entry is there (atomically, across replicas);
+    /// returns whether it was stored. Claims one-time tokens such as idempotency keys.
+    fn set_if_absent(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'_, Result<bool, StateError>>;
 
     /// Removes `keys`; returns how many existed.
     fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, StateError>>;

@@ -128,6 +128,8 @@ fn spec(start: &str, limit: usize) -> JobSpec {
         delay: None,
         max_concurrency: None,
         ingest: None,
+        webhook: None,
+        idempotency_key: None,
     }
 }
 
@@ -272,5 +274,65 @@ async fn ignoring_robots_fetches_disallowed_pages() {
     assert_eq!(record.documents, 1, "{record:?}");
     assert_eq!(site.requests("http://site.test/private/secret.html"), 1);
     assert_eq!(site.requests("http://site.test/robots.txt"), 0);
+    tree.shutdown().await;
+}
+
+/// The bodies posted to `hook`, once `last` has arrived.
+async fn deliveries(site: &StaticSite, hook: &str, last: &str) -> Vec<serde_json::Value> {
+    for _ in 0..1000 {
+        let posts: Vec<serde_json::Value> = site
+            .posts(hook)
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .collect();
+        if posts.iter().any(|p| p["type"] == last) {
+            return posts;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no {last} delivery");
+}
+
+#[tokio::test]
+async fn webhooks_hear_of_every_page_and_of_a_cancel() {
+    use aurora_actors::crawler_pool::webhook::{Event, Webhook};
+    let site = site();
+    let mut config = config();
+    config.crawler.per_host_rps = 0.0;
+    let tree = spawn_tree(ports(site.clone()), config).await.unwrap();
+    let crawler = tree.handles().crawler();
+    let webhook = |hook: &str| Webhook {
+        url: Url::parse(hook).unwrap(),
+        headers: Vec::new(),
+        metadata: serde_json::Map::new(),
+        events: Event::ALL.to_vec(),
+        render: |page| serde_json::json!({ "url": page.url.as_str() }),
+    };
+
+    let mut crawl = spec("http://site.test/docs/s1/", 100);
+    crawl.rules.crawl_entire_domain = false;
+    crawl.webhook = Some(webhook("http://hooks.test/a"));
+    let job = crawler.start(crawl).await.unwrap();
+    let record = finished(&crawler, &job.id).await;
+    let posts = deliveries(&site, "http://hooks.test/a", "crawl.completed").await;
+    let types: Vec<&str> = posts.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"crawl.started"));
+    assert_eq!(types.last(), Some(&"crawl.completed"));
+    assert_eq!(
+        types.iter().filter(|t| **t == "crawl.page").count() as u64,
+        record.documents,
+        "{types:?}"
+    );
+
+    // A cancelled job ends with `failed`, saying why.
+    let mut slow = spec("http://site.test/", 1000);
+    slow.delay = Some(Duration::from_millis(200));
+    slow.webhook = Some(webhook("http://hooks.test/b"));
+    let job = crawler.start(slow).await.unwrap();
+    crawler.cancel(&job.id).await.unwrap();
+    let posts = deliveries(&site, "http://hooks.test/b", "crawl.failed").await;
+    let last = posts.last().unwrap();
+    assert_eq!(last["success"], false);
+    assert_eq!(last["error"], "cancelled");
     tree.shutdown().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aurora_actors::local::StaticSite;
 use aurora_actors::model::ScrapeRequest;
-use aurora_actors::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
+use aurora_actors::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, PostRequest};
 use aurora_actors::scraper::ScrapeError;
 use aurora_actors::{TreeConfig, spawn_tree};
 use common::{config, ports};
@@ -80,6 +80,10 @@ impl Fetcher for Gate {
                 retry_after: None,
             })
         })
+    }
+
+    fn post(&self, _: PostRequest) -> BoxFuture<'_, Result<u16, FetchError>> {
+        Box::pin(async { Ok(200) })
     }
 }
 

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
+use aurora_actors::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, PostRequest};
 use futures::future::BoxFuture;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -195,6 +195,30 @@ impl Fetcher for HttpFetcher {
             match tokio::time::timeout(request.timeout, self.fetch_within_budget(&request)).await {
                 Ok(result) => result,
                 Err(_) => Err(FetchError::Timeout(request.timeout)),
+            }
+        })
+    }
+
+    fn post(&self, request: PostRequest) -> BoxFuture<'_, Result<u16, FetchError>> {
+        Box::pin(async move {
+            self.check_target(&request.url)?;
+            let mut headers = request_headers(&request.headers)?;
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            let sent = self
+                .client
+                .post(request.url.clone())
+                .headers(headers)
+                .timeout(request.timeout)
+                .body(request.body.as_ref().clone())
+                .send()
+                .await;
+            match sent {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(e) if e.is_timeout() => Err(FetchError::Timeout(request.timeout)),
+                Err(e) => Err(self.classify(&request.url, &e)),
             }
         })
     }

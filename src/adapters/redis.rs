@@ -105,6 +105,28 @@ impl StateStore for RedisState {
         })
     }
 
+    fn set_if_absent(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'_, Result<bool, StateError>> {
+        Box::pin(async move {
+            let mut command = redis::cmd("SET");
+            command.arg(self.key(&key)).arg(value).arg("NX");
+            if let Some(ttl) = ttl {
+                command.arg("PX").arg(ttl.as_millis().max(1) as u64);
+            }
+            let mut connection = self.connection.clone();
+            // `SET … NX` answers OK when it stored the value and nil when the key was taken.
+            let reply: Option<String> = command
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(reply.is_some())
+        })
+    }
+
     fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, StateError>> {
         Box::pin(async move {
             if keys.is_empty() {

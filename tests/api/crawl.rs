@@ -11,11 +11,11 @@ use crate::common::crawl_site::{CrawlSite, PAGES, SECTIONS, spawn_crawl_site};
 use crate::common::{Port, TestApp, service_url, spawn_app_with};
 
 /// Politeness off unless a test turns it on: most tests check what is crawled, not how fast.
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     spawn_app_with(|s| s.crawler.per_host_rps = 0.0).await
 }
 
-async fn start(app: &TestApp, body: Value) -> String {
+pub(crate) async fn start(app: &TestApp, body: Value) -> String {
     let (status, started) = app.post_json(Port::Crawler, "/v1/crawl", body).await;
     assert_eq!(status, 200, "{started}");
     assert_eq!(started["success"], true);
@@ -34,7 +34,7 @@ async fn status(app: &TestApp, path: &str) -> Value {
 }
 
 /// Polls until the job leaves `scraping`; returns the last status (first page of documents).
-async fn finished(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, id: &str) -> Value {
     for _ in 0..3000 {
         let body = status(app, &format!("/v1/crawl/{id}")).await;
         if body["status"] != "scraping" {
@@ -46,7 +46,7 @@ async fn finished(app: &TestApp, id: &str) -> Value {
 }
 
 /// Every document of a finished job, following `next` from the start.
-async fn all_documents(app: &TestApp, id: &str) -> (Vec<Value>, usize) {
+pub(crate) async fn all_documents(app: &TestApp, id: &str) -> (Vec<Value>, usize) {
     let mut documents = Vec::new();
     let mut responses = 0;
     let mut path = format!("/v1/crawl/{id}");
@@ -508,7 +508,7 @@ async fn bad_crawl_requests_are_refused_and_start_nothing() {
         (
             json!({"url": url, "webhook": "not a url"}),
             400,
-            "`webhook`",
+            "`webhook.url` must be an absolute http(s) URL",
         ),
         (
             json!({"url": url, "scrapeOptions": {"url": url}}),

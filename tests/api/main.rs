@@ -9,3 +9,4 @@ mod crawl;
 mod knowledge;
 mod observability;
 mod scrape;
+mod webhooks;

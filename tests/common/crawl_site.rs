@@ -218,15 +218,7 @@ pub async fn spawn_crawl_site(crawl_delay: Option<f64>) -> CrawlSite {
             seen.lock().expect("log lock").push((Instant::now(), full));
             answer(&base, crawl_delay, path.as_str(), &query)
         });
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(async {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let stop = super::serve_until_dropped(listener, routes);
     CrawlSite {
         addr,
         log,

@@ -4,6 +4,7 @@
 
 pub mod crawl_site;
 pub mod site;
+pub mod webhook_sink;
 
 use std::path::Path;
 use std::time::Duration;
@@ -183,4 +184,26 @@ impl TestApp {
             .expect("application stops on its own")
             .expect("run task")
     }
+}
+
+/// Serves `routes` on `listener` until the returned sender is dropped (the test's server stops
+/// with the value holding it).
+pub fn serve_until_dropped<F>(
+    listener: tokio::net::TcpListener,
+    routes: F,
+) -> tokio::sync::oneshot::Sender<()>
+where
+    F: warp::Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    stop
 }

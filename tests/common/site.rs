@@ -165,14 +165,6 @@ pub async fn spawn_site() -> Site {
         .await
         .expect("bind test site");
     let addr = listener.local_addr().expect("local addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(async {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let stop = super::serve_until_dropped(listener, routes);
     Site { addr, _stop: stop }
 }

@@ -117,6 +117,62 @@ async fn delete_reports_what_existed(store: Arc<dyn StateStore>) {
     assert_eq!(store.delete(&[]).await.unwrap(), 0);
 }
 
+both!(set_if_absent_claims_a_key_once);
+async fn set_if_absent_claims_a_key_once(store: Arc<dyn StateStore>) {
+    // Many claimants at once: exactly one wins, and its value is what stays.
+    let claims: Vec<_> = (0..16u8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let won = store
+                    .set_if_absent("claim".into(), vec![n], None)
+                    .await
+                    .unwrap();
+                (n, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for claim in claims {
+        let (n, won) = claim.await.unwrap();
+        if won {
+            winners.push(n);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins: {winners:?}");
+    assert_eq!(
+        store.get_many(&keys(&["claim"])).await.unwrap(),
+        vec![Some(vec![winners[0]])]
+    );
+    // An expired claim frees the key.
+    let ttl = Some(Duration::from_millis(100));
+    assert!(
+        store
+            .set_if_absent("brief".into(), b"1".to_vec(), ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_if_absent("brief".into(), b"2".to_vec(), ttl)
+            .await
+            .unwrap()
+    );
+    let mut freed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if store
+            .set_if_absent("brief".into(), b"3".to_vec(), ttl)
+            .await
+            .unwrap()
+        {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "an expired claim can be made again");
+}
+
 both!(counters_add_up_and_default_to_zero);
 async fn counters_add_up_and_default_to_zero(store: Arc<dyn StateStore>) {
     let set = "df:docs";

@@ -19,6 +19,7 @@ use super::politeness::{HostClock, backoff};
 use super::scope::{Scope, Skip, Trap};
 use super::sitemap;
 use super::store::{ErrorKind, JobError, JobKind, JobRecord, JobStatus, now_ms};
+use super::webhook::Notifier;
 use super::{JobSpec, Shared, SitemapMode};
 use crate::ingest::IngestRequest;
 use crate::knowledge::{ContentType, Document};
@@ -100,6 +101,7 @@ struct Job {
     /// Errors found while admitting links (sync code), written with the next save.
     pending: Vec<JobError>,
     feed: Option<Feed>,
+    notifier: Option<Notifier>,
     /// Set when the job stops before its frontier is empty.
     stopped: Option<(JobStatus, String)>,
 }
@@ -120,12 +122,23 @@ impl Job {
             .ingest
             .clone()
             .map(|collection| Feed::start(&shared, collection, record.id.clone()));
+        let notifier = spec.webhook.clone().map(|webhook| {
+            Notifier::start(
+                shared.fetcher.clone(),
+                shared.config.webhooks.clone(),
+                shared.shutdown.clone(),
+                webhook,
+                record.id.clone(),
+                record.kind,
+            )
+        });
         Self {
             shared,
             record,
             spec,
             cancel,
             scope,
+            notifier,
             frontier: VecDeque::new(),
             seen: HashSet::new(),
             stored: HashSet::new(),
@@ -140,6 +153,9 @@ impl Job {
     }
 
     async fn run(&mut self) -> JobStatus {
+        if let Some(notifier) = &mut self.notifier {
+            notifier.started();
+        }
         self.seed().await;
         self.crawl().await;
         if let Some(feed) = self.feed.take() {
@@ -158,9 +174,28 @@ impl Job {
             ),
             None => (JobStatus::Completed, None),
         };
+        let dropped = self.notifier.as_ref().map_or(0, |n| n.dropped);
+        if dropped > 0 {
+            let url = self.spec.seeds.first().cloned();
+            if let Some(url) = url {
+                let error = format!(
+                    "the webhook receiver fell behind: {dropped} page events were not sent"
+                );
+                self.error(job_error(
+                    &url,
+                    ErrorKind::Webhook,
+                    "WEBHOOK_DROPPED",
+                    error,
+                ))
+                .await;
+            }
+        }
         self.record.status = status;
         self.record.end_reason = reason;
         self.save().await;
+        if let Some(notifier) = self.notifier.take() {
+            notifier.finish(status, self.record.end_reason.as_deref());
+        }
         tracing::info!(job = %self.record.id, status = status.as_str(),
             pages = self.record.documents, failed = self.record.failed, "job finished");
         status
@@ -344,6 +379,9 @@ impl Job {
                 metrics::counter!("aurora_crawl_pages_total", "outcome" => failure_label(&code))
                     .increment(1);
                 self.record.failed += 1;
+                if let Some(notifier) = &mut self.notifier {
+                    notifier.page_failed(&url, &error);
+                }
                 self.error(job_error(&url, ErrorKind::Page, &code, error))
                     .await;
             }
@@ -405,6 +443,9 @@ impl Job {
         }
         if let Err(e) = self.shared.store.add_page(&mut self.record, &page).await {
             tracing::warn!(job = %self.record.id, error = %e, "could not store a crawled page");
+        }
+        if let Some(notifier) = &mut self.notifier {
+            notifier.page(&page);
         }
         if self.record.bytes > self.shared.config.max_bytes_per_job {
             let reason = format!(

@@ -8,6 +8,7 @@
 //! | `crawl:{ID}:doc:{n}`   | the n-th scraped page (JSON), n = 0, 1, …       | the job only |
 //! | `crawl:{ID}:err:{n}`   | the n-th [`JobError`] (JSON)                    | the job only |
 //! | `crawl:{ID}:cancel`    | present once someone asked to cancel            | any replica  |
+//! | `crawl-key:{KEY}`      | an `x-idempotency-key` already used             | any replica  |
 //!
 //! The job is the only writer of its record, so counters never race; a cancel from another
 //! replica is a separate key the job polls.
@@ -105,6 +106,8 @@ pub enum ErrorKind {
     Ingest,
     /// A sitemap could not be read.
     Sitemap,
+    /// Webhook events were lost (the receiver fell behind).
+    Webhook,
 }
 
 pub fn now_ms() -> u64 {
@@ -230,6 +233,20 @@ impl JobStore {
                 Self::ttl(record),
             )
             .await
+    }
+
+    /// Takes idempotency key `key` for `ttl`; false when some start already took it.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StateError> {
+        self.state
+            .set_if_absent(format!("crawl-key:{key}"), b"1".to_vec(), Some(ttl))
+            .await
+    }
+
+    pub async fn release(&self, key: &str) -> Result<(), StateError> {
+        self.state
+            .delete(&[format!("crawl-key:{key}")])
+            .await
+            .map(drop)
     }
 
     pub async fn cancel_requested(&self, id: &str) -> Result<bool, StateError> {

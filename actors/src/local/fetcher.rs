@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
+use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, PostRequest};
 
 /// A site held in memory: URL → (status, content type, body). Unknown URLs answer 404.
 #[derive(Debug, Default, Clone)]
@@ -14,6 +14,8 @@ pub struct StaticSite {
     pages: Arc<HashMap<String, StaticPage>>,
     /// Requests per URL, so tests can check what was (not) fetched.
     hits: Arc<dashmap::DashMap<String, usize>>,
+    /// Bodies posted, by URL, in arrival order.
+    posts: Arc<dashmap::DashMap<String, Vec<Vec<u8>>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +46,13 @@ impl StaticSite {
         Self {
             pages: Arc::new(pages),
             hits: Arc::default(),
+            posts: Arc::default(),
         }
+    }
+
+    /// The bodies posted to `url` so far (webhook deliveries), oldest first.
+    pub fn posts(&self, url: &str) -> Vec<Vec<u8>> {
+        self.posts.get(url).map(|p| p.clone()).unwrap_or_default()
     }
 
     /// How many times `url` was fetched.
@@ -80,6 +88,21 @@ impl Fetcher for StaticSite {
                 redirects: Vec::new(),
                 retry_after: None,
             })
+        })
+    }
+
+    /// Records the body; answers the status of the page held at that URL (200 if none), so a
+    /// test can stand up a failing receiver.
+    fn post(&self, request: PostRequest) -> BoxFuture<'_, Result<u16, FetchError>> {
+        Box::pin(async move {
+            self.posts
+                .entry(request.url.to_string())
+                .or_default()
+                .push(request.body.as_ref().clone());
+            Ok(self
+                .pages
+                .get(request.url.as_str())
+                .map_or(200, |page| page.status))
         })
     }
 }

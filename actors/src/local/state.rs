@@ -86,6 +86,35 @@ impl StateStore for MemoryState {
         })
     }
 
+    fn set_if_absent(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'_, Result<bool, StateError>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let entry = Entry {
+                value,
+                expires: ttl.map(|ttl| now + ttl),
+            };
+            // The map's entry lock makes check-and-set one step.
+            let stored = match self.values.entry(key) {
+                dashmap::Entry::Occupied(mut live) if !live.get().live(now) => {
+                    live.insert(entry);
+                    true
+                }
+                dashmap::Entry::Occupied(_) => false,
+                dashmap::Entry::Vacant(slot) => {
+                    slot.insert(entry);
+                    true
+                }
+            };
+            self.note_write(1);
+            Ok(stored)
+        })
+    }
+
     fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, StateError>> {
         Box::pin(async move {
             let now = Instant::now();

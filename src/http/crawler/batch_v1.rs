@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::crawl_v1::{self, IngestTarget, JobRoute};
+use super::crawl_v1::{self, Caller, IngestTarget, JobRoute};
 use super::firecrawl_v1::ScrapeRequest;
 use crate::http::error::{ApiError, FirecrawlErrorBody};
 use crate::http::{AppState, Limits, json, scrape, with_state};
@@ -31,7 +31,8 @@ pub struct BatchRequest {
     /// Aurora: `{"collection": "…"}` to stream pages into a collection, `false` for none.
     #[schema(value_type = Option<Object>)]
     pub ingest: Option<Value>,
-    /// Not supported yet.
+    /// A URL, or `{url, headers?, metadata?, events?}`: told of `started`, `page`, `completed`
+    /// and `failed` as the job goes.
     #[schema(value_type = Option<Object>)]
     pub webhook: Option<Value>,
     /// Every scrape option of `POST /v1/scrape` except `url`, at the top level.
@@ -77,23 +78,23 @@ const BATCH_KEYS: &[&str] = &[
         (status = 403, description = "A URL refused by the SSRF guard", body = FirecrawlErrorBody)))]
 pub async fn start_batch(
     state: AppState,
-    forwarded: (Option<String>, Option<String>),
+    caller: Caller,
     body: Value,
 ) -> Result<Response, Rejection> {
-    Ok(start_batch_as(&state, JobRoute::Batch, forwarded, body).await)
+    Ok(start_batch_as(&state, JobRoute::Batch, caller, body).await)
 }
 
 /// Starts a batch job from a v1-shaped body; answers for `route`'s paths.
 pub async fn start_batch_as(
     state: &AppState,
     route: JobRoute,
-    (host, proto): (Option<String>, Option<String>),
+    caller: Caller,
     body: Value,
 ) -> Response {
-    match start_batch_inner(state, body).await {
+    match start_batch_inner(state, &caller, body).await {
         Ok((id, invalid)) => warp::reply::json(&BatchStarted {
             success: true,
-            url: route.job_url(host, proto, &id),
+            url: route.job_url(&caller, &id),
             id,
             invalid_urls: invalid,
         })
@@ -104,6 +105,7 @@ pub async fn start_batch_as(
 
 async fn start_batch_inner(
     state: &AppState,
+    caller: &Caller,
     body: Value,
 ) -> Result<(String, Option<Vec<String>>), ApiError> {
     let Value::Object(mut fields) = body else {
@@ -120,11 +122,8 @@ async fn start_batch_inner(
     let keys: BatchKeys = json::parse_strict(&serde_json::to_vec(&batch).unwrap_or_default())?;
     let options: ScrapeRequest =
         json::parse_strict(&serde_json::to_vec(&fields).unwrap_or_default())?;
-    if keys.webhook.is_some() {
-        return Err(ApiError::InvalidRequest(
-            "`webhook` is not supported yet: poll GET /v1/batch/scrape/{id} instead".to_string(),
-        ));
-    }
+    let webhook = crawl_v1::webhook(keys.webhook)?;
+    let idempotency_key = crawl_v1::idempotency_key(caller)?;
     if options.url.is_some() {
         return Err(ApiError::InvalidRequest(
             "`url` is not a batch option: list the pages in `urls`".to_string(),
@@ -184,6 +183,8 @@ async fn start_batch_inner(
         delay: None,
         max_concurrency: crawl_v1::positive(keys.max_concurrency, "maxConcurrency")?,
         ingest: crawl_v1::ingest_target(keys.ingest, &state.limits)?,
+        webhook,
+        idempotency_key,
     };
     let record = crawler.start(spec).await?;
     Ok((record.id, keys.ignore_invalid_urls.then_some(invalid)))
@@ -286,7 +287,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let batch = warp::path!("v1" / "batch" / "scrape")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(crawl_v1::forwarded())
+        .and(crawl_v1::caller())
         .and(json::body::<Value>(limit))
         .and_then(start_batch);
     let map = warp::path!("v1" / "map")

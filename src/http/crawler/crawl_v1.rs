@@ -3,17 +3,19 @@
 //! `GET /v1/crawl/{id}/errors`. Jobs run in the CrawlerPool; their state lives in the state
 //! store, so any replica sharing it answers these routes.
 //!
-//! Every key of Firecrawl's v1 crawl request is known; keys naming what Aurora cannot do yet
-//! (webhooks) are refused with a 400 saying so. Aurora adds `ingest`: `{"collection": "…"}`
+//! Every key of Firecrawl's v1 crawl request is known, webhooks included (see
+//! `crawler_pool::webhook`); `x-idempotency-key` makes a start happen once (409 on reuse). Aurora adds `ingest`: `{"collection": "…"}`
 //! streams the pages into a collection as they are crawled, `false` turns off
 //! `crawler.default_ingest_collection`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use aurora_actors::crawler_pool::scope::ScopeRules;
+use aurora_actors::crawler_pool::webhook::{Event as WebhookEvent, Webhook};
 use aurora_actors::crawler_pool::{
     CrawlError, ErrorKind, JobKind, JobRecord, JobSpec, JobStatus, SitemapMode,
 };
+use aurora_actors::model::Page;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -66,7 +68,8 @@ pub struct CrawlRequest {
     pub max_concurrency: Option<i64>,
     /// How each page is scraped (the scrape request's options, without `url`).
     pub scrape_options: Option<ScrapeRequest>,
-    /// Not supported yet.
+    /// A URL, or `{url, headers?, metadata?, events?}`: told of `started`, `page`, `completed`
+    /// and `failed` as the crawl goes.
     #[schema(value_type = Option<Object>)]
     pub webhook: Option<serde_json::Value>,
     /// Crawled pages are not kept beyond the job's expiry either way.
@@ -173,6 +176,7 @@ impl From<CrawlError> for ApiError {
         match error {
             CrawlError::Invalid(_) => ApiError::InvalidRequest(message),
             CrawlError::NotFound => ApiError::ResourceNotFound(message),
+            CrawlError::Duplicate => ApiError::Conflict(message),
             CrawlError::Unavailable(_) => ApiError::Unavailable(message),
             CrawlError::Refused(fetch) => {
                 ApiError::from(aurora_actors::scraper::ScrapeError::Fetch(fetch))
@@ -230,6 +234,79 @@ pub fn ingest_target(
     }
 }
 
+/// Firecrawl's `webhook` option: a URL, or an object with `url` and optional `headers`,
+/// `metadata` and `events` (`started`, `page`, `completed`, `failed`; all when absent).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookObject {
+    url: String,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    metadata: serde_json::Map<String, serde_json::Value>,
+    events: Option<Vec<String>>,
+}
+
+pub fn webhook(value: Option<serde_json::Value>) -> Result<Option<Webhook>, ApiError> {
+    let object = match value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::String(url)) => WebhookObject {
+            url,
+            headers: Default::default(),
+            metadata: Default::default(),
+            events: None,
+        },
+        Some(value) => serde_json::from_value::<WebhookObject>(value)
+            .map_err(|e| invalid(format!("`webhook`: {e}")))?,
+    };
+    let url = url::Url::parse(object.url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            invalid(format!(
+                "`webhook.url` must be an absolute http(s) URL, got `{}`",
+                object.url
+            ))
+        })?;
+    let mut headers = Vec::with_capacity(object.headers.len());
+    for (name, value) in object.headers {
+        let valid = warp::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && warp::http::HeaderValue::from_str(&value).is_ok();
+        if !valid {
+            return Err(invalid(format!(
+                "`webhook.headers`: `{name}` is not a valid header name and value"
+            )));
+        }
+        headers.push((name, value));
+    }
+    let events = match object.events {
+        None => WebhookEvent::ALL.to_vec(),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                WebhookEvent::parse(name).ok_or_else(|| {
+                    invalid(format!(
+                        "`webhook.events`: unknown event `{name}`; use started, page, completed or failed"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(Some(Webhook {
+        url,
+        headers,
+        metadata: object.metadata,
+        events,
+        render: webhook_document,
+    }))
+}
+
+/// A page as webhooks carry it: the document the status route returns.
+fn webhook_document(page: &Page) -> serde_json::Value {
+    let (document, _) = firecrawl_v1::document(page.clone(), &[]);
+    serde_json::to_value(document).unwrap_or(serde_json::Value::Null)
+}
+
 fn patterns(raw: &[String], field: &str) -> Result<Vec<Regex>, ApiError> {
     raw.iter()
         .enumerate()
@@ -247,11 +324,7 @@ fn patterns(raw: &[String], field: &str) -> Result<Vec<Regex>, ApiError> {
 impl CrawlRequest {
     pub fn into_spec(self, limits: &Limits) -> Result<JobSpec, ApiError> {
         let url = scrape::target_url(&self.url)?;
-        if self.webhook.is_some() {
-            return Err(invalid(
-                "`webhook` is not supported yet: poll GET /v1/crawl/{id} instead".to_string(),
-            ));
-        }
+        let webhook = webhook(self.webhook)?;
         let limit = match self.limit.unwrap_or(DEFAULT_LIMIT) {
             l if l < 1 => return Err(invalid(format!("`limit` must be at least 1, got {l}"))),
             l => (l as usize).min(limits.crawl_max_limit),
@@ -307,19 +380,23 @@ impl CrawlRequest {
             delay,
             max_concurrency,
             ingest,
+            webhook,
+            idempotency_key: None,
         })
     }
 }
 
 /// `http://host:port` of this request, as the client reached it (behind a proxy: its
 /// `X-Forwarded-Proto` and `Host`).
-fn base_url(host: Option<String>, proto: Option<String>) -> String {
-    let proto = proto
-        .filter(|p| p == "https" || p == "http")
-        .unwrap_or_else(|| "http".to_string());
+fn base_url(caller: &Caller) -> String {
+    let proto = caller
+        .proto
+        .as_deref()
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
     format!(
         "{proto}://{}",
-        host.unwrap_or_else(|| "localhost".to_string())
+        caller.host.as_deref().unwrap_or("localhost")
     )
 }
 
@@ -344,8 +421,8 @@ impl JobRoute {
     }
 
     /// Where a job of this kind is polled.
-    pub fn job_url(self, host: Option<String>, proto: Option<String>, id: &str) -> String {
-        format!("{}/{}/{id}", base_url(host, proto), self.path())
+    pub fn job_url(self, caller: &Caller, id: &str) -> String {
+        format!("{}/{}/{id}", base_url(caller), self.path())
     }
 }
 
@@ -362,21 +439,24 @@ fn expires_at(record: &JobRecord) -> String {
         (status = 503, description = "Restarting or state store down", body = FirecrawlErrorBody)))]
 pub async fn start(
     state: AppState,
-    host: Option<String>,
-    proto: Option<String>,
+    caller: Caller,
     body: CrawlRequest,
 ) -> Result<Response, Rejection> {
     let spec = body.into_spec(&state.limits);
-    Ok(start_job(&state, JobRoute::Crawl, (host, proto), spec).await)
+    Ok(start_job(&state, JobRoute::Crawl, caller, spec).await)
 }
 
 /// Starts a job and answers `{success, id, url}` (or the error).
 pub async fn start_job(
     state: &AppState,
     route: JobRoute,
-    (host, proto): (Option<String>, Option<String>),
+    caller: Caller,
     spec: Result<JobSpec, ApiError>,
 ) -> Response {
+    let spec = spec.and_then(|mut spec| {
+        spec.idempotency_key = idempotency_key(&caller)?;
+        Ok(spec)
+    });
     let started = match spec {
         Ok(spec) => state
             .handles
@@ -389,7 +469,7 @@ pub async fn start_job(
     match started {
         Ok(record) => warp::reply::json(&CrawlStarted {
             success: true,
-            url: route.job_url(host, proto, &record.id),
+            url: route.job_url(&caller, &record.id),
             id: record.id,
         })
         .into_response(),
@@ -408,8 +488,7 @@ pub async fn status(
     route: JobRoute,
     id: String,
     state: AppState,
-    host: Option<String>,
-    proto: Option<String>,
+    caller: Caller,
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
     let query = match StatusQuery::parse(&query) {
@@ -454,10 +533,7 @@ pub async fn status(
             .limit
             .map(|l| format!("&limit={l}"))
             .unwrap_or_default();
-        format!(
-            "{}?skip={next_skip}{limit}",
-            route.job_url(host, proto, &id)
-        )
+        format!("{}?skip={next_skip}{limit}", route.job_url(&caller, &id))
     });
     Ok(warp::reply::json(&CrawlStatus {
         success: true,
@@ -528,18 +604,46 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let start = warp::path!("v1" / "crawl")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(forwarded())
+        .and(caller())
         .and(json::body(limit))
-        .and_then(|state, (host, proto), body| start(state, host, proto, body));
+        .and_then(start);
     start.or(job_routes(state)).unify()
 }
 
-/// `Host` and `X-Forwarded-Proto`, for the absolute URLs Firecrawl's answers carry.
-pub fn forwarded()
--> impl Filter<Extract = ((Option<String>, Option<String>),), Error = Rejection> + Clone {
+/// What a job request's headers say: how the client reached us (`Host`, `X-Forwarded-Proto`,
+/// for the absolute URLs Firecrawl's answers carry) and its `x-idempotency-key`.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub host: Option<String>,
+    pub proto: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+pub fn caller() -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
     warp::header::optional::<String>("host")
         .and(warp::header::optional::<String>("x-forwarded-proto"))
-        .map(|host, proto| (host, proto))
+        .and(warp::header::optional::<String>("x-idempotency-key"))
+        .map(|host, proto, idempotency_key| Caller {
+            host,
+            proto,
+            idempotency_key,
+        })
+}
+
+/// The request's idempotency key, if it sent a usable one.
+pub fn idempotency_key(caller: &Caller) -> Result<Option<String>, ApiError> {
+    match caller.idempotency_key.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some(key)
+            if !key.is_empty() && key.len() <= 256 && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(key.to_string()))
+        }
+        Some(_) => Err(invalid(
+            "`x-idempotency-key` must be 1–256 visible ASCII characters (a UUID is typical)"
+                .to_string(),
+        )),
+    }
 }
 
 /// Status, cancel and errors of one job family under `prefix` (e.g. `/v2/crawl`).
@@ -555,11 +659,9 @@ pub fn job_family(
         .and(warp::path::end())
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and(forwarded())
+        .and(caller())
         .and(warp::query::<std::collections::HashMap<String, String>>())
-        .and_then(move |id, state, (host, proto), query| {
-            status(route, id, state, host, proto, query)
-        });
+        .and_then(move |id, state, caller, query| status(route, id, state, caller, query));
     let cancel = prefix
         .clone()
         .and(id())
@@ -583,17 +685,15 @@ fn job_routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let crawl_status = warp::path!("v1" / "crawl" / String)
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and(forwarded())
+        .and(caller())
         .and(query())
-        .and_then(|id, state, (host, proto), query| {
-            status(JobRoute::Crawl, id, state, host, proto, query)
-        });
+        .and_then(|id, state, caller, query| status(JobRoute::Crawl, id, state, caller, query));
     let batch_status = warp::path!("v1" / "batch" / "scrape" / String)
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and(forwarded())
+        .and(caller())
         .and(query())
-        .and_then(|id, state, (host, proto), query| batch_status(id, state, host, proto, query));
+        .and_then(batch_status);
     let crawl_cancel = warp::path!("v1" / "crawl" / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
@@ -632,11 +732,10 @@ fn job_routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 pub async fn batch_status(
     id: String,
     state: AppState,
-    host: Option<String>,
-    proto: Option<String>,
+    caller: Caller,
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    status(JobRoute::Batch, id, state, host, proto, query).await
+    status(JobRoute::Batch, id, state, caller, query).await
 }
 
 /// Cancel a batch scrape (Firecrawl v1).

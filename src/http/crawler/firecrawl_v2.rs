@@ -151,7 +151,7 @@ async fn scrape(state: AppState, body: Value) -> Result<Response, Rejection> {
 
 async fn crawl(
     state: AppState,
-    forwarded: (Option<String>, Option<String>),
+    caller: crawl_v1::Caller,
     body: Value,
 ) -> Result<Response, Rejection> {
     let spec = object(body).and_then(|mut fields| {
@@ -173,12 +173,12 @@ async fn crawl(
         }
         Ok(spec)
     });
-    Ok(crawl_v1::start_job(&state, JobRoute::CrawlV2, forwarded, spec).await)
+    Ok(crawl_v1::start_job(&state, JobRoute::CrawlV2, caller, spec).await)
 }
 
 async fn batch(
     state: AppState,
-    forwarded: (Option<String>, Option<String>),
+    caller: crawl_v1::Caller,
     body: Value,
 ) -> Result<Response, Rejection> {
     let body = object(body).and_then(|mut fields| {
@@ -186,7 +186,7 @@ async fn batch(
         Ok(Value::Object(fields))
     });
     Ok(match body {
-        Ok(body) => batch_v1::start_batch_as(&state, JobRoute::BatchV2, forwarded, body).await,
+        Ok(body) => batch_v1::start_batch_as(&state, JobRoute::BatchV2, caller, body).await,
         Err(error) => error.into_firecrawl_response(),
     })
 }
@@ -241,11 +241,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(json::body::<Value>(limit))
         .and_then(scrape);
     let crawl = post(warp::path!("v2" / "crawl" / ..).boxed())
-        .and(crawl_v1::forwarded())
+        .and(crawl_v1::caller())
         .and(json::body::<Value>(limit))
         .and_then(crawl);
     let batch = post(warp::path!("v2" / "batch" / "scrape" / ..).boxed())
-        .and(crawl_v1::forwarded())
+        .and(crawl_v1::caller())
         .and(json::body::<Value>(limit))
         .and_then(batch);
     let map = post(warp::path!("v2" / "map" / ..).boxed())
