@@ -6,6 +6,13 @@ use aurora::startup::{Application, shutdown_signal};
 use aurora::telemetry::{self, LogTarget};
 use clap::Parser;
 
+/// jemalloc instead of glibc malloc: extraction builds and drops a DOM of megabytes per page on
+/// the blocking threads, and glibc's arenas kept that memory after each crawl (RSS rose by ~70 MB
+/// per crawl of python3.11-doc). jemalloc, purging freed pages after 100 ms
+/// (`.cargo/config.toml`), falls back to what is really held.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
