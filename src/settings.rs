@@ -13,6 +13,7 @@ use aurora_actors::crawler_pool::scope::TrapBounds;
 use aurora_actors::crawler_pool::webhook::DeliveryConfig;
 use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
+use aurora_actors::rag::AnswerConfig;
 use aurora_actors::supervisor::RestartPolicy;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -51,6 +52,7 @@ pub struct Settings {
     pub embedding: EmbeddingSettings,
     pub ingest: IngestSettings,
     pub search: SearchSettings,
+    pub answer: AnswerSettings,
     pub crawler: CrawlerSettings,
     pub redis: RedisSettings,
     pub chroma: ChromaSettings,
@@ -190,6 +192,18 @@ pub struct SearchSettings {
     pub rrf_k: f32,
     pub dense_weight: f32,
     pub lexical_weight: f32,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerSettings {
+    pub min_relevance: f32,
+    pub default_k: usize,
+    pub max_k: usize,
+    pub candidates_per_source: usize,
+    pub max_chunks_per_page: usize,
+    pub max_question_chars: usize,
     pub timeout_secs: u64,
 }
 
@@ -479,6 +493,21 @@ impl Settings {
             "crawler.max_limit",
             "max_limit and ingest_batch must be at least 1",
         )?;
+        let a = &self.answer;
+        check(
+            (-1.0..=1.0).contains(&a.min_relevance),
+            "answer.min_relevance",
+            "must be a cosine similarity, -1 to 1",
+        )?;
+        check(
+            a.default_k >= 1
+                && a.default_k <= a.max_k
+                && a.candidates_per_source >= 1
+                && a.max_chunks_per_page >= 1
+                && a.max_question_chars >= 1,
+            "answer.default_k",
+            "default_k must be 1..=max_k; candidates_per_source, max_chunks_per_page and max_question_chars at least 1",
+        )?;
         check(
             c.webhook_timeout_ms >= 1
                 && c.webhook_queue >= 1
@@ -542,6 +571,12 @@ impl Settings {
                 lexical_weight: self.search.lexical_weight,
             },
             crawler: self.crawler_config(),
+            answer: AnswerConfig {
+                min_relevance: self.answer.min_relevance,
+                candidates_per_source: self.answer.candidates_per_source,
+                max_chunks_per_page: self.answer.max_chunks_per_page,
+            },
+            answer_timeout: Duration::from_secs(self.answer.timeout_secs),
             call_margin: Duration::from_millis(self.scraper.call_margin_ms),
             ingest_timeout: Duration::from_secs(self.ingest.timeout_secs),
             search_timeout: Duration::from_secs(self.search.timeout_secs),

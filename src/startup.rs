@@ -161,6 +161,8 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         state,
         vectors,
         embedder,
+        // The built-in extractive answerer until an LLM backend is configured.
+        generator: Arc::new(aurora_actors::rag::extractive::Extractive),
         health_checks,
     };
     Ok(aurora_actors::spawn_tree(ports, settings.tree_config()).await?)
@@ -203,6 +205,9 @@ impl Application {
                 crawl_default_ingest: Some(settings.crawler.default_ingest_collection.clone())
                     .filter(|c| !c.is_empty()),
                 crawl_page_bytes: settings.crawler.status_page_bytes,
+                answer_default_k: settings.answer.default_k,
+                answer_max_k: settings.answer.max_k,
+                max_question_chars: settings.answer.max_question_chars,
             }),
         };
         Ok(Self {

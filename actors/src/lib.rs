@@ -56,6 +56,7 @@ pub struct TreeConfig {
     pub ingest_workers: usize,
     pub rag_workers: usize,
     pub knowledge: KnowledgeConfig,
+    pub answer: rag::AnswerConfig,
     pub crawler: crawler_pool::CrawlerConfig,
     /// Added to a request's own timeout to bound the whole call (queueing + extraction).
     pub call_margin: Duration,
@@ -63,6 +64,8 @@ pub struct TreeConfig {
     pub ingest_timeout: Duration,
     /// Bound on one search or collection request.
     pub search_timeout: Duration,
+    /// Bound on one answer (retrieval and generation).
+    pub answer_timeout: Duration,
     /// How long a caller waits for an actor that is being restarted before giving up.
     pub lookup_grace: Duration,
     /// How long each child gets to stop at shutdown before it is killed.
@@ -187,6 +190,7 @@ fn router_handle(names: &Arc<Names>, config: &TreeConfig) -> router::Handle {
         lookup_grace: config.lookup_grace,
         ingest_timeout: config.ingest_timeout,
         search_timeout: config.search_timeout,
+        answer_timeout: config.answer_timeout,
     }
 }
 
@@ -262,7 +266,13 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
     let children = vec![
         scraper::child_spec(names.clone(), ports.fetcher.clone(), config.scraper_workers),
         ingest::child_spec(&names, knowledge.clone(), config.ingest_workers),
-        rag::child_spec(&names, knowledge, config.rag_workers),
+        rag::child_spec(
+            &names,
+            knowledge,
+            ports.generator.clone(),
+            config.answer.clone(),
+            config.rag_workers,
+        ),
         router::child_spec(names.clone(), admission),
         crawler_pool::child_spec(names.clone(), crawls.clone()),
     ];

@@ -446,5 +446,62 @@ pub struct Ports {
     pub state: Arc<dyn StateStore>,
     pub vectors: Arc<dyn VectorStore>,
     pub embedder: Arc<dyn Embedder>,
+    /// Writes answers; `crate::rag::extractive::Extractive` when no model is configured.
+    pub generator: Arc<dyn Generator>,
     pub health_checks: Vec<Arc<dyn HealthCheck>>,
+}
+
+/// A numbered source given to a generator; citations `[n]` refer to `n`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub n: usize,
+    pub url: String,
+    pub title: String,
+    pub heading: String,
+    pub text: String,
+}
+
+/// A question to answer from numbered sources. Each backend builds its own prompt (an LLM gets
+/// the sources and an instruction to cite them; the extractive answerer reads them directly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    pub question: String,
+    pub sources: Vec<Source>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The answer, citing sources as `[n]`.
+    pub text: String,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenerateError {
+    /// The model refused (safety block, content filter), in its own words.
+    #[error("the model declined to answer: {0}")]
+    Refused(String),
+    /// Quota or rate limit; retry after the given time if known.
+    #[error("the model's service is rate limited")]
+    RateLimited(Option<Duration>),
+    #[error("generation service: {0}")]
+    Service(String),
+}
+
+/// Writes an answer from numbered sources.
+pub trait Generator: Send + Sync + 'static {
+    /// Names the backend and model, e.g. `extractive` or `gemini:gemini-2.0-flash`.
+    fn id(&self) -> &str;
+    fn generate(
+        &self,
+        request: GenerateRequest,
+    ) -> BoxFuture<'_, Result<Generation, GenerateError>>;
 }

@@ -1,7 +1,7 @@
 //! RouterActor: admission control and routing of every request to the worker pool that serves it.
 //!
 //! Messages: [`RouterMsg::Scrape`] → scraper pool; [`RouterMsg::Ingest`] and
-//! [`RouterMsg::Collections`] → ingest pool; [`RouterMsg::Search`] → RAG pool (+ test-only
+//! [`RouterMsg::Collections`] → ingest pool; [`RouterMsg::Search`] and [`RouterMsg::Answer`] → RAG pool (+ test-only
 //! faults). It only makes fast decisions: take an admission permit or refuse with `Overloaded`,
 //! then hand the job — with the caller's reply port and the permit — to the pool. It never awaits
 //! the work, so its mailbox never blocks.
@@ -22,11 +22,19 @@ use crate::ingest::{CollectionsAnswer, CollectionsOp, IngestJob, IngestRequest};
 use crate::knowledge::{IngestReport, KnowledgeError, SearchHit};
 use crate::model::{Page, ScrapeRequest};
 use crate::pool::{self, JobKey, PoolJob};
-use crate::rag::{RagJob, SearchRequest};
+use crate::rag::{Answer, AnswerError, AnswerRequest, RagJob, SearchRequest};
 use crate::scraper::{ScrapeError, ScrapeJob};
 use crate::supervisor::ChildSpec;
 
 type Reply<T, E> = RpcReplyPort<Result<T, E>>;
+
+/// How one page of a deep dive went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DivePage {
+    pub url: String,
+    /// Why the page is not among the sources (scrape or ingest failure).
+    pub error: Option<String>,
+}
 
 pub enum RouterMsg {
     /// Requests are boxed: they are large and most messages in flight are small.
@@ -34,6 +42,7 @@ pub enum RouterMsg {
     Ingest(Box<IngestRequest>, Reply<IngestReport, KnowledgeError>),
     Collections(CollectionsOp, Reply<CollectionsAnswer, KnowledgeError>),
     Search(Box<SearchRequest>, Reply<Vec<SearchHit>, KnowledgeError>),
+    Answer(Box<AnswerRequest>, Reply<Answer, AnswerError>),
     #[cfg(feature = "fault-injection")]
     Fault(crate::fault::Fault),
 }
@@ -188,6 +197,13 @@ impl Actor for RouterActor {
                     permit,
                 })
             }
+            RouterMsg::Answer(request, reply) => {
+                state.route(&names.rag, reply, |reply, permit| RagJob::Answer {
+                    request,
+                    reply,
+                    permit,
+                })
+            }
             #[cfg(feature = "fault-injection")]
             RouterMsg::Fault(fault) => crate::fault::apply_in_router(&state.names, fault),
         }
@@ -225,6 +241,7 @@ pub struct Handle {
     pub(crate) lookup_grace: Duration,
     pub(crate) ingest_timeout: Duration,
     pub(crate) search_timeout: Duration,
+    pub(crate) answer_timeout: Duration,
 }
 
 impl Handle {
@@ -258,6 +275,77 @@ impl Handle {
             RouterMsg::Search(Box::new(request.clone()), reply)
         })
         .await
+    }
+
+    /// A cited answer to a question over a collection.
+    pub async fn answer(&self, request: AnswerRequest) -> Result<Answer, AnswerError> {
+        self.call(self.answer_timeout, |reply| {
+            RouterMsg::Answer(Box::new(request.clone()), reply)
+        })
+        .await
+    }
+
+    /// Deep dive: scrapes `pages` (at once), ingests what they hold into the request's
+    /// collection, then answers over it. A page that cannot be scraped or stored is reported in
+    /// the result, not an error: the answer uses what could be read.
+    pub async fn deep_dive(
+        &self,
+        pages: Vec<ScrapeRequest>,
+        request: AnswerRequest,
+    ) -> Result<(Answer, Vec<DivePage>), AnswerError> {
+        let scrapes = pages.into_iter().map(|page| async move {
+            let url = page.url.to_string();
+            match self.scrape(page).await {
+                Ok(page) if page.status_code >= 400 => {
+                    Err((url, format!("the page answered HTTP {}", page.status_code)))
+                }
+                Ok(page) => Ok(page),
+                Err(e) => Err((url, e.to_string())),
+            }
+        });
+        let mut report = Vec::new();
+        let mut documents = Vec::new();
+        for scraped in futures::future::join_all(scrapes).await {
+            match scraped {
+                Ok(page) => {
+                    report.push(DivePage {
+                        url: page.url.to_string(),
+                        error: None,
+                    });
+                    documents.push(crate::knowledge::Document {
+                        url: page.url.to_string(),
+                        title: page.title.clone(),
+                        content: page.markdown.unwrap_or_default(),
+                        content_type: crate::knowledge::ContentType::Markdown,
+                        fetched_at: page
+                            .fetched_at
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .map(|d| d.as_secs()),
+                        crawl_id: None,
+                    });
+                }
+                Err((url, error)) => report.push(DivePage {
+                    url,
+                    error: Some(error),
+                }),
+            }
+        }
+        if !documents.is_empty() {
+            let ingested = self
+                .ingest(IngestRequest {
+                    collection: request.collection.clone(),
+                    documents,
+                    create: true,
+                })
+                .await?;
+            for rejected in ingested.rejected {
+                if let Some(page) = report.iter_mut().find(|p| p.url == rejected.url) {
+                    page.error = Some(format!("not ingested: {}", rejected.reason));
+                }
+            }
+        }
+        Ok((self.answer(request).await?, report))
     }
 
     /// One request through the router. A restarting pool is waited for (up to `lookup_grace`)

@@ -43,6 +43,9 @@ pub struct Limits {
     pub crawl_default_ingest: Option<String>,
     /// JSON bytes of documents in one crawl-status response (then `next`).
     pub crawl_page_bytes: usize,
+    pub answer_default_k: usize,
+    pub answer_max_k: usize,
+    pub max_question_chars: usize,
 }
 
 pub fn with_state(

@@ -133,6 +133,9 @@ mod tests {
             crawl_max_limit: 10,
             crawl_default_ingest: None,
             crawl_page_bytes: 1,
+            answer_default_k: 5,
+            answer_max_k: 20,
+            max_question_chars: 100,
         };
         assert_eq!(
             timeout(None, "timeout", &limits).unwrap(),

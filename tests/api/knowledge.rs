@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 use crate::common::site::spawn_site;
 use crate::common::{Port, TestApp, service_url, spawn_app, spawn_app_in, spawn_app_with};
 
-const ROOT: &str = "https://docs.example";
+pub(crate) const ROOT: &str = "https://docs.example";
 
 fn doc(path: &str, content_type: &str, content: &str) -> Value {
     json!({"url": format!("{ROOT}{path}"), "content_type": content_type, "content": content})
 }
 
 /// Five small documents on distinct subjects.
-fn corpus() -> Vec<Value> {
+pub(crate) fn corpus() -> Vec<Value> {
     vec![
         doc(
             "/aurora",

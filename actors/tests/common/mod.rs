@@ -11,6 +11,8 @@ use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
 use aurora_actors::local::{EmbeddedStore, HashingEmbedder, MemoryState};
 use aurora_actors::ports::{Fetcher, Ports};
+use aurora_actors::rag::AnswerConfig;
+use aurora_actors::rag::extractive::Extractive;
 use aurora_actors::supervisor::RestartPolicy;
 
 pub fn config() -> TreeConfig {
@@ -34,6 +36,12 @@ pub fn config() -> TreeConfig {
         },
         ingest_timeout: Duration::from_secs(30),
         search_timeout: Duration::from_secs(30),
+        answer_timeout: Duration::from_secs(30),
+        answer: AnswerConfig {
+            // The hashing embedder's similarities run lower than a real model's.
+            min_relevance: 0.1,
+            ..AnswerConfig::default()
+        },
         crawler: CrawlerConfig::default(),
         restart: RestartPolicy {
             max_restarts: 5,
@@ -57,6 +65,7 @@ pub fn ports(fetcher: impl Fetcher) -> Ports {
         state: Arc::new(MemoryState::new()),
         vectors: Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")),
         embedder: Arc::new(HashingEmbedder::new(256)),
+        generator: Arc::new(Extractive),
         health_checks: Vec::new(),
     }
 }

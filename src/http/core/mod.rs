@@ -1,6 +1,7 @@
 //! :8080, the core API: snake_case JSON, OpenAI-style errors. Routes, one file per resource.
 
 pub mod collections;
+pub mod query;
 pub mod scrape;
 pub mod search;
 
@@ -25,6 +26,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/collections/{name}",
     "/v1/collections/{name}/documents",
     "/v1/search",
+    "/v1/query",
 ];
 
 #[derive(OpenApi)]
@@ -34,18 +36,21 @@ pub const ROUTES: &[&str] = &[
         description = "Knowledge search, cited answers and on-demand (deep-dive) scraping."
     ),
     paths(system::health, system::ready, system::metrics, scrape::scrape, collections::list,
-        collections::create, collections::delete, collections::ingest, search::search),
+        collections::create, collections::delete, collections::ingest, search::search,
+        query::query),
     components(schemas(CoreErrorBody, CoreError, system::Health, system::Readiness,
         system::ReadinessCheck, scrape::ScrapeBody, scrape::Format, scrape::ScrapedPage,
         scrape::Timings, scrape::IngestTarget, collections::Collection,
         collections::CollectionList, collections::NewCollection, collections::Deleted,
         collections::DocumentsBody, collections::DocumentBody, collections::DocumentType,
         collections::IngestSummary, collections::RejectedDocument, search::SearchBody,
-        search::SearchResults, search::SearchHitBody)),
+        search::SearchResults, search::SearchHitBody, query::QueryBody, query::QueryAnswer,
+        query::CitationBody, query::UsageBody, query::QueryTimings, query::DivePageBody)),
     tags((name = "system", description = "Health, readiness, metrics"),
         (name = "scrape", description = "Deep-dive scraping of one page"),
         (name = "collections", description = "Collections and document ingestion"),
-        (name = "search", description = "Hybrid search over a collection"))
+        (name = "search", description = "Hybrid search over a collection"),
+        (name = "answers", description = "Cited answers over a collection (and deep dives)"))
 )]
 pub struct CoreApi;
 
@@ -57,7 +62,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(collections::routes(state.clone()))
         .unify()
-        .or(search::route(state))
+        .or(search::route(state.clone()))
+        .unify()
+        .or(query::route(state))
         .unify()
         .recover(recover)
         .unify()

@@ -1,0 +1,258 @@
+//! `POST /v1/query`: a cited answer to a question over one collection. With `urls`, a deep dive:
+//! those pages are scraped and ingested into the collection first, then answered over.
+
+use std::time::{Duration, Instant};
+
+use aurora_actors::rag::{Answer, AnswerError, AnswerRequest};
+use aurora_actors::router::DivePage;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::http::error::{ApiError, CoreErrorBody};
+use crate::http::{AppState, Limits, filter, json, scrape, with_state};
+
+/// Pages one deep dive may scrape.
+const MAX_URLS: usize = 10;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBody {
+    pub question: String,
+    pub collection: String,
+    /// Sources given to the answerer (default `answer.default_k`, at most `answer.max_k`).
+    pub k: Option<usize>,
+    /// Pages to scrape and ingest into the collection before answering (a deep dive).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Metadata conditions on the chunks used, as for `/v1/search`.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    /// Server-sent events are not offered yet: `false` or absent.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryAnswer {
+    /// The answer, citing sources as `[n]`.
+    pub answer: String,
+    pub citations: Vec<CitationBody>,
+    /// False when nothing relevant was found and the answer says so.
+    pub answered: bool,
+    /// `extractive`, or the LLM backend and model.
+    pub generator: String,
+    pub usage: UsageBody,
+    pub timings: QueryTimings,
+    /// The deep dive's pages (absent without `urls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<Vec<DivePageBody>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CitationBody {
+    pub n: usize,
+    pub source_url: String,
+    pub title: String,
+    pub heading: String,
+    pub snippet: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageBody {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryTimings {
+    pub retrieval_ms: f64,
+    pub generation_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DivePageBody {
+    pub url: String,
+    /// Why the page is not among the sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<AnswerError> for ApiError {
+    fn from(error: AnswerError) -> Self {
+        let message = error.to_string();
+        match error {
+            AnswerError::Knowledge(e) => ApiError::from(e),
+            AnswerError::Generate(aurora_actors::ports::GenerateError::Refused(_)) => {
+                ApiError::UnprocessableTarget(message)
+            }
+            AnswerError::Generate(aurora_actors::ports::GenerateError::RateLimited(_)) => {
+                ApiError::Overloaded(message)
+            }
+            AnswerError::Generate(aurora_actors::ports::GenerateError::Service(_)) => {
+                ApiError::BadGateway(message)
+            }
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Answers a question from a collection, citing the chunks it used.
+#[utoipa::path(post, path = "/v1/query", tag = "answers", request_body = QueryBody, responses(
+    (status = 200, body = QueryAnswer),
+    (status = 400, description = "Empty or long question, k out of range, bad URL", body = CoreErrorBody),
+    (status = 404, description = "No such collection", body = CoreErrorBody),
+    (status = 503, description = "At capacity or restarting", body = CoreErrorBody)))]
+pub async fn query(state: AppState, body: QueryBody) -> Result<Response, Rejection> {
+    let started = Instant::now();
+    let (request, pages) = match to_request(&state.limits, body) {
+        Ok(parsed) => parsed,
+        Err(e) => return Ok(e.into_core_response()),
+    };
+    let router = state.handles.router();
+    let result = match pages {
+        None => router.answer(request).await.map(|a| (a, None)),
+        Some(pages) => router
+            .deep_dive(pages, request)
+            .await
+            .map(|(a, report)| (a, Some(report))),
+    };
+    Ok(match result {
+        Ok((answer, report)) => {
+            warp::reply::json(&answer_body(answer, report, started)).into_response()
+        }
+        Err(e) => ApiError::from(e).into_core_response(),
+    })
+}
+
+fn answer_body(answer: Answer, report: Option<Vec<DivePage>>, started: Instant) -> QueryAnswer {
+    QueryAnswer {
+        answer: answer.text,
+        citations: answer
+            .citations
+            .into_iter()
+            .map(|c| CitationBody {
+                n: c.n,
+                source_url: c.source_url,
+                title: c.title,
+                heading: c.heading,
+                snippet: c.snippet,
+            })
+            .collect(),
+        answered: answer.answered,
+        generator: answer.generator,
+        usage: UsageBody {
+            prompt_tokens: answer.usage.prompt_tokens,
+            completion_tokens: answer.usage.completion_tokens,
+            total_tokens: answer.usage.prompt_tokens + answer.usage.completion_tokens,
+        },
+        timings: QueryTimings {
+            retrieval_ms: ms(answer.retrieval),
+            generation_ms: ms(answer.generation),
+            total_ms: ms(started.elapsed()),
+        },
+        pages: report.map(|pages| {
+            pages
+                .into_iter()
+                .map(|p| DivePageBody {
+                    url: p.url,
+                    error: p.error,
+                })
+                .collect()
+        }),
+    }
+}
+
+type Parsed = (
+    AnswerRequest,
+    Option<Vec<aurora_actors::model::ScrapeRequest>>,
+);
+
+fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
+    let invalid = |m: String| ApiError::InvalidRequest(m);
+    let question = body.question.trim();
+    if question.is_empty() {
+        return Err(invalid("`question` is empty".into()));
+    }
+    if question.chars().count() > limits.max_question_chars {
+        return Err(invalid(format!(
+            "`question` is longer than {} characters",
+            limits.max_question_chars
+        )));
+    }
+    if body.stream {
+        return Err(invalid(
+            "`stream` is not supported yet on /v1/query: ask without it".into(),
+        ));
+    }
+    let k = body.k.unwrap_or(limits.answer_default_k);
+    if k == 0 || k > limits.answer_max_k {
+        return Err(invalid(format!(
+            "`k` must be between 1 and {}, got {k}",
+            limits.answer_max_k
+        )));
+    }
+    if let Some(t) = body.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(invalid(format!("`temperature` must be 0–2, got {t}")));
+    }
+    aurora_actors::ports::validate_collection_name(&body.collection)
+        .map_err(|e| invalid(format!("`collection`: {e}")))?;
+    if body.urls.len() > MAX_URLS {
+        return Err(invalid(format!(
+            "`urls` lists {} pages; a deep dive reads at most {MAX_URLS}",
+            body.urls.len()
+        )));
+    }
+    let pages = match body.urls.is_empty() {
+        true => None,
+        false => Some(
+            body.urls
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    let url = scrape::target_url(raw).map_err(|e| match e {
+                        ApiError::InvalidRequest(m) => invalid(format!("`urls[{i}]`: {m}")),
+                        other => other,
+                    })?;
+                    let mut page = aurora_actors::model::ScrapeRequest::new(url);
+                    page.timeout = limits.default_timeout;
+                    Ok(page)
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?,
+        ),
+    };
+    let filter = match &body.filter {
+        Some(value) => filter::parse(value)?,
+        None => Default::default(),
+    };
+    Ok((
+        AnswerRequest {
+            collection: body.collection,
+            question: question.to_string(),
+            k,
+            filter,
+            max_tokens: body.max_tokens,
+            temperature: body.temperature,
+        },
+        pages,
+    ))
+}
+
+pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.limits.body_bytes;
+    warp::path!("v1" / "query")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(json::body(limit))
+        .and_then(query)
+}

@@ -1,0 +1,194 @@
+//! `POST /v1/query` with the built-in extractive answerer and the real embedding model: cited
+//! answers from an ingested corpus, "I don't know" for what it does not hold, deep dives into
+//! pages not yet ingested, and bad input.
+
+use serde_json::{Value, json};
+
+use crate::common::site::spawn_site;
+use crate::common::{Port, TestApp, spawn_app};
+use crate::knowledge::{ROOT, corpus};
+
+async fn ask(app: &TestApp, body: Value) -> (u16, Value) {
+    app.post_json(Port::Core, "/v1/query", body).await
+}
+
+/// The citation of `url` in `answer`, checking the text cites it by number.
+fn cited<'a>(answer: &'a Value, url: &str) -> &'a Value {
+    let citation = answer["citations"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["source_url"] == url))
+        .unwrap_or_else(|| panic!("{url} not cited: {answer:#}"));
+    let n = citation["n"].as_u64().expect("citation number");
+    assert!(
+        answer["answer"]
+            .as_str()
+            .expect("answer text")
+            .contains(&format!("[{n}]")),
+        "{answer:#}"
+    );
+    citation
+}
+
+#[tokio::test]
+async fn answers_cite_the_page_that_holds_the_answer_and_decline_the_rest() {
+    let app = spawn_app().await;
+    let (status, report) = app
+        .post_json(
+            Port::Core,
+            "/v1/collections/docs/documents?create=true",
+            json!({"documents": corpus()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+
+    for (question, page, words) in [
+        (
+            "How many hours a day do cats sleep?",
+            "/cats",
+            "twelve and sixteen hours",
+        ),
+        (
+            "How do I delete a directory recursively?",
+            "/shutil",
+            "shutil.rmtree",
+        ),
+        ("What causes auroras?", "/aurora", "charged particles"),
+    ] {
+        let (status, answer) = ask(&app, json!({"question": question, "collection": "docs"})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["answered"], true, "{question}: {answer:#}");
+        assert!(
+            answer["answer"].as_str().unwrap().contains(words),
+            "{question}: {answer:#}"
+        );
+        let citation = cited(&answer, &format!("{ROOT}{page}"));
+        assert!(citation["snippet"].as_str().unwrap().len() > 20);
+        assert!(citation["title"].is_string() && citation["heading"].is_string());
+        // Every citation in the text is listed, and every listed one is in the text.
+        let text = answer["answer"].as_str().unwrap();
+        for c in answer["citations"].as_array().unwrap() {
+            assert!(text.contains(&format!("[{}]", c["n"])), "{answer:#}");
+        }
+        assert_eq!(answer["generator"], "extractive");
+        assert!(answer["usage"]["total_tokens"].as_u64().unwrap() > 0);
+        assert!(answer["timings"]["total_ms"].as_f64().unwrap() > 0.0);
+    }
+
+    let (status, answer) = ask(
+        &app,
+        json!({"question": "What is the capital city of Mongolia?", "collection": "docs"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["answered"], false, "{answer:#}");
+    assert_eq!(answer["citations"], json!([]));
+    assert!(
+        answer["answer"]
+            .as_str()
+            .unwrap()
+            .starts_with("I don't know")
+    );
+
+    let answered = app
+        .metric(r#"aurora_answers_total{outcome="answered"}"#)
+        .await;
+    assert!(answered.is_some_and(|n| n >= 3.0), "{answered:?}");
+    app.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_deep_dive_reads_the_pages_first_then_answers_from_them() {
+    let site = spawn_site().await;
+    let app = spawn_app().await;
+    let question = json!({"question": "When do auroras appear?", "collection": "dive"});
+    let (status, before) = ask(&app, question.clone()).await;
+    assert_eq!(status, 404, "nothing ingested yet: {before}");
+
+    let mut dive = question.clone();
+    dive["urls"] = json!([site.url("/article"), site.url("/missing")]);
+    let (status, answer) = ask(&app, dive).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["answered"], true, "{answer:#}");
+    assert!(
+        answer["answer"]
+            .as_str()
+            .expect("answer text")
+            .contains("charged particles"),
+        "{answer:#}"
+    );
+    cited(&answer, &site.url("/article"));
+    let pages = answer["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2);
+    assert!(pages[0].get("error").is_none(), "{pages:?}");
+    assert!(
+        pages[1]["error"].as_str().unwrap().contains("404"),
+        "{pages:?}"
+    );
+
+    // The page stays in the collection: the same question now needs no URLs.
+    let (status, again) = ask(&app, question).await;
+    assert_eq!(status, 200);
+    cited(&again, &site.url("/article"));
+    app.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn bad_questions_get_clear_4xx() {
+    let app = spawn_app().await;
+    let long = "why ".repeat(1000);
+    for (body, status, needle) in [
+        (
+            json!({"question": "  ", "collection": "docs"}),
+            400,
+            "`question` is empty",
+        ),
+        (
+            json!({"question": long, "collection": "docs"}),
+            400,
+            "longer than",
+        ),
+        (
+            json!({"question": "q", "collection": "docs", "k": 0}),
+            400,
+            "`k` must be between",
+        ),
+        (
+            json!({"question": "q", "collection": "docs", "k": 500}),
+            400,
+            "`k` must be between",
+        ),
+        (
+            json!({"question": "q", "collection": "docs", "stream": true}),
+            400,
+            "`stream`",
+        ),
+        (
+            json!({"question": "q", "collection": "docs", "temperature": 9}),
+            400,
+            "temperature",
+        ),
+        (
+            json!({"question": "q", "collection": "docs", "bogus": 1}),
+            400,
+            "bogus",
+        ),
+        (json!({"question": "q"}), 400, "collection"),
+        (
+            json!({"question": "q", "collection": "Bad Name!"}),
+            400,
+            "`collection`",
+        ),
+        (
+            json!({"question": "q", "collection": "docs", "urls": ["ftp://x"]}),
+            400,
+            "`urls[0]`",
+        ),
+        (json!({"question": "q", "collection": "nope"}), 404, "nope"),
+    ] {
+        let (code, answer) = ask(&app, body.clone()).await;
+        assert_eq!(code, status, "{body} → {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    app.shutdown().await.expect("clean shutdown");
+}
