@@ -205,6 +205,8 @@ pub struct AnswerSettings {
     pub max_chunks_per_page: usize,
     pub max_question_chars: usize,
     pub timeout_secs: u64,
+    /// What the chat model `aurora` answers from (`aurora:{name}` names any other).
+    pub default_collection: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

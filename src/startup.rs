@@ -208,6 +208,7 @@ impl Application {
                 answer_default_k: settings.answer.default_k,
                 answer_max_k: settings.answer.max_k,
                 max_question_chars: settings.answer.max_question_chars,
+                default_collection: settings.answer.default_collection.clone(),
             }),
         };
         Ok(Self {

@@ -55,6 +55,9 @@ impl Default for AnswerConfig {
 pub struct AnswerRequest {
     pub collection: String,
     pub question: String,
+    /// Earlier questions of a conversation, oldest first: the latest joins the retrieval query,
+    /// so a follow-up ("and how long do they sleep?") finds what the conversation is about.
+    pub history: Vec<String>,
     /// Sources given to the generator at most.
     pub k: usize,
     pub filter: Filter,
@@ -204,11 +207,15 @@ impl RagWorker {
     async fn answer(&self, request: AnswerRequest) -> Result<Answer, AnswerError> {
         let started = Instant::now();
         let k = request.k.max(1);
+        let query = match request.history.last() {
+            Some(previous) => format!("{previous}\n{}", request.question),
+            None => request.question.clone(),
+        };
         let hits = self
             .knowledge
             .search(
                 &request.collection,
-                &request.question,
+                &query,
                 k * self.config.candidates_per_source.max(1),
                 &request.filter,
             )

@@ -46,6 +46,8 @@ pub struct Limits {
     pub answer_default_k: usize,
     pub answer_max_k: usize,
     pub max_question_chars: usize,
+    /// The collection the chat model `aurora` answers from.
+    pub default_collection: String,
 }
 
 pub fn with_state(

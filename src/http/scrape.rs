@@ -136,6 +136,7 @@ mod tests {
             answer_default_k: 5,
             answer_max_k: 20,
             max_question_chars: 100,
+            default_collection: "default".into(),
         };
         assert_eq!(
             timeout(None, "timeout", &limits).unwrap(),

@@ -6,6 +6,7 @@ mod common;
 mod answers;
 mod backends;
 mod bad_input;
+mod chat;
 mod crawl;
 mod knowledge;
 mod observability;

@@ -1,6 +1,7 @@
 //! :8080, the core API: snake_case JSON, OpenAI-style errors. Routes, one file per resource.
 
 pub mod collections;
+pub mod openai;
 pub mod query;
 pub mod scrape;
 pub mod search;
@@ -27,6 +28,8 @@ pub const ROUTES: &[&str] = &[
     "/v1/collections/{name}/documents",
     "/v1/search",
     "/v1/query",
+    "/v1/chat/completions",
+    "/v1/models",
 ];
 
 #[derive(OpenApi)]
@@ -37,7 +40,7 @@ pub const ROUTES: &[&str] = &[
     ),
     paths(system::health, system::ready, system::metrics, scrape::scrape, collections::list,
         collections::create, collections::delete, collections::ingest, search::search,
-        query::query),
+        query::query, openai::chat, openai::models),
     components(schemas(CoreErrorBody, CoreError, system::Health, system::Readiness,
         system::ReadinessCheck, scrape::ScrapeBody, scrape::Format, scrape::ScrapedPage,
         scrape::Timings, scrape::IngestTarget, collections::Collection,
@@ -45,7 +48,8 @@ pub const ROUTES: &[&str] = &[
         collections::DocumentsBody, collections::DocumentBody, collections::DocumentType,
         collections::IngestSummary, collections::RejectedDocument, search::SearchBody,
         search::SearchResults, search::SearchHitBody, query::QueryBody, query::QueryAnswer,
-        query::CitationBody, query::UsageBody, query::QueryTimings, query::DivePageBody)),
+        query::CitationBody, query::UsageBody, query::QueryTimings, query::DivePageBody,
+        openai::ChatRequest, openai::ChatMessage, openai::ModelList, openai::ModelCard)),
     tags((name = "system", description = "Health, readiness, metrics"),
         (name = "scrape", description = "Deep-dive scraping of one page"),
         (name = "collections", description = "Collections and document ingestion"),
@@ -64,7 +68,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(search::route(state.clone()))
         .unify()
-        .or(query::route(state))
+        .or(query::route(state.clone()))
+        .unify()
+        .or(openai::routes(state))
         .unify()
         .recover(recover)
         .unify()

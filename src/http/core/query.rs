@@ -101,7 +101,7 @@ impl From<AnswerError> for ApiError {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
@@ -133,7 +133,11 @@ pub async fn query(state: AppState, body: QueryBody) -> Result<Response, Rejecti
     })
 }
 
-fn answer_body(answer: Answer, report: Option<Vec<DivePage>>, started: Instant) -> QueryAnswer {
+pub(crate) fn answer_body(
+    answer: Answer,
+    report: Option<Vec<DivePage>>,
+    started: Instant,
+) -> QueryAnswer {
     QueryAnswer {
         answer: answer.text,
         citations: answer
@@ -239,6 +243,7 @@ fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
         AnswerRequest {
             collection: body.collection,
             question: question.to_string(),
+            history: Vec::new(),
             k,
             filter,
             max_tokens: body.max_tokens,
