@@ -100,4 +100,22 @@ pub fn describe() {
         "robots.txt fetches, by outcome (parsed, absent, unavailable)."
     );
     describe_counter!("aurora_crawl_maps_total", "Site maps answered.");
+    describe_counter!(
+        "aurora_webhook_deliveries_total",
+        "Webhook delivery attempts, by event (started, page, completed, failed) and outcome (delivered, failed_attempt, gave_up, dropped)."
+    );
+    describe_histogram!(
+        "aurora_webhook_delivery_duration_seconds",
+        Unit::Seconds,
+        "Time of one webhook delivery attempt."
+    );
+    describe_counter!(
+        "aurora_answers_total",
+        "Answers, by outcome (answered, unknown, error)."
+    );
+    describe_histogram!(
+        "aurora_answer_duration_seconds",
+        Unit::Seconds,
+        "Time of one answer: retrieval and generation."
+    );
 }
