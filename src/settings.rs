@@ -53,6 +53,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub search: SearchSettings,
     pub answer: AnswerSettings,
+    pub generator: GeneratorSettings,
     pub crawler: CrawlerSettings,
     pub redis: RedisSettings,
     pub chroma: ChromaSettings,
@@ -207,6 +208,45 @@ pub struct AnswerSettings {
     pub timeout_secs: u64,
     /// What the chat model `aurora` answers from (`aurora:{name}` names any other).
     pub default_collection: String,
+    /// Cached answers are served this long (0 = no cache); any ingest makes them stale sooner.
+    pub cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSettings {
+    pub provider: GeneratorProvider,
+    /// Used when a request names no `max_tokens` / `temperature`.
+    pub max_tokens: u32,
+    pub temperature: f32,
+    pub openai: OpenAiGeneratorSettings,
+    pub gemini: GeminiGeneratorSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorProvider {
+    Extractive,
+    Openai,
+    Gemini,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiGeneratorSettings {
+    pub base_url: String,
+    pub model: String,
+    /// Ask for usage in streamed answers (`stream_options`); some servers refuse the option.
+    pub stream_usage: bool,
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeminiGeneratorSettings {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +301,14 @@ pub struct ChromaSettings {
     pub database: String,
 }
 
+/// Keys whose values must come from the environment (a config file may be committed).
+const SECRETS: [&str; 4] = [
+    "generator.openai.api_key",
+    "generator.gemini.api_key",
+    "embedding.openai.api_key",
+    "embedding.gemini.api_key",
+];
+
 impl Settings {
     /// Loads from the process environment: `AURORA_CONFIG_DIR` (default `./config`),
     /// `AURORA_ENV` (no overlay when unset) and `AURORA__*` overrides.
@@ -294,6 +342,25 @@ impl Settings {
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
+        for key in SECRETS {
+            let from_file = figment
+                .find_metadata(key)
+                .and_then(|meta| meta.source.as_ref())
+                .is_some_and(|source| source.file_path().is_some());
+            let set = figment
+                .find_value(key)
+                .ok()
+                .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()));
+            if from_file && set {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: format!(
+                        "secrets are read from the environment only, never from a file: set AURORA__{}",
+                        key.replace('.', "__").to_ascii_uppercase()
+                    ),
+                });
+            }
+        }
         let settings: Settings = figment.extract().map_err(SettingsError::from_figment)?;
         settings.validate()?;
         Ok(settings)
@@ -510,6 +577,44 @@ impl Settings {
             "answer.default_k",
             "default_k must be 1..=max_k; candidates_per_source, max_chunks_per_page and max_question_chars at least 1",
         )?;
+        let g = &self.generator;
+        check(
+            g.max_tokens >= 1 && (0.0..=2.0).contains(&g.temperature),
+            "generator.max_tokens",
+            "max_tokens must be at least 1 and temperature 0–2",
+        )?;
+        match g.provider {
+            GeneratorProvider::Extractive => {}
+            GeneratorProvider::Openai => {
+                check_url(
+                    &g.openai.base_url,
+                    "generator.openai.base_url",
+                    &["http", "https"],
+                )?;
+                check(
+                    !g.openai.base_url.is_empty() && !g.openai.model.is_empty(),
+                    "generator.openai.model",
+                    "base_url and model must be set when generator.provider is openai",
+                )?;
+            }
+            GeneratorProvider::Gemini => {
+                check_url(
+                    &g.gemini.base_url,
+                    "generator.gemini.base_url",
+                    &["http", "https"],
+                )?;
+                check(
+                    !g.gemini.api_key.is_empty(),
+                    "generator.gemini.api_key",
+                    "must be set (AURORA__GENERATOR__GEMINI__API_KEY) when generator.provider is gemini",
+                )?;
+                check(
+                    !g.gemini.base_url.is_empty() && !g.gemini.model.is_empty(),
+                    "generator.gemini.model",
+                    "base_url and model must be set when generator.provider is gemini",
+                )?;
+            }
+        }
         check(
             c.webhook_timeout_ms >= 1
                 && c.webhook_queue >= 1
@@ -577,6 +682,8 @@ impl Settings {
                 min_relevance: self.answer.min_relevance,
                 candidates_per_source: self.answer.candidates_per_source,
                 max_chunks_per_page: self.answer.max_chunks_per_page,
+                cache_ttl: (self.answer.cache_ttl_secs > 0)
+                    .then(|| Duration::from_secs(self.answer.cache_ttl_secs)),
             },
             answer_timeout: Duration::from_secs(self.answer.timeout_secs),
             call_margin: Duration::from_millis(self.scraper.call_margin_ms),

@@ -8,24 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_actors::local::{EmbeddedStore, MemoryState};
-use aurora_actors::ports::{Embedder, HealthCheck, Ports, StateStore, VectorStore};
+use aurora_actors::ports::{Embedder, Generator, HealthCheck, Ports, StateStore, VectorStore};
 use aurora_actors::supervisor::TreeExit;
 use aurora_actors::{Handles, Tree};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::adapters::chroma::ChromaStore;
-use crate::adapters::gemini::{GeminiConfig, GeminiEmbedder};
+use crate::adapters::gemini::{GeminiChatConfig, GeminiConfig, GeminiEmbedder, GeminiGenerator};
 use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
 use crate::adapters::local_model::MiniLm;
-use crate::adapters::openai::{OpenAiConfig, OpenAiEmbedder};
+use crate::adapters::openai::{OpenAiChatConfig, OpenAiConfig, OpenAiEmbedder, OpenAiGenerator};
 use crate::adapters::redis::RedisState;
 use crate::adapters::remote::RetryPolicy;
 use crate::adapters::ssrf::AllowList;
 use crate::adapters::static_model::StaticModel;
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
-use crate::settings::{EmbeddingProvider, Settings};
+use crate::settings::{EmbeddingProvider, GeneratorProvider, Settings};
 use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,35 @@ pub fn build_embedder(settings: &Settings) -> Result<Arc<dyn Embedder>, StartupE
     })
 }
 
+/// The answer writer `generator.provider` names.
+pub fn build_generator(settings: &Settings) -> Result<Arc<dyn Generator>, StartupError> {
+    let g = &settings.generator;
+    Ok(match g.provider {
+        GeneratorProvider::Extractive => Arc::new(aurora_actors::rag::extractive::Extractive),
+        GeneratorProvider::Openai => Arc::new(OpenAiGenerator::new(
+            OpenAiChatConfig {
+                base_url: g.openai.base_url.clone(),
+                model: g.openai.model.clone(),
+                api_key: (!g.openai.api_key.is_empty()).then(|| g.openai.api_key.clone()),
+                stream_usage: g.openai.stream_usage,
+                max_tokens: g.max_tokens,
+                temperature: g.temperature,
+            },
+            RetryPolicy::default(),
+        )?),
+        GeneratorProvider::Gemini => Arc::new(GeminiGenerator::new(
+            GeminiChatConfig {
+                base_url: g.gemini.base_url.clone(),
+                model: g.gemini.model.clone(),
+                api_key: g.gemini.api_key.clone(),
+                max_tokens: g.max_tokens,
+                temperature: g.temperature,
+            },
+            RetryPolicy::default(),
+        )?),
+    })
+}
+
 /// The engine with its production ports: every adapter the settings ask for, the tree started.
 pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let fetcher = build_fetcher(settings)?;
@@ -161,8 +190,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         state,
         vectors,
         embedder,
-        // The built-in extractive answerer until an LLM backend is configured.
-        generator: Arc::new(aurora_actors::rag::extractive::Extractive),
+        generator: build_generator(settings)?,
         health_checks,
     };
     Ok(aurora_actors::spawn_tree(ports, settings.tree_config()).await?)

@@ -112,6 +112,9 @@ pub enum KnowledgeError {
     DeadlineExceeded(Duration),
 }
 
+/// The counter set holding each collection's version (`Knowledge::version`).
+const VERSIONS: &str = "collection-versions";
+
 pub struct Knowledge {
     vectors: Arc<dyn VectorStore>,
     embedder: Arc<dyn Embedder>,
@@ -161,7 +164,31 @@ impl Knowledge {
     }
 
     pub async fn delete_collection(&self, name: &str) -> Result<bool, KnowledgeError> {
-        Ok(self.vectors.delete_collection(name).await?)
+        let deleted = self.vectors.delete_collection(name).await?;
+        self.changed(name).await;
+        Ok(deleted)
+    }
+
+    /// A number that moves whenever the collection's contents change, on every replica: what is
+    /// derived from the contents (cached answers) is keyed by it. `None` when the state store
+    /// cannot say, and then nothing derived should be trusted.
+    pub async fn version(&self, collection: &str) -> Option<i64> {
+        let fields = [collection.to_string()];
+        match self.state.get_counts(VERSIONS, &fields).await {
+            Ok(counts) => counts.first().copied(),
+            Err(e) => {
+                tracing::warn!(error = %e, "collection version unavailable");
+                None
+            }
+        }
+    }
+
+    async fn changed(&self, collection: &str) {
+        let delta = [(collection.to_string(), 1)];
+        if let Err(e) = self.state.add_counts(VERSIONS, &delta).await {
+            // Cached answers for the collection may be served until they expire.
+            tracing::warn!(error = %e, collection, "collection version not advanced");
+        }
     }
 
     /// The collection, checked to be one this embedder can read and write.
@@ -258,6 +285,7 @@ impl Knowledge {
             .map(|((record, _), embedding)| NewChunk { record, embedding })
             .collect();
         report.chunks = chunks.len();
+        let changes = !chunks.is_empty() || !replaced.is_empty();
         self.vectors.upsert(collection, chunks).await?;
         for (url, hash) in replaced {
             let stale = Filter {
@@ -267,6 +295,9 @@ impl Knowledge {
                 ],
             };
             self.vectors.delete(collection, &stale).await?;
+        }
+        if changes {
+            self.changed(collection).await;
         }
         metrics::counter!("aurora_ingest_documents_total", "outcome" => "ingested")
             .increment(report.ingested as u64);
@@ -467,7 +498,7 @@ fn clean(document: &Document) -> (String, String) {
     (title, text)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -270,6 +270,7 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
             &names,
             knowledge,
             ports.generator.clone(),
+            ports.state.clone(),
             config.answer.clone(),
             config.rag_workers,
         ),

@@ -111,7 +111,11 @@ pub fn describe() {
     );
     describe_counter!(
         "aurora_answers_total",
-        "Answers, by outcome (answered, unknown, error)."
+        "Answers, by outcome (answered, unknown, cancelled, error)."
+    );
+    describe_counter!(
+        "aurora_answer_cache_total",
+        "Answer cache lookups, by outcome (hit, miss)."
     );
     describe_histogram!(
         "aurora_answer_duration_seconds",

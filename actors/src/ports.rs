@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use url::Url;
 
 /// One HTTP GET, with redirects followed under the fetcher's own rules.
@@ -471,7 +473,7 @@ pub struct GenerateRequest {
     pub temperature: Option<f32>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -496,12 +498,35 @@ pub enum GenerateError {
     Service(String),
 }
 
+/// Part of an answer being written: text as it comes, then (if the backend counts) the usage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    Text(String),
+    Usage(Usage),
+}
+
 /// Writes an answer from numbered sources.
 pub trait Generator: Send + Sync + 'static {
     /// Names the backend and model, e.g. `extractive` or `gemini:gemini-2.0-flash`.
     fn id(&self) -> &str;
+
+    /// The whole answer at once.
     fn generate(
         &self,
         request: GenerateRequest,
     ) -> BoxFuture<'_, Result<Generation, GenerateError>>;
+
+    /// The answer as it is written (an LLM's tokens as they arrive). Dropping the stream stops
+    /// the generation. The default writes it whole, then streams it in one piece.
+    fn stream(&self, request: GenerateRequest) -> BoxStream<'_, Result<Piece, GenerateError>> {
+        Box::pin(
+            futures::stream::once(self.generate(request)).flat_map(|generated| {
+                let pieces = match generated {
+                    Ok(g) => vec![Ok(Piece::Text(g.text)), Ok(Piece::Usage(g.usage))],
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(pieces)
+            }),
+        )
+    }
 }

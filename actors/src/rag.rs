@@ -6,6 +6,12 @@
 //!   relevance over the chunks' words, at most a few chunks per page) → number the sources →
 //!   generate ([`Generator`] port; the built-in [`extractive::Extractive`] by default) → keep
 //!   only citations to sources that were given.
+//! - Streaming: with [`AnswerRequest::stream`] the sources, then the text as the generator writes
+//!   it (citations checked on the fly, [`CitationStream`]) go to the caller before the reply.
+//! - Cancel: the job stops when [`AnswerRequest::cancel`] fires or the stream's reader goes.
+//! - Cache: answers are kept in the state store under the collection's version
+//!   ([`Knowledge::version`], moved by every ingest), the normalised question and the request's
+//!   parameters, so a repeat is served from there and any ingest makes it stale.
 //!
 //! Messages: [`RagJob::Search`], [`RagJob::Answer`] (+ a test-only panic), dispatched by the
 //! router with the caller's reply port and admission permit.
@@ -19,13 +25,20 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Names;
 use crate::knowledge::{Knowledge, KnowledgeError, SearchHit};
 use crate::pool::{self, JobHandler, PoolJob};
-use crate::ports::{Filter, GenerateError, GenerateRequest, Generator, Source, Usage};
+use crate::ports::{
+    Filter, GenerateError, GenerateRequest, Generation, Generator, Piece, Source, StateStore, Usage,
+};
 use crate::router::{AdmissionPermit, Refusal};
 use crate::supervisor::ChildSpec;
 
@@ -39,6 +52,8 @@ pub struct AnswerConfig {
     pub candidates_per_source: usize,
     /// Chunks of one page among the sources at most.
     pub max_chunks_per_page: usize,
+    /// How long a cached answer is served; `None` turns the cache off.
+    pub cache_ttl: Option<Duration>,
 }
 
 impl Default for AnswerConfig {
@@ -47,6 +62,7 @@ impl Default for AnswerConfig {
             min_relevance: 0.3,
             candidates_per_source: 3,
             max_chunks_per_page: 2,
+            cache_ttl: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -63,9 +79,39 @@ pub struct AnswerRequest {
     pub filter: Filter,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    /// Where the answer goes as it is written; `None` for the whole answer at once.
+    pub stream: Option<mpsc::Sender<AnswerEvent>>,
+    /// Fired when the caller no longer wants the answer (its client went away).
+    pub cancel: CancellationToken,
 }
 
+impl AnswerRequest {
+    /// A question over a collection, with no history, filter or generation options.
+    pub fn new(collection: impl Into<String>, question: impl Into<String>, k: usize) -> Self {
+        Self {
+            collection: collection.into(),
+            question: question.into(),
+            history: Vec::new(),
+            k,
+            filter: Filter::default(),
+            max_tokens: None,
+            temperature: None,
+            stream: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// What a streamed answer sends while it is made; the reply then carries the whole [`Answer`].
 #[derive(Debug, Clone, PartialEq)]
+pub enum AnswerEvent {
+    /// The numbered sources the answer may cite, once, before any text.
+    Sources(Vec<Citation>),
+    /// The next piece of the answer, its citations already checked.
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Citation {
     pub n: usize,
     pub source_url: String,
@@ -74,7 +120,7 @@ pub struct Citation {
     pub snippet: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
     /// Cites sources as `[n]`; every `n` is in `citations`.
     pub text: String,
@@ -85,6 +131,9 @@ pub struct Answer {
     pub usage: Usage,
     pub retrieval: Duration,
     pub generation: Duration,
+    /// Served from the answer cache.
+    #[serde(default)]
+    pub cached: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +142,9 @@ pub enum AnswerError {
     Knowledge(#[from] KnowledgeError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    /// The caller went away before the answer was finished.
+    #[error("the answer was cancelled")]
+    Cancelled,
 }
 
 impl Refusal for AnswerError {
@@ -151,6 +203,8 @@ impl PoolJob for RagJob {
 pub struct RagWorker {
     knowledge: Arc<Knowledge>,
     generator: Arc<dyn Generator>,
+    /// Holds the answer cache.
+    state: Arc<dyn StateStore>,
     config: AnswerConfig,
 }
 
@@ -185,10 +239,16 @@ impl JobHandler for RagWorker {
                 let started = Instant::now();
                 let span =
                     tracing::info_span!("answer", collection = %request.collection, k = request.k);
-                let result = self.answer(*request).instrument(span).await;
+                let cancel = request.cancel.clone();
+                let stream = request.stream.clone();
+                let result = tokio::select! {
+                    result = self.answer(*request).instrument(span) => result,
+                    () = abandoned(&cancel, stream.as_ref()) => Err(AnswerError::Cancelled),
+                };
                 let outcome = match &result {
                     Ok(answer) if answer.answered => "answered",
                     Ok(_) => "unknown",
+                    Err(AnswerError::Cancelled) => "cancelled",
                     Err(_) => "error",
                 };
                 metrics::counter!("aurora_answers_total", "outcome" => outcome).increment(1);
@@ -206,6 +266,17 @@ impl JobHandler for RagWorker {
 impl RagWorker {
     async fn answer(&self, request: AnswerRequest) -> Result<Answer, AnswerError> {
         let started = Instant::now();
+        let cache_key = self.cache_key(&request).await;
+        if let Some(key) = &cache_key
+            && let Some(mut answer) = self.cached(key).await
+        {
+            answer.retrieval = started.elapsed();
+            if let Some(tx) = &request.stream {
+                send(tx, AnswerEvent::Sources(answer.citations.clone())).await?;
+                send(tx, AnswerEvent::Text(answer.text.clone())).await?;
+            }
+            return Ok(answer);
+        }
         let k = request.k.max(1);
         let query = match request.history.last() {
             Some(previous) => format!("{previous}\n{}", request.question),
@@ -241,49 +312,181 @@ impl RagWorker {
                 text: hit.chunk.text,
             })
             .collect();
-        if sources.is_empty() {
-            return Ok(Answer {
-                text: extractive::DONT_KNOW.to_string(),
-                citations: Vec::new(),
-                answered: false,
-                generator: self.generator.id().to_string(),
-                usage: Usage::default(),
-                retrieval,
-                generation: Duration::ZERO,
-            });
+        let given: Vec<Citation> = sources.iter().map(citation).collect();
+        if let Some(tx) = &request.stream {
+            send(tx, AnswerEvent::Sources(given.clone())).await?;
         }
         let generating = Instant::now();
-        let generation = self
-            .generator
-            .generate(GenerateRequest {
-                question: request.question,
-                sources: sources.clone(),
-                max_tokens: request.max_tokens,
-                temperature: request.temperature,
-            })
-            .await?;
-        let (text, cited) = validate_citations(&generation.text, sources.len());
+        let generation = match sources.is_empty() {
+            true => {
+                if let Some(tx) = &request.stream {
+                    send(tx, AnswerEvent::Text(extractive::DONT_KNOW.into())).await?;
+                }
+                Generation {
+                    text: extractive::DONT_KNOW.to_string(),
+                    usage: Usage::default(),
+                }
+            }
+            false => {
+                let generate = GenerateRequest {
+                    question: request.question,
+                    sources,
+                    max_tokens: request.max_tokens,
+                    temperature: request.temperature,
+                };
+                self.write(generate, request.stream.as_ref()).await?
+            }
+        };
+        let (text, cited) = validate_citations(&generation.text, given.len());
         let citations: Vec<Citation> = cited
             .iter()
-            .filter_map(|n| sources.get(n - 1))
-            .map(|s| Citation {
-                n: s.n,
-                source_url: s.url.clone(),
-                title: s.title.clone(),
-                heading: s.heading.clone(),
-                snippet: snippet(&s.text),
-            })
+            .filter_map(|n| given.get(n - 1).cloned())
             .collect();
-        Ok(Answer {
-            answered: !citations.is_empty() || text != extractive::DONT_KNOW,
+        let answer = Answer {
+            answered: !citations.is_empty() || !is_dont_know(&text),
             text,
             citations,
             generator: self.generator.id().to_string(),
             usage: generation.usage,
             retrieval,
             generation: generating.elapsed(),
+            cached: false,
+        };
+        if let Some(key) = cache_key {
+            self.remember(key, &answer).await;
+        }
+        Ok(answer)
+    }
+
+    /// Generates, streaming the text (citations checked) to `stream` when there is one.
+    async fn write(
+        &self,
+        request: GenerateRequest,
+        stream: Option<&mpsc::Sender<AnswerEvent>>,
+    ) -> Result<Generation, AnswerError> {
+        let Some(tx) = stream else {
+            return Ok(self.generator.generate(request).await?);
+        };
+        let mut checked = CitationStream::new(request.sources.len());
+        let mut pieces = self.generator.stream(request);
+        let mut generation = Generation {
+            text: String::new(),
+            usage: Usage::default(),
+        };
+        while let Some(piece) = pieces.next().await {
+            match piece? {
+                Piece::Text(text) => {
+                    generation.text.push_str(&text);
+                    send(tx, AnswerEvent::Text(checked.push(&text))).await?;
+                }
+                Piece::Usage(usage) => generation.usage = usage,
+            }
+        }
+        send(tx, AnswerEvent::Text(checked.finish())).await?;
+        Ok(generation)
+    }
+
+    /// The cache key of a request: collection version, generator, normalised question and every
+    /// parameter that changes the answer. `None` when the cache is off or the version unknown.
+    async fn cache_key(&self, request: &AnswerRequest) -> Option<String> {
+        self.config.cache_ttl?;
+        let version = self.knowledge.version(&request.collection).await?;
+        let mut hash = Sha256::new();
+        let previous = request.history.last().map(|q| normalise_question(q));
+        let parts = [
+            request.collection.clone(),
+            version.to_string(),
+            self.generator.id().to_string(),
+            normalise_question(&request.question),
+            previous.unwrap_or_default(),
+            request.k.to_string(),
+            format!("{:?}", request.filter),
+            format!("{:?}/{:?}", request.max_tokens, request.temperature),
+        ];
+        for part in parts {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        Some(format!(
+            "answer:{}",
+            crate::knowledge::hex(&hash.finalize()[..16])
+        ))
+    }
+
+    async fn cached(&self, key: &str) -> Option<Answer> {
+        let found = match self.state.get_many(&[key.to_string()]).await {
+            Ok(mut values) => values.pop().flatten(),
+            Err(e) => {
+                tracing::warn!(error = %e, "answer cache unavailable");
+                None
+            }
+        };
+        let answer = found.and_then(|bytes| serde_json::from_slice::<Answer>(&bytes).ok());
+        let outcome = if answer.is_some() { "hit" } else { "miss" };
+        metrics::counter!("aurora_answer_cache_total", "outcome" => outcome).increment(1);
+        answer.map(|answer| Answer {
+            cached: true,
+            generation: Duration::ZERO,
+            ..answer
         })
     }
+
+    async fn remember(&self, key: String, answer: &Answer) {
+        let Ok(bytes) = serde_json::to_vec(answer) else {
+            return;
+        };
+        if let Err(e) = self
+            .state
+            .set_many(vec![(key, bytes)], self.config.cache_ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "answer not cached");
+        }
+    }
+}
+
+/// Sends an event to a streaming caller; a caller who stopped reading cancels the answer.
+async fn send(tx: &mpsc::Sender<AnswerEvent>, event: AnswerEvent) -> Result<(), AnswerError> {
+    if event == AnswerEvent::Text(String::new()) {
+        return Ok(());
+    }
+    tx.send(event).await.map_err(|_| AnswerError::Cancelled)
+}
+
+/// Resolves when the caller has gone: cancelled, or no longer reading its stream.
+async fn abandoned(cancel: &CancellationToken, stream: Option<&mpsc::Sender<AnswerEvent>>) {
+    match stream {
+        Some(tx) => tokio::select! {
+            () = cancel.cancelled() => {}
+            () = tx.closed() => {}
+        },
+        None => cancel.cancelled().await,
+    }
+}
+
+fn citation(source: &Source) -> Citation {
+    Citation {
+        n: source.n,
+        source_url: source.url.clone(),
+        title: source.title.clone(),
+        heading: source.heading.clone(),
+        snippet: snippet(&source.text),
+    }
+}
+
+/// An LLM told to say [`extractive::DONT_KNOW`] may say it in its own words around it.
+fn is_dont_know(text: &str) -> bool {
+    text.trim().starts_with("I don't know")
+}
+
+/// The question as the cache sees it: case, spacing and closing punctuation do not matter.
+fn normalise_question(question: &str) -> String {
+    question
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(['?', '.', '!', ' '])
+        .to_lowercase()
 }
 
 /// Up to `k` hits in fused-score order, each penalised by its word overlap with those already
@@ -381,6 +584,55 @@ pub fn validate_citations(text: &str, sources: usize) -> (String, Vec<usize>) {
     (out, cited)
 }
 
+/// [`validate_citations`] applied to text that arrives in pieces: each piece is passed on as soon
+/// as no citation can still be open in it, so what comes out, joined, is exactly what
+/// `validate_citations` makes of the whole text.
+#[derive(Debug)]
+pub struct CitationStream {
+    sources: usize,
+    /// Text that might still belong to a citation (an open `[` of digits, or the spaces a dropped
+    /// citation would take with it).
+    pending: String,
+}
+
+impl CitationStream {
+    pub fn new(sources: usize) -> Self {
+        Self {
+            sources,
+            pending: String::new(),
+        }
+    }
+
+    /// The checked text that `piece` completes (possibly empty).
+    pub fn push(&mut self, piece: &str) -> String {
+        self.pending.push_str(piece);
+        let ready = self.settled();
+        let text: String = self.pending.drain(..ready).collect();
+        validate_citations(&text, self.sources).0
+    }
+
+    /// The rest, at the end of the text.
+    pub fn finish(&mut self) -> String {
+        let text = std::mem::take(&mut self.pending);
+        validate_citations(&text, self.sources).0
+    }
+
+    /// Bytes of `pending` that nothing later can change.
+    fn settled(&self) -> usize {
+        let pending = self.pending.as_str();
+        let open = pending.rfind('[').filter(|&open| {
+            pending[open + 1..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
+        });
+        let before = match open {
+            Some(open) => &pending[..open],
+            None => pending,
+        };
+        before.trim_end_matches(' ').len()
+    }
+}
+
 /// The start of a source, for showing next to a citation.
 fn snippet(text: &str) -> String {
     let text = crate::ingest::chunking::link_text(text);
@@ -395,6 +647,7 @@ pub(crate) fn child_spec(
     names: &Names,
     knowledge: Arc<Knowledge>,
     generator: Arc<dyn Generator>,
+    state: Arc<dyn StateStore>,
     config: AnswerConfig,
     workers: usize,
 ) -> ChildSpec {
@@ -407,6 +660,7 @@ pub(crate) fn child_spec(
         move || RagWorker {
             knowledge: knowledge.clone(),
             generator: generator.clone(),
+            state: state.clone(),
             config: config.clone(),
         },
     )
@@ -421,5 +675,42 @@ mod tests {
         let (text, cited) = validate_citations("A [2]. B [7]. C [1, 9][3]. D [x] [0].", 3);
         assert_eq!(text, "A [2]. B. C [1][3]. D [x].");
         assert_eq!(cited, vec![2, 1, 3]);
+    }
+
+    #[test]
+    fn streamed_citations_are_checked_exactly_as_the_whole_text() {
+        let texts = [
+            "A [2]. B [7]. C [1, 9][3]. D [x] [0].",
+            "Cats sleep [1][12] a lot [3 ] and [1,2]; arrays [i] start [0] [",
+            "Trailing open [1",
+            "Spaces   [9]   and [ 2 ] end",
+        ];
+        for text in texts {
+            let whole = validate_citations(text, 3).0;
+            // Every way of cutting the text in two, and one character at a time.
+            let chars: Vec<(usize, char)> = text.char_indices().collect();
+            for &(cut, _) in &chars {
+                let mut stream = CitationStream::new(3);
+                let mut out = stream.push(&text[..cut]);
+                out.push_str(&stream.push(&text[cut..]));
+                out.push_str(&stream.finish());
+                assert_eq!(out, whole, "cut at {cut} of {text:?}");
+            }
+            let mut stream = CitationStream::new(3);
+            let mut out: String = chars
+                .iter()
+                .map(|(_, c)| stream.push(&c.to_string()))
+                .collect();
+            out.push_str(&stream.finish());
+            assert_eq!(out, whole, "char by char: {text:?}");
+        }
+    }
+
+    #[test]
+    fn questions_normalise_for_the_cache() {
+        assert_eq!(
+            normalise_question("  How do  cats SLEEP?? "),
+            normalise_question("how do cats sleep")
+        );
     }
 }

@@ -1,11 +1,20 @@
 //! Google's Gemini API: embeddings through `models/{model}:batchEmbedContents`, with the task
-//! type telling documents from queries.
+//! type telling documents from queries, and answers through `models/{model}:generateContent` or,
+//! streamed, `models/{model}:streamGenerateContent?alt=sse`. Safety blocks become refusals;
+//! quota errors (429 `RESOURCE_EXHAUSTED`, with a `RetryInfo` delay) are retried, then reported
+//! as rate limiting.
 
-use aurora_actors::ports::{EmbedError, EmbedKind, Embedder};
+use aurora_actors::ports::{
+    EmbedError, EmbedKind, Embedder, GenerateError, GenerateRequest, Generation, Generator, Piece,
+    Usage,
+};
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
+use super::llm;
 use super::remote::{self, RetryPolicy};
 
 /// Requests per batch call (the API's limit).
@@ -61,10 +70,7 @@ impl GeminiEmbedder {
                 })
             })
             .collect();
-        let mut headers = HeaderMap::new();
-        let key = HeaderValue::from_str(&self.config.api_key)
-            .map_err(|_| EmbedError::Service("the API key is not a valid header value".into()))?;
-        headers.insert("x-goog-api-key", key);
+        let headers = key_header(&self.config.api_key).map_err(EmbedError::Service)?;
         let answer = remote::post_json(
             &self.client,
             SERVICE,
@@ -77,6 +83,15 @@ impl GeminiEmbedder {
         .map_err(|e| EmbedError::Service(e.to_string()))?;
         parse(&answer, texts.len(), self.config.dimensions)
     }
+}
+
+/// The key goes in a header, never in the URL (URLs end up in logs).
+fn key_header(key: &str) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    let key = HeaderValue::from_str(key)
+        .map_err(|_| "the API key is not a valid header value".to_string())?;
+    headers.insert("x-goog-api-key", key);
+    Ok(headers)
 }
 
 /// `{"embeddings":[{"values":[…]},…]}` → vectors, in order.
@@ -115,5 +130,175 @@ impl Embedder for GeminiEmbedder {
             }
             Ok(vectors)
         })
+    }
+}
+
+const GENERATE_SERVICE: &str = "the Gemini API";
+
+#[derive(Debug, Clone)]
+pub struct GeminiChatConfig {
+    /// e.g. `https://generativelanguage.googleapis.com/v1beta`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: String,
+    /// Used when a request names none.
+    pub max_tokens: u32,
+    pub temperature: f32,
+}
+
+/// Answers through Gemini's `generateContent`.
+pub struct GeminiGenerator {
+    client: reqwest::Client,
+    /// `{base}/models/{model}`; the method is appended.
+    model_url: String,
+    config: GeminiChatConfig,
+    id: String,
+    policy: RetryPolicy,
+}
+
+impl GeminiGenerator {
+    pub fn new(config: GeminiChatConfig, policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: remote::client()?,
+            model_url: format!(
+                "{}/models/{}",
+                config.base_url.trim_end_matches('/'),
+                config.model
+            ),
+            id: format!("gemini:{}", config.model),
+            config,
+            policy,
+        })
+    }
+
+    async fn send(
+        &self,
+        request: &GenerateRequest,
+        method: &str,
+    ) -> Result<reqwest::Response, GenerateError> {
+        let body = json!({
+            "systemInstruction": {"parts": [{"text": llm::INSTRUCTIONS}]},
+            "contents": [{"role": "user", "parts": [{"text": llm::prompt(request)}]}],
+            "generationConfig": {
+                "maxOutputTokens": request.max_tokens.unwrap_or(self.config.max_tokens),
+                "temperature": request.temperature.unwrap_or(self.config.temperature),
+            },
+        });
+        let headers = key_header(&self.config.api_key).map_err(GenerateError::Service)?;
+        remote::post(
+            &self.client,
+            GENERATE_SERVICE,
+            &format!("{}:{method}", self.model_url),
+            headers,
+            &body,
+            &self.policy,
+        )
+        .await
+        .map_err(llm::generate_error)
+    }
+}
+
+/// Finish reasons that mean the answer was withheld rather than finished.
+const BLOCKED: [&str; 6] = [
+    "SAFETY",
+    "RECITATION",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "IMAGE_SAFETY",
+];
+
+/// One `GenerateContentResponse` (whole, or one event of a stream) → its text and usage.
+fn response_pieces(response: &Value) -> Result<Vec<Piece>, GenerateError> {
+    if let Some(reason) = response["promptFeedback"]["blockReason"].as_str() {
+        return Err(GenerateError::Refused(format!(
+            "Gemini blocked the prompt ({reason})"
+        )));
+    }
+    let mut pieces = Vec::new();
+    if let Some(candidate) = response["candidates"].get(0) {
+        if let Some(reason) = candidate["finishReason"].as_str()
+            && BLOCKED.contains(&reason)
+        {
+            return Err(GenerateError::Refused(format!(
+                "Gemini withheld the answer ({reason})"
+            )));
+        }
+        let text: String = candidate["content"]["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            // A thinking model's thoughts are not the answer.
+            .filter(|part| part["thought"] != true)
+            .filter_map(|part| part["text"].as_str())
+            .collect();
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+    }
+    let metadata = &response["usageMetadata"];
+    if let Some(prompt) = metadata["promptTokenCount"].as_u64() {
+        pieces.push(Piece::Usage(Usage {
+            prompt_tokens: prompt as u32,
+            completion_tokens: metadata["candidatesTokenCount"].as_u64().unwrap_or(0) as u32,
+        }));
+    }
+    Ok(pieces)
+}
+
+/// One event of `streamGenerateContent?alt=sse`: a `GenerateContentResponse` of its own.
+fn event_pieces(data: &str) -> Result<Vec<Piece>, GenerateError> {
+    let event: Value =
+        serde_json::from_str(data).map_err(|e| malformed(format_args!("{e}: {data}")))?;
+    response_pieces(&event)
+}
+
+fn malformed(what: impl std::fmt::Display) -> GenerateError {
+    GenerateError::Service(format!(
+        "{GENERATE_SERVICE} sent an unexpected answer: {what}"
+    ))
+}
+
+impl Generator for GeminiGenerator {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn generate(
+        &self,
+        request: GenerateRequest,
+    ) -> BoxFuture<'_, Result<Generation, GenerateError>> {
+        Box::pin(async move {
+            let response: Value = self
+                .send(&request, "generateContent")
+                .await?
+                .json()
+                .await
+                .map_err(|e| malformed(format_args!("{e}")))?;
+            if response["candidates"].get(0).is_none()
+                && response["promptFeedback"]["blockReason"].is_null()
+            {
+                return Err(malformed("no candidates"));
+            }
+            let mut generation = Generation {
+                text: String::new(),
+                usage: Usage::default(),
+            };
+            for piece in response_pieces(&response)? {
+                match piece {
+                    Piece::Text(text) => generation.text.push_str(&text),
+                    Piece::Usage(usage) => generation.usage = usage,
+                }
+            }
+            Ok(generation)
+        })
+    }
+
+    fn stream(&self, request: GenerateRequest) -> BoxStream<'_, Result<Piece, GenerateError>> {
+        futures::stream::once(
+            async move { self.send(&request, "streamGenerateContent?alt=sse").await },
+        )
+        .flat_map(|sent| llm::pieces(sent, GENERATE_SERVICE, event_pieces))
+        .boxed()
     }
 }

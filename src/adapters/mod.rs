@@ -4,6 +4,7 @@
 pub mod chroma;
 pub mod gemini;
 pub mod http_fetch;
+pub mod llm;
 pub mod local_model;
 pub mod openai;
 pub mod redis;

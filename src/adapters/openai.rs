@@ -1,11 +1,18 @@
-//! OpenAI-compatible APIs — OpenAI itself, Ollama, vLLM, Text Embeddings Inference, LocalAI… —
-//! for embeddings (`POST {base_url}/embeddings`).
+//! OpenAI-compatible APIs — OpenAI itself, Ollama, vLLM, llama.cpp server, Text Embeddings
+//! Inference, LocalAI… — for embeddings (`POST {base_url}/embeddings`) and for answers
+//! (`POST {base_url}/chat/completions`, whole or streamed as server-sent events).
 
-use aurora_actors::ports::{EmbedError, EmbedKind, Embedder};
+use aurora_actors::ports::{
+    EmbedError, EmbedKind, Embedder, GenerateError, GenerateRequest, Generation, Generator, Piece,
+    Usage,
+};
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
+use super::llm;
 use super::remote::{self, RetryPolicy};
 
 /// Inputs per request (OpenAI accepts 2048; servers differ, so stay well below).
@@ -44,14 +51,7 @@ impl OpenAiEmbedder {
     }
 
     fn headers(&self) -> Result<HeaderMap, EmbedError> {
-        let mut headers = HeaderMap::new();
-        if let Some(key) = &self.config.api_key {
-            let value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                EmbedError::Service("the API key is not a valid header value".into())
-            })?;
-            headers.insert(AUTHORIZATION, value);
-        }
-        Ok(headers)
+        bearer(self.config.api_key.as_deref()).map_err(EmbedError::Service)
     }
 
     async fn batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -75,6 +75,17 @@ impl OpenAiEmbedder {
         .map_err(|e| EmbedError::Service(e.to_string()))?;
         parse(&answer, texts.len(), self.config.dimensions)
     }
+}
+
+/// `Authorization: Bearer {key}`, or no header without a key (local servers need none).
+fn bearer(key: Option<&str>) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = key {
+        let value = HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| "the API key is not a valid header value".to_string())?;
+        headers.insert(AUTHORIZATION, value);
+    }
+    Ok(headers)
 }
 
 /// `{"data":[{"index":0,"embedding":[…]},…]}` → vectors in input order.
@@ -122,5 +133,160 @@ impl Embedder for OpenAiEmbedder {
             }
             Ok(vectors)
         })
+    }
+}
+
+const CHAT_SERVICE: &str = "the OpenAI-compatible chat API";
+
+#[derive(Debug, Clone)]
+pub struct OpenAiChatConfig {
+    /// e.g. `https://api.openai.com/v1` or `http://localhost:11434/v1` (Ollama).
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    /// Ask for usage at the end of a stream (`stream_options.include_usage`).
+    pub stream_usage: bool,
+    /// Used when a request names none.
+    pub max_tokens: u32,
+    pub temperature: f32,
+}
+
+/// Answers through a chat completions API.
+pub struct OpenAiGenerator {
+    client: reqwest::Client,
+    url: String,
+    config: OpenAiChatConfig,
+    id: String,
+    policy: RetryPolicy,
+}
+
+impl OpenAiGenerator {
+    pub fn new(config: OpenAiChatConfig, policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: remote::client()?,
+            url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            id: format!("openai:{}", config.model),
+            config,
+            policy,
+        })
+    }
+
+    fn body(&self, request: &GenerateRequest, stream: bool) -> Value {
+        let mut body = json!({
+            "model": self.config.model,
+            "messages": [
+                {"role": "system", "content": llm::INSTRUCTIONS},
+                {"role": "user", "content": llm::prompt(request)},
+            ],
+            "max_tokens": request.max_tokens.unwrap_or(self.config.max_tokens),
+            "temperature": request.temperature.unwrap_or(self.config.temperature),
+            "stream": stream,
+        });
+        if stream && self.config.stream_usage {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        body
+    }
+
+    async fn send(
+        &self,
+        request: &GenerateRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, GenerateError> {
+        let headers = bearer(self.config.api_key.as_deref()).map_err(GenerateError::Service)?;
+        remote::post(
+            &self.client,
+            CHAT_SERVICE,
+            &self.url,
+            headers,
+            &self.body(request, stream),
+            &self.policy,
+        )
+        .await
+        .map_err(llm::generate_error)
+    }
+}
+
+fn malformed(what: impl std::fmt::Display) -> GenerateError {
+    GenerateError::Service(format!("{CHAT_SERVICE} sent an unexpected answer: {what}"))
+}
+
+fn usage(value: &Value) -> Option<Usage> {
+    Some(Usage {
+        prompt_tokens: value["prompt_tokens"].as_u64()? as u32,
+        completion_tokens: value["completion_tokens"].as_u64()? as u32,
+    })
+}
+
+/// A choice that stopped on the content filter, or a model's explicit `refusal`, is a refusal.
+fn refusal(choice: &Value, text_field: &str) -> Option<GenerateError> {
+    if let Some(refusal) = choice[text_field]["refusal"].as_str() {
+        return Some(GenerateError::Refused(refusal.to_string()));
+    }
+    (choice["finish_reason"] == "content_filter")
+        .then(|| GenerateError::Refused("the answer was stopped by the content filter".to_string()))
+}
+
+/// One `chat.completion.chunk` → its text and usage, or the error a server put in the stream.
+fn chunk_pieces(data: &str) -> Result<Vec<Piece>, GenerateError> {
+    let chunk: Value = serde_json::from_str(data).map_err(|e| malformed(format!("{e}: {data}")))?;
+    if chunk["error"].is_object() {
+        return Err(GenerateError::Service(format!(
+            "{CHAT_SERVICE} failed mid-answer: {}",
+            remote::error_message(data)
+        )));
+    }
+    let mut pieces = Vec::new();
+    if let Some(choice) = chunk["choices"].get(0) {
+        if let Some(refused) = refusal(choice, "delta") {
+            return Err(refused);
+        }
+        if let Some(text) = choice["delta"]["content"].as_str()
+            && !text.is_empty()
+        {
+            pieces.push(Piece::Text(text.to_string()));
+        }
+    }
+    if let Some(usage) = usage(&chunk["usage"]) {
+        pieces.push(Piece::Usage(usage));
+    }
+    Ok(pieces)
+}
+
+impl Generator for OpenAiGenerator {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn generate(
+        &self,
+        request: GenerateRequest,
+    ) -> BoxFuture<'_, Result<Generation, GenerateError>> {
+        Box::pin(async move {
+            let response = self.send(&request, false).await?;
+            let answer: Value = response
+                .json()
+                .await
+                .map_err(|e| malformed(format_args!("{e}")))?;
+            let choice = answer["choices"]
+                .get(0)
+                .ok_or_else(|| malformed("no choices"))?;
+            if let Some(refused) = refusal(choice, "message") {
+                return Err(refused);
+            }
+            let text = choice["message"]["content"]
+                .as_str()
+                .ok_or_else(|| malformed("no message content"))?;
+            Ok(Generation {
+                text: text.to_string(),
+                usage: usage(&answer["usage"]).unwrap_or_default(),
+            })
+        })
+    }
+
+    fn stream(&self, request: GenerateRequest) -> BoxStream<'_, Result<Piece, GenerateError>> {
+        futures::stream::once(async move { self.send(&request, true).await })
+            .flat_map(|sent| llm::pieces(sent, CHAT_SERVICE, chunk_pieces))
+            .boxed()
     }
 }

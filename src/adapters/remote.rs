@@ -36,6 +36,8 @@ pub enum RemoteError {
         service: &'static str,
         status: StatusCode,
         message: String,
+        /// When the service said to try again (`Retry-After`, or Google's `RetryInfo`).
+        retry_after: Option<Duration>,
     },
     #[error("{service} is unreachable: {message}")]
     Unreachable {
@@ -76,6 +78,30 @@ pub async fn post_json(
     body: &Value,
     policy: &RetryPolicy,
 ) -> Result<Value, RemoteError> {
+    let response = post(client, service, url, headers, body, policy).await?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| RemoteError::Unreachable {
+            service,
+            message: e.to_string(),
+        })?;
+    serde_json::from_str(&text).map_err(|e| RemoteError::Malformed {
+        service,
+        message: format!("{e}: {}", text.chars().take(200).collect::<String>()),
+    })
+}
+
+/// POSTs `body` to `url` until it is answered with success, retrying what may succeed later;
+/// the body is left to read (a stream, for a streaming answer).
+pub async fn post(
+    client: &Client,
+    service: &'static str,
+    url: &str,
+    headers: HeaderMap,
+    body: &Value,
+    policy: &RetryPolicy,
+) -> Result<reqwest::Response, RemoteError> {
     let mut backoff = policy.first_backoff;
     let mut attempt = 1;
     loop {
@@ -86,28 +112,18 @@ pub async fn post_json(
             .send()
             .await;
         let (retryable, wait, error) = match outcome {
-            Ok(response) if response.status().is_success() => {
-                let text = response
-                    .text()
-                    .await
-                    .map_err(|e| RemoteError::Unreachable {
-                        service,
-                        message: e.to_string(),
-                    })?;
-                return serde_json::from_str(&text).map_err(|e| RemoteError::Malformed {
-                    service,
-                    message: format!("{e}: {}", text.chars().take(200).collect::<String>()),
-                });
-            }
+            Ok(response) if response.status().is_success() => return Ok(response),
             Ok(response) => {
                 let status = response.status();
-                let retry_after = retry_after(response.headers());
-                let message = error_message(&response.text().await.unwrap_or_default());
+                let header = retry_after(response.headers());
+                let body = response.text().await.unwrap_or_default();
+                let retry_after = header.or_else(|| retry_delay(&body));
                 let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                 let error = RemoteError::Status {
                     service,
                     status,
-                    message,
+                    message: error_message(&body),
+                    retry_after,
                 };
                 (retryable, retry_after, error)
             }
@@ -130,6 +146,21 @@ pub async fn post_json(
         backoff *= 2;
         attempt += 1;
     }
+}
+
+/// The delay in a Google error's `RetryInfo` detail (`"retryDelay": "37s"`), which Gemini sends
+/// with quota errors instead of a `Retry-After` header.
+fn retry_delay(body: &str) -> Option<Duration> {
+    let parsed: Value = serde_json::from_str(body).ok()?;
+    parsed["error"]["details"]
+        .as_array()?
+        .iter()
+        .find_map(|detail| detail["retryDelay"].as_str())?
+        .strip_suffix('s')?
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from these APIs and is ignored).
@@ -232,6 +263,15 @@ mod tests {
             "Quota exceeded"
         );
         assert_eq!(error_message("plain text"), "plain text");
+    }
+
+    #[test]
+    fn google_retry_info_gives_the_delay() {
+        let body = r#"{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED",
+            "details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure"},
+                       {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#;
+        assert_eq!(retry_delay(body), Some(Duration::from_secs(37)));
+        assert_eq!(retry_delay(r#"{"error":{"message":"x"}}"#), None);
     }
 
     #[test]

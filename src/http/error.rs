@@ -2,6 +2,8 @@
 //! HTTP status, and the two envelopes it is written in — OpenAI's `{"error":{message,type,code}}`
 //! on the core port, Firecrawl's `{"success":false,"error":…}` on the crawler port.
 
+use std::time::Duration;
+
 use aurora_actors::knowledge::KnowledgeError;
 use aurora_actors::ports::{EmbedError, FetchError, StoreError};
 use aurora_actors::scraper::ScrapeError;
@@ -46,6 +48,15 @@ pub enum ApiError {
     GatewayTimeout(String),
     #[error("{0}")]
     Overloaded(String),
+    /// A service Aurora depends on (an LLM API) is rate limiting it; come back after the delay.
+    #[error("{message}")]
+    UpstreamRateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The client went away; nobody reads this answer (logged as nginx's 499).
+    #[error("the client closed the request")]
+    ClientClosed,
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -117,6 +128,16 @@ impl ApiError {
                 "server_error",
                 "unavailable",
             ),
+            UpstreamRateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "upstream_rate_limited",
+            ),
+            ClientClosed => (
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "client_closed_request",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -131,15 +152,21 @@ impl ApiError {
 
     /// The core port's envelope (OpenAI's error shape).
     pub fn into_core_response(self) -> Response {
-        let (status, kind, code) = self.classify();
-        let body = CoreErrorBody {
+        let body = self.core_body();
+        let response = warp::reply::with_status(warp::reply::json(&body), self.status());
+        self.finish(response.into_response())
+    }
+
+    /// The core envelope alone (also sent as an event when a stream fails).
+    pub fn core_body(&self) -> CoreErrorBody {
+        let (_, kind, code) = self.classify();
+        CoreErrorBody {
             error: CoreError {
                 message: self.to_string(),
                 kind,
                 code,
             },
-        };
-        self.finish(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+        }
     }
 
     /// The crawler port's envelope (Firecrawl's error shape).
@@ -154,10 +181,18 @@ impl ApiError {
     }
 
     fn finish(&self, mut response: Response) -> Response {
-        if matches!(self, ApiError::Overloaded(_) | ApiError::Unavailable(_)) {
+        let retry_after = match self {
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => Some(RETRY_AFTER_SECS),
+            ApiError::UpstreamRateLimited { retry_after, .. } => {
+                // Whole seconds, rounded up, so a client never comes back too early.
+                Some(retry_after.map_or(RETRY_AFTER_SECS, |d| d.as_secs_f64().ceil() as u64))
+            }
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let ApiError::Internal(message) = self {
             tracing::error!(%message, "internal error answered with 500");

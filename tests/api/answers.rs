@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::common::site::spawn_site;
 use crate::common::{Port, TestApp, spawn_app};
-use crate::knowledge::{ROOT, corpus};
+use crate::knowledge::{ROOT, corpus, ingest_ok};
 
 async fn ask(app: &TestApp, body: Value) -> (u16, Value) {
     app.post_json(Port::Core, "/v1/query", body).await
@@ -32,14 +32,7 @@ fn cited<'a>(answer: &'a Value, url: &str) -> &'a Value {
 #[tokio::test]
 async fn answers_cite_the_page_that_holds_the_answer_and_decline_the_rest() {
     let app = spawn_app().await;
-    let (status, report) = app
-        .post_json(
-            Port::Core,
-            "/v1/collections/docs/documents?create=true",
-            json!({"documents": corpus()}),
-        )
-        .await;
-    assert_eq!(status, 200, "{report}");
+    ingest_ok(&app, "docs", corpus()).await;
 
     for (question, page, words) in [
         (
@@ -158,9 +151,9 @@ async fn bad_questions_get_clear_4xx() {
             "`k` must be between",
         ),
         (
-            json!({"question": "q", "collection": "docs", "stream": true}),
+            json!({"question": "q", "collection": "docs", "stream": "yes"}),
             400,
-            "`stream`",
+            "stream",
         ),
         (
             json!({"question": "q", "collection": "docs", "temperature": 9}),
@@ -190,5 +183,40 @@ async fn bad_questions_get_clear_4xx() {
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{body}: {message}");
     }
+    app.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_repeated_question_is_served_from_the_cache_until_the_collection_changes() {
+    let app = spawn_app().await;
+    ingest_ok(&app, "cache", corpus()).await;
+    let question = |text: &str| json!({"question": text, "collection": "cache"});
+
+    let (_, first) = ask(&app, question("How many hours a day do cats sleep?")).await;
+    assert_eq!(first["cached"], false, "{first:#}");
+    let (_, again) = ask(&app, question("  how many hours a day do cats SLEEP ")).await;
+    assert_eq!(
+        again["cached"], true,
+        "the same question, normalised: {again:#}"
+    );
+    assert_eq!(again["answer"], first["answer"]);
+    assert_eq!(again["citations"], first["citations"]);
+    let mut fewer = question("How many hours a day do cats sleep?");
+    fewer["k"] = json!(1);
+    let (_, other) = ask(&app, fewer).await;
+    assert_eq!(other["cached"], false, "another k is another question");
+
+    // New knowledge in the collection: the cached answer is stale.
+    ingest_ok(&app, "cache", vec![json!({"url": format!("{ROOT}/kittens"), "content_type": "text/plain",
+        "content": "Kittens sleep even more than adult cats do: newborn kittens sleep about twenty hours a day, waking mostly to feed. Older cats also nap for longer stretches than young adults."})]).await;
+    let (_, after) = ask(&app, question("How many hours a day do cats sleep?")).await;
+    assert_eq!(after["cached"], false, "{after:#}");
+    let (_, repeat) = ask(&app, question("How many hours a day do cats sleep?")).await;
+    assert_eq!(repeat["cached"], true);
+
+    let hits = app
+        .metric(r#"aurora_answer_cache_total{outcome="hit"}"#)
+        .await;
+    assert!(hits.is_some_and(|n| n >= 2.0), "{hits:?}");
     app.shutdown().await.expect("clean shutdown");
 }

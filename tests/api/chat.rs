@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::common::{Port, TestApp, service_url, spawn_app};
-use crate::knowledge::{ROOT, corpus};
+use crate::knowledge::{ROOT, corpus, ingest_ok};
 
 /// Runs `script` with the venv's Python; the core API's base URL is `sys.argv[1]`. Returns the
 /// JSON the script prints. On a thread of its own: the app under test shares this runtime.
@@ -70,14 +70,7 @@ print(json.dumps({
 #[tokio::test]
 async fn the_openai_client_library_chats_with_a_collection() {
     let app = spawn_app().await;
-    let (status, report) = app
-        .post_json(
-            Port::Core,
-            "/v1/collections/docs/documents?create=true",
-            json!({"documents": corpus()}),
-        )
-        .await;
-    assert_eq!(status, 200, "{report}");
+    ingest_ok(&app, "docs", corpus()).await;
 
     let seen = python(&app, CLIENT).await;
     let content = seen["content"].as_str().expect("content");

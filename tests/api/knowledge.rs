@@ -47,6 +47,12 @@ pub(crate) fn corpus() -> Vec<Value> {
     ]
 }
 
+/// Ingests `documents` into `collection` (created if need be), which must succeed.
+pub(crate) async fn ingest_ok(app: &TestApp, collection: &str, documents: Vec<Value>) {
+    let (status, report) = ingest(app, collection, documents, "?create=true").await;
+    assert_eq!(status, 200, "{report}");
+}
+
 async fn ingest(
     app: &TestApp,
     collection: &str,

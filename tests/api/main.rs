@@ -9,6 +9,7 @@ mod bad_input;
 mod chat;
 mod crawl;
 mod knowledge;
+mod llm;
 mod observability;
 mod scrape;
 mod webhooks;

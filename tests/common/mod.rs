@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod crawl_site;
+pub mod llm_server;
 pub mod site;
 pub mod webhook_sink;
 

@@ -5,29 +5,29 @@
 //! other; `GET /v1/models` lists them. The last user message is the question and the user turn
 //! before it joins the retrieval query. Citations become Markdown links in the content
 //! (`[[1]](https://…)`), and the `aurora` object of the response carries them in full. With
-//! `stream: true` the answer comes as `chat.completion.chunk` server-sent events, the `aurora`
-//! object in the last chunk, then `data: [DONE]`. Errors use OpenAI's envelope.
+//! `stream: true` the answer comes as `chat.completion.chunk` server-sent events as the generator
+//! writes it, the `aurora` object in the last chunk, then `data: [DONE]`; a failure mid-stream is
+//! a chunk holding OpenAI's `error` object. Errors use OpenAI's envelope. A client that goes away
+//! cancels the answer.
 
 use std::convert::Infallible;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aurora_actors::ingest::{CollectionsAnswer, CollectionsOp};
-use aurora_actors::rag::{Answer, AnswerRequest};
-use futures::stream;
+use aurora_actors::rag::{AnswerEvent, AnswerRequest, Citation};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::query::{QueryAnswer, answer_body};
+use super::query::{Progress, answer_body, answer_events, answer_now};
 use crate::http::error::{ApiError, CoreErrorBody};
 use crate::http::{AppState, json, with_state};
 
 /// Messages in one request at most.
 const MAX_MESSAGES: usize = 100;
-/// Characters per streamed chunk (at a word boundary).
-const CHUNK_CHARS: usize = 48;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -186,21 +186,19 @@ fn to_request(state: &AppState, body: &ChatRequest) -> Result<AnswerRequest, Api
             limits.max_question_chars
         )));
     }
-    Ok(AnswerRequest {
-        collection: collection(&body.model, &limits.default_collection)?,
-        question,
-        history: users,
-        k: limits.answer_default_k,
-        filter: Default::default(),
-        max_tokens: body.max_completion_tokens.or(body.max_tokens),
-        temperature: body.temperature,
-    })
+    let collection = collection(&body.model, &limits.default_collection)?;
+    let mut request = AnswerRequest::new(collection, question, limits.answer_default_k);
+    request.history = users;
+    request.max_tokens = body.max_completion_tokens.or(body.max_tokens);
+    request.temperature = body.temperature;
+    Ok(request)
 }
 
-/// The answer with each `[n]` turned into a Markdown link to its source.
-fn linked(answer: &Answer) -> String {
-    let mut text = answer.text.clone();
-    for citation in &answer.citations {
+/// Text with each `[n]` turned into a Markdown link to its source. Streamed pieces never split a
+/// citation, so pieces can be linked one by one.
+fn linked(text: &str, sources: &[Citation]) -> String {
+    let mut text = text.to_string();
+    for citation in sources {
         text = text.replace(
             &format!("[{}]", citation.n),
             &format!("[[{}]]({})", citation.n, citation.source_url),
@@ -221,85 +219,98 @@ pub async fn chat(state: AppState, body: ChatRequest) -> Result<Response, Reject
         Ok(request) => request,
         Err(e) => return Ok(e.into_core_response()),
     };
-    let answer = match state.handles.router().answer(request).await {
-        Ok(answer) => answer,
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    if body.stream {
+        return Ok(stream(&state, request, body, id, started));
+    }
+    let answer = match answer_now(&state, request, None).await {
+        Ok((answer, _)) => answer,
         Err(e) => return Ok(ApiError::from(e).into_core_response()),
     };
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let content = linked(&answer);
-    let usage = json!({
+    let content = linked(&answer.text, &answer.citations);
+    let usage = usage(&answer);
+    Ok(warp::reply::json(&json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now(),
+        "model": body.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop",
+        }],
+        "usage": usage,
+        "aurora": answer_body(answer, None, started),
+    }))
+    .into_response())
+}
+
+fn usage(answer: &aurora_actors::rag::Answer) -> Value {
+    json!({
         "prompt_tokens": answer.usage.prompt_tokens,
         "completion_tokens": answer.usage.completion_tokens,
         "total_tokens": answer.usage.prompt_tokens + answer.usage.completion_tokens,
-    });
-    let extension: QueryAnswer = answer_body(answer, None, started);
-    if !body.stream {
-        return Ok(warp::reply::json(&json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": now(),
-            "model": body.model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": null},
-                "logprobs": null,
-                "finish_reason": "stop",
-            }],
-            "usage": usage,
-            "aurora": extension,
-        }))
-        .into_response());
-    }
+    })
+}
+
+/// The answer as `chat.completion.chunk` events while it is written, then `[DONE]`.
+fn stream(
+    state: &AppState,
+    request: AnswerRequest,
+    body: ChatRequest,
+    id: String,
+    started: Instant,
+) -> Response {
     let include_usage = body
         .stream_options
         .as_ref()
         .is_some_and(|o| o["include_usage"] == true);
-    let chunk = |delta: Value, finish: Option<&str>| {
+    let model = body.model;
+    let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
             "id": id,
             "object": "chat.completion.chunk",
             "created": now(),
-            "model": body.model,
+            "model": model,
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
         })
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
-    events.extend(pieces(&content).map(|piece| chunk(json!({ "content": piece }), None)));
-    let mut last = chunk(json!({}), Some("stop"));
-    last["aurora"] = serde_json::to_value(&extension).unwrap_or(Value::Null);
-    events.push(last);
-    if include_usage {
-        let mut tail = chunk(json!({}), None);
-        tail["choices"] = json!([]);
-        tail["usage"] = usage;
-        events.push(tail);
-    }
-    let lines: Vec<Result<warp::sse::Event, Infallible>> = events
-        .into_iter()
-        .map(|event| Ok(warp::sse::Event::default().data(event.to_string())))
-        .chain(std::iter::once(Ok(
-            warp::sse::Event::default().data("[DONE]")
-        )))
-        .collect();
-    Ok(warp::sse::reply(stream::iter(lines)).into_response())
-}
-
-/// The content in pieces of about [`CHUNK_CHARS`], split after spaces, that join back exactly.
-fn pieces(content: &str) -> impl Iterator<Item = String> + '_ {
-    let mut rest = content;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+    let first = chunk(json!({"role": "assistant", "content": ""}), None);
+    // The sources arrive before any text; pieces are linked with them.
+    let mut sources: Vec<Citation> = Vec::new();
+    let chunks = answer_events(state, request, None).map(move |progress| match progress {
+        Progress::Event(AnswerEvent::Sources(given)) => {
+            sources = given;
+            Vec::new()
         }
-        let cut = rest
-            .char_indices()
-            .skip(CHUNK_CHARS)
-            .find(|(_, c)| *c == ' ')
-            .map_or(rest.len(), |(i, _)| i + 1);
-        let (piece, tail) = rest.split_at(cut);
-        rest = tail;
-        Some(piece.to_string())
-    })
+        Progress::Event(AnswerEvent::Text(text)) => {
+            vec![chunk(json!({ "content": linked(&text, &sources) }), None)]
+        }
+        Progress::Done(Ok((answer, _))) => {
+            let usage = usage(&answer);
+            let mut last = chunk(json!({}), Some("stop"));
+            last["aurora"] =
+                serde_json::to_value(answer_body(answer, None, started)).unwrap_or(Value::Null);
+            let mut chunks = vec![last];
+            if include_usage {
+                let mut tail = chunk(json!({}), None);
+                tail["choices"] = json!([]);
+                tail["usage"] = usage;
+                chunks.push(tail);
+            }
+            chunks
+        }
+        Progress::Done(Err(e)) => {
+            vec![serde_json::to_value(ApiError::from(e).core_body()).unwrap_or(Value::Null)]
+        }
+    });
+    let events = futures::stream::once(async move { vec![first] })
+        .chain(chunks)
+        .flat_map(|chunks| futures::stream::iter(chunks.into_iter().map(|c| c.to_string())))
+        .chain(futures::stream::once(async { "[DONE]".to_string() }))
+        .map(|data| Ok::<_, Infallible>(warp::sse::Event::default().data(data)));
+    warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response()
 }
 
 /// The collections, as models (OpenAI's model list).
@@ -352,15 +363,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pieces_join_back_exactly() {
-        let text =
-            "A sentence that is long enough to be cut into a few pieces of text [1]. And more.";
-        let parts: Vec<String> = pieces(text).collect();
-        assert!(parts.len() > 1);
-        assert_eq!(parts.concat(), text);
-    }
 
     #[test]
     fn model_names_map_to_collections() {

@@ -1,11 +1,21 @@
 //! `POST /v1/query`: a cited answer to a question over one collection. With `urls`, a deep dive:
 //! those pages are scraped and ingested into the collection first, then answered over.
+//!
+//! With `stream: true` the answer comes as server-sent events: `sources` (the numbered sources,
+//! once), `token` (`{"text"}` pieces as the generator writes them), `citations` (those cited),
+//! then `done` (the whole response, as without streaming) — or `error` (the error envelope).
+//! A client that goes away, streaming or not, cancels the answer.
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use aurora_actors::rag::{Answer, AnswerError, AnswerRequest};
+use aurora_actors::model::ScrapeRequest;
+use aurora_actors::rag::{Answer, AnswerError, AnswerEvent, AnswerRequest};
 use aurora_actors::router::DivePage;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -31,7 +41,7 @@ pub struct QueryBody {
     pub filter: Option<serde_json::Value>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
-    /// Server-sent events are not offered yet: `false` or absent.
+    /// Send the answer as server-sent events as it is written.
     #[serde(default)]
     pub stream: bool,
 }
@@ -45,6 +55,8 @@ pub struct QueryAnswer {
     pub answered: bool,
     /// `extractive`, or the LLM backend and model.
     pub generator: String,
+    /// Served from the answer cache.
+    pub cached: bool,
     pub usage: UsageBody,
     pub timings: QueryTimings,
     /// The deep dive's pages (absent without `urls`).
@@ -52,7 +64,7 @@ pub struct QueryAnswer {
     pub pages: Option<Vec<DivePageBody>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CitationBody {
     pub n: usize,
     pub source_url: String,
@@ -91,12 +103,16 @@ impl From<AnswerError> for ApiError {
             AnswerError::Generate(aurora_actors::ports::GenerateError::Refused(_)) => {
                 ApiError::UnprocessableTarget(message)
             }
-            AnswerError::Generate(aurora_actors::ports::GenerateError::RateLimited(_)) => {
-                ApiError::Overloaded(message)
+            AnswerError::Generate(aurora_actors::ports::GenerateError::RateLimited(after)) => {
+                ApiError::UpstreamRateLimited {
+                    message,
+                    retry_after: after,
+                }
             }
             AnswerError::Generate(aurora_actors::ports::GenerateError::Service(_)) => {
                 ApiError::BadGateway(message)
             }
+            AnswerError::Cancelled => ApiError::ClientClosed,
         }
     }
 }
@@ -113,24 +129,104 @@ pub(crate) fn ms(d: Duration) -> f64 {
     (status = 503, description = "At capacity or restarting", body = CoreErrorBody)))]
 pub async fn query(state: AppState, body: QueryBody) -> Result<Response, Rejection> {
     let started = Instant::now();
+    let stream = body.stream;
     let (request, pages) = match to_request(&state.limits, body) {
         Ok(parsed) => parsed,
         Err(e) => return Ok(e.into_core_response()),
     };
-    let router = state.handles.router();
-    let result = match pages {
-        None => router.answer(request).await.map(|a| (a, None)),
-        Some(pages) => router
-            .deep_dive(pages, request)
-            .await
-            .map(|(a, report)| (a, Some(report))),
-    };
-    Ok(match result {
+    if stream {
+        let events = answer_events(&state, request, pages).flat_map(move |progress| {
+            let events = match progress {
+                Progress::Event(AnswerEvent::Sources(sources)) => {
+                    vec![sse("sources", &citations(sources))]
+                }
+                Progress::Event(AnswerEvent::Text(text)) => {
+                    vec![sse("token", &json!({ "text": text }))]
+                }
+                Progress::Done(Ok((answer, report))) => {
+                    let body = answer_body(answer, report, started);
+                    vec![sse("citations", &body.citations), sse("done", &body)]
+                }
+                Progress::Done(Err(e)) => vec![sse("error", &ApiError::from(e).core_body())],
+            };
+            futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>))
+        });
+        return Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response());
+    }
+    Ok(match answer_now(&state, request, pages).await {
         Ok((answer, report)) => {
             warp::reply::json(&answer_body(answer, report, started)).into_response()
         }
         Err(e) => ApiError::from(e).into_core_response(),
     })
+}
+
+fn sse(event: &str, data: &impl Serialize) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .event(event)
+        .data(serde_json::to_string(data).unwrap_or_default())
+}
+
+/// An answer (or a deep dive) for a client waiting for the whole of it. Dropping the future —
+/// warp does when the client disconnects — cancels it.
+pub(crate) async fn answer_now(
+    state: &AppState,
+    request: AnswerRequest,
+    pages: Option<Vec<ScrapeRequest>>,
+) -> Result<(Answer, Option<Vec<DivePage>>), AnswerError> {
+    let _cancel_on_drop = request.cancel.clone().drop_guard();
+    let router = state.handles.router();
+    match pages {
+        None => router.answer(request).await.map(|a| (a, None)),
+        Some(pages) => router
+            .deep_dive(pages, request)
+            .await
+            .map(|(a, report)| (a, Some(report))),
+    }
+}
+
+/// How a streamed answer goes.
+pub(crate) enum Progress {
+    Event(AnswerEvent),
+    Done(Result<(Answer, Option<Vec<DivePage>>), AnswerError>),
+}
+
+/// An answer (or a deep dive) for a streaming client: the worker's events as they come, then the
+/// outcome. Dropping the stream — the client went away — cancels the answer.
+pub(crate) fn answer_events(
+    state: &AppState,
+    mut request: AnswerRequest,
+    pages: Option<Vec<ScrapeRequest>>,
+) -> impl Stream<Item = Progress> + Send + 'static {
+    // Bounded: a slow reader slows the generator instead of growing memory.
+    let (events_tx, events_rx) = mpsc::channel::<AnswerEvent>(64);
+    // Carries the outcome once the events are over.
+    let (done_tx, done_rx) = oneshot::channel();
+    request.stream = Some(events_tx);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _ = done_tx.send(answer_now(&state, request, pages).await);
+    });
+    let events = futures::stream::unfold(events_rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Progress::Event(event), rx))
+    });
+    let done = futures::stream::once(async move {
+        Progress::Done(done_rx.await.unwrap_or(Err(AnswerError::Cancelled)))
+    });
+    events.chain(done)
+}
+
+fn citations(sources: Vec<aurora_actors::rag::Citation>) -> Vec<CitationBody> {
+    sources
+        .into_iter()
+        .map(|c| CitationBody {
+            n: c.n,
+            source_url: c.source_url,
+            title: c.title,
+            heading: c.heading,
+            snippet: c.snippet,
+        })
+        .collect()
 }
 
 pub(crate) fn answer_body(
@@ -140,19 +236,10 @@ pub(crate) fn answer_body(
 ) -> QueryAnswer {
     QueryAnswer {
         answer: answer.text,
-        citations: answer
-            .citations
-            .into_iter()
-            .map(|c| CitationBody {
-                n: c.n,
-                source_url: c.source_url,
-                title: c.title,
-                heading: c.heading,
-                snippet: c.snippet,
-            })
-            .collect(),
+        citations: citations(answer.citations),
         answered: answer.answered,
         generator: answer.generator,
+        cached: answer.cached,
         usage: UsageBody {
             prompt_tokens: answer.usage.prompt_tokens,
             completion_tokens: answer.usage.completion_tokens,
@@ -175,10 +262,7 @@ pub(crate) fn answer_body(
     }
 }
 
-type Parsed = (
-    AnswerRequest,
-    Option<Vec<aurora_actors::model::ScrapeRequest>>,
-);
+type Parsed = (AnswerRequest, Option<Vec<ScrapeRequest>>);
 
 fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
     let invalid = |m: String| ApiError::InvalidRequest(m);
@@ -191,11 +275,6 @@ fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
             "`question` is longer than {} characters",
             limits.max_question_chars
         )));
-    }
-    if body.stream {
-        return Err(invalid(
-            "`stream` is not supported yet on /v1/query: ask without it".into(),
-        ));
     }
     let k = body.k.unwrap_or(limits.answer_default_k);
     if k == 0 || k > limits.answer_max_k {
@@ -228,7 +307,7 @@ fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
                         ApiError::InvalidRequest(m) => invalid(format!("`urls[{i}]`: {m}")),
                         other => other,
                     })?;
-                    let mut page = aurora_actors::model::ScrapeRequest::new(url);
+                    let mut page = ScrapeRequest::new(url);
                     page.timeout = limits.default_timeout;
                     Ok(page)
                 })
@@ -239,18 +318,11 @@ fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
         Some(value) => filter::parse(value)?,
         None => Default::default(),
     };
-    Ok((
-        AnswerRequest {
-            collection: body.collection,
-            question: question.to_string(),
-            history: Vec::new(),
-            k,
-            filter,
-            max_tokens: body.max_tokens,
-            temperature: body.temperature,
-        },
-        pages,
-    ))
+    let mut request = AnswerRequest::new(body.collection, question, k);
+    request.filter = filter;
+    request.max_tokens = body.max_tokens;
+    request.temperature = body.temperature;
+    Ok((request, pages))
 }
 
 pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
