@@ -123,20 +123,57 @@ async fn a_client_that_hangs_up_cancels_the_generation() {
     }
     drop(response);
 
-    app.wait_for_metric(r#"aurora_answers_total{outcome="cancelled"}"#, 1.0)
+    cancelled_at_least_once(&app).await;
+    wait_for_hang_ups(&llm, 1).await;
+    app.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_client_that_gives_up_waiting_cancels_the_generation() {
+    let llm = spawn_llm(ANSWER).await;
+    let app = app_over(&llm).await;
+    llm.log.script([Reply::Hang]);
+
+    let question = json!({"question": "How many hours a day do cats sleep?", "collection": "docs"});
+    let asked = app
+        .client
+        .post(app.url(Port::Core, "/v1/query"))
+        .json(&question)
+        .timeout(std::time::Duration::from_millis(500))
+        .send()
         .await;
+    assert!(
+        asked.is_err_and(|e| e.is_timeout()),
+        "the model never answers"
+    );
+
+    cancelled_at_least_once(&app).await;
+    wait_for_hang_ups(&llm, 1).await;
+    app.shutdown().await.expect("clean shutdown");
+}
+
+/// The cancel is counted (the series is process-wide: other tests may add to it).
+async fn cancelled_at_least_once(app: &TestApp) {
+    let series = r#"aurora_answers_total{outcome="cancelled"}"#;
     for _ in 0..500 {
-        if llm.log.hung_up.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+        if app.metric(series).await.is_some_and(|n| n >= 1.0) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{series} never counted");
+}
+
+/// The model's server saw Aurora hang up `expected` times (its own count, per test).
+async fn wait_for_hang_ups(llm: &LlmServer, expected: usize) {
+    let seen = || llm.log.hung_up.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..500 {
+        if seen() == expected {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        llm.log.hung_up.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "Aurora stopped reading the model's stream"
-    );
-    app.shutdown().await.expect("clean shutdown");
+    assert_eq!(seen(), expected, "Aurora stopped waiting for the model");
 }
 
 #[tokio::test]

@@ -32,7 +32,8 @@ pub enum Reply {
     Status(u16, Value, Option<&'static str>),
     /// This whole response body instead of the answer (streamed as one event).
     Body(Value),
-    /// Streams the first piece of the answer, then nothing until the client hangs up.
+    /// Streams the first piece of the answer (or, not streaming, nothing at all), then waits
+    /// for the client to hang up.
     Hang,
 }
 
@@ -139,6 +140,12 @@ fn sse(events: Vec<Event>, hang: Option<Arc<LlmLog>>) -> Response {
     warp::sse::reply(stream).into_response()
 }
 
+/// Never answers; counts the client giving up.
+async fn hang(log: Arc<LlmLog>) -> Response {
+    let _counted = HangUp(log);
+    std::future::pending().await
+}
+
 fn openai_chunk(delta: Value, finish: Option<&str>) -> Value {
     json!({
         "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
@@ -147,7 +154,12 @@ fn openai_chunk(delta: Value, finish: Option<&str>) -> Value {
     })
 }
 
-fn openai(log: Arc<LlmLog>, answer: &'static str, auth: Option<String>, body: Value) -> Response {
+async fn openai(
+    log: Arc<LlmLog>,
+    answer: &'static str,
+    auth: Option<String>,
+    body: Value,
+) -> Response {
     let reply = log.next("/v1/chat/completions".into(), body.clone());
     if auth.as_deref() != Some(&format!("Bearer {KEY}")) {
         return json_status(
@@ -205,11 +217,7 @@ fn openai(log: Arc<LlmLog>, answer: &'static str, auth: Option<String>, body: Va
             }
             sse(events, hang.then_some(log))
         }
-        (Reply::Hang, false) => json_status(
-            500,
-            &json!({"error": {"message": "hang needs a stream"}}),
-            None,
-        ),
+        (Reply::Hang, false) => hang(log).await,
     }
 }
 
@@ -227,7 +235,7 @@ fn gemini_response(text: &str, finish: Option<&str>, last: bool) -> Value {
     json!({"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-fake"})
 }
 
-fn gemini(
+async fn gemini(
     log: Arc<LlmLog>,
     answer: &'static str,
     method: String,
@@ -278,11 +286,7 @@ fn gemini(
                 .collect();
             sse(events, hang.then_some(log))
         }
-        (Reply::Hang, false) => json_status(
-            500,
-            &json!({"error": {"message": "hang needs a stream"}}),
-            None,
-        ),
+        (Reply::Hang, false) => hang(log).await,
     }
 }
 
@@ -294,7 +298,7 @@ pub async fn spawn_llm(answer: &'static str) -> LlmServer {
         .and(warp::post())
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::body::json())
-        .map(move |auth: Option<String>, body: Value| {
+        .then(move |auth: Option<String>, body: Value| {
             openai(openai_log.clone(), answer, auth, body)
         });
     let gemini_log = log.clone();
@@ -303,7 +307,7 @@ pub async fn spawn_llm(answer: &'static str) -> LlmServer {
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("x-goog-api-key"))
         .and(warp::body::json())
-        .map(
+        .then(
             move |method: String, query: String, key: Option<String>, body: Value| {
                 gemini(gemini_log.clone(), answer, method, query, key, body)
             },

@@ -123,9 +123,12 @@ pub(crate) fn ms(d: Duration) -> f64 {
 
 /// Answers a question from a collection, citing the chunks it used.
 #[utoipa::path(post, path = "/v1/query", tag = "answers", request_body = QueryBody, responses(
-    (status = 200, body = QueryAnswer),
+    (status = 200, body = QueryAnswer, description = "The answer; with `stream: true`, `text/event-stream` events `sources`, `token`, `citations`, `done` (or `error`)"),
     (status = 400, description = "Empty or long question, k out of range, bad URL", body = CoreErrorBody),
     (status = 404, description = "No such collection", body = CoreErrorBody),
+    (status = 422, description = "The model declined to answer (safety block, content filter)", body = CoreErrorBody),
+    (status = 429, description = "The LLM service is rate limiting; see Retry-After", body = CoreErrorBody),
+    (status = 502, description = "The LLM service failed", body = CoreErrorBody),
     (status = 503, description = "At capacity or restarting", body = CoreErrorBody)))]
 pub async fn query(state: AppState, body: QueryBody) -> Result<Response, Rejection> {
     let started = Instant::now();
