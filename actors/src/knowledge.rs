@@ -70,6 +70,24 @@ pub struct Document {
     pub crawl_id: Option<String>,
 }
 
+impl Document {
+    /// A scraped page as a document: its markdown, title and fetch time.
+    pub fn from_page(page: &crate::model::Page, crawl_id: Option<String>) -> Self {
+        Self {
+            url: page.url.to_string(),
+            title: page.title.clone(),
+            content: page.markdown.clone().unwrap_or_default(),
+            content_type: ContentType::Markdown,
+            fetched_at: page
+                .fetched_at
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs()),
+            crawl_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
     /// Documents stored (new or changed).

@@ -312,18 +312,7 @@ impl Handle {
                         url: page.url.to_string(),
                         error: None,
                     });
-                    documents.push(crate::knowledge::Document {
-                        url: page.url.to_string(),
-                        title: page.title.clone(),
-                        content: page.markdown.unwrap_or_default(),
-                        content_type: crate::knowledge::ContentType::Markdown,
-                        fetched_at: page
-                            .fetched_at
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .ok()
-                            .map(|d| d.as_secs()),
-                        crawl_id: None,
-                    });
+                    documents.push(crate::knowledge::Document::from_page(&page, None));
                 }
                 Err((url, error)) => report.push(DivePage {
                     url,

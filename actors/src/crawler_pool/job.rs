@@ -22,7 +22,7 @@ use super::store::{ErrorKind, JobError, JobKind, JobRecord, JobStatus, now_ms};
 use super::webhook::Notifier;
 use super::{JobSpec, Shared, SitemapMode};
 use crate::ingest::IngestRequest;
-use crate::knowledge::{ContentType, Document};
+use crate::knowledge::Document;
 use crate::model::Page;
 use crate::ports::FetchError;
 use crate::scraper::ScrapeError;
@@ -706,21 +706,10 @@ impl Feed {
     }
 
     async fn send(&mut self, page: &Page) {
-        let Some(markdown) = page.markdown.clone() else {
+        if page.markdown.is_none() {
             return;
-        };
-        let document = Document {
-            url: page.url.to_string(),
-            title: page.title.clone(),
-            content: markdown,
-            content_type: ContentType::Markdown,
-            fetched_at: page
-                .fetched_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs()),
-            crawl_id: Some(self.crawl_id.clone()),
-        };
+        }
+        let document = Document::from_page(page, Some(self.crawl_id.clone()));
         if self.tx.send(document).await.is_ok() {
             self.sent += 1;
         }

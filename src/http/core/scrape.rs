@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use aurora_actors::ingest::IngestRequest;
-use aurora_actors::knowledge::{ContentType, Document};
+use aurora_actors::knowledge::Document;
 use aurora_actors::model::{Formats, Page, ScrapeRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -233,18 +233,7 @@ async fn ingest_page(
             }],
         });
     }
-    let fetched_at = page
-        .fetched_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let document = Document {
-        url: page.url.to_string(),
-        title: page.title.clone(),
-        content: page.markdown.clone().unwrap_or_default(),
-        content_type: ContentType::Markdown,
-        fetched_at: Some(fetched_at),
-        crawl_id: None,
-    };
+    let document = Document::from_page(page, None);
     let request = IngestRequest {
         collection: target.collection,
         documents: vec![document],
