@@ -1,7 +1,8 @@
 //! The load generator behind `scripts/bench-query`.
 //!
-//!   loadgen embed MODEL_DIR QUESTIONS N_RESULTS   questions (one per line) → ChromaDB query bodies
-//!                                                 (JSON lines), embedded with the built-in MiniLM
+//!   loadgen embed minilm|static MODEL_DIR QUESTIONS N_RESULTS
+//!                                                 questions (one per line) → ChromaDB query bodies
+//!                                                 (JSON lines), embedded by the built-in model
 //!                                                 exactly as Aurora embeds a query
 //!   loadgen run URL BODIES CONCURRENCY [REQUESTS] POSTs the bodies (JSON lines, each once, in
 //!                                                 order) with CONCURRENCY in flight; prints JSON:
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aurora::adapters::local_model::MiniLm;
+use aurora::adapters::static_model::StaticModel;
 use aurora_actors::ports::{EmbedKind, Embedder};
 use serde_json::json;
 
@@ -27,19 +29,24 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["embed", model, questions, n] => embed(model, questions, n.parse()?).await,
+        ["embed", kind, model, questions, n] => embed(kind, model, questions, n.parse()?).await,
         ["run", url, bodies, concurrency] => run(url, bodies, concurrency.parse()?, None).await,
         ["run", url, bodies, concurrency, requests] => {
             run(url, bodies, concurrency.parse()?, Some(requests.parse()?)).await
         }
         _ => bail!(
-            "usage: loadgen embed MODEL_DIR QUESTIONS N_RESULTS | loadgen run URL BODIES CONCURRENCY [REQUESTS]"
+            "usage: loadgen embed minilm|static MODEL_DIR QUESTIONS N_RESULTS | loadgen run URL BODIES CONCURRENCY [REQUESTS]"
         ),
     }
 }
 
-async fn embed(model: &str, questions: &str, n_results: usize) -> anyhow::Result<()> {
-    let model = MiniLm::new(std::path::Path::new(model), 32).map_err(anyhow::Error::msg)?;
+async fn embed(kind: &str, dir: &str, questions: &str, n_results: usize) -> anyhow::Result<()> {
+    let dir = std::path::Path::new(dir);
+    let model: Box<dyn Embedder> = match kind {
+        "minilm" => Box::new(MiniLm::new(dir, 32).map_err(anyhow::Error::msg)?),
+        "static" => Box::new(StaticModel::load(dir).map_err(anyhow::Error::msg)?),
+        other => bail!("unknown embedder `{other}`: minilm or static"),
+    };
     let questions: Vec<String> = std::fs::read_to_string(questions)
         .context("reading the questions")?
         .lines()

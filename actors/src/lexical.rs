@@ -37,8 +37,13 @@ pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty() && word.len() <= 64)
         .map(str::to_lowercase)
-        .filter(|word| !STOPWORDS.contains(&word.as_str()))
+        .filter(|word| !is_stopword(word))
         .map(|word| STEMMER.stem(&word).into_owned())
+}
+
+/// Whether a (lower-case) word is too common to be a search term.
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.contains(&word)
 }
 
 /// FNV-1a: a stable 32-bit id per term (the same in every process and release).

@@ -629,10 +629,13 @@ impl VectorStore for ChromaStore {
                 return Ok(Vec::new());
             }
             // Candidates: chunks containing any query word (surface form or stem) as a word start.
+            // Stop words score nothing and would make nearly every chunk a candidate: Chroma
+            // scans with the pattern, and every candidate is sent over and scored here.
             let mut alternatives: Vec<String> = query
                 .split(|c: char| !c.is_alphanumeric())
                 .filter(|w| w.len() > 1)
                 .map(str::to_lowercase)
+                .filter(|w| !lexical::is_stopword(w))
                 .chain(lexical::terms(query))
                 .collect();
             alternatives.sort();
