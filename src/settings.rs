@@ -13,7 +13,9 @@ use aurora_actors::crawler_pool::scope::TrapBounds;
 use aurora_actors::crawler_pool::webhook::DeliveryConfig;
 use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
+use aurora_actors::ports::Quota;
 use aurora_actors::rag::AnswerConfig;
+use aurora_actors::session::{HashCost, Secret, SessionConfig, SigningKey};
 use aurora_actors::supervisor::RestartPolicy;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -55,6 +57,7 @@ pub struct Settings {
     pub answer: AnswerSettings,
     pub generator: GeneratorSettings,
     pub crawler: CrawlerSettings,
+    pub auth: AuthSettings,
     pub redis: RedisSettings,
     pub chroma: ChromaSettings,
 }
@@ -68,6 +71,9 @@ pub struct ServerSettings {
     pub body_limit_bytes: u64,
     pub shutdown_grace_secs: u64,
     pub header_read_timeout_secs: u64,
+    pub cors_origins: String,
+    pub trusted_proxies: String,
+    pub hsts_max_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,6 +291,42 @@ pub struct CrawlerSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub enabled: bool,
+    pub allow_unauthenticated_bind: bool,
+    pub admin_password: String,
+    pub jwt_secret: String,
+    pub jwt_algorithm: JwtAlgorithm,
+    pub jwt_private_key_file: PathBuf,
+    pub jwt_public_key_file: PathBuf,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_secs: u64,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub session_max_secs: u64,
+    pub min_password_chars: usize,
+    pub hash_memory_kib: u32,
+    pub hash_passes: u32,
+    pub workers: usize,
+    pub login_per_ip_per_minute: u32,
+    pub login_per_account_per_minute: u32,
+    pub lockout_failures: u32,
+    pub lockout_ip_failures: u32,
+    pub lockout_secs: u64,
+    pub requests_per_minute: u32,
+    pub metrics_token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    EdDSA,
+    RS256,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// Empty = the in-process state store.
     pub url: String,
@@ -302,7 +344,10 @@ pub struct ChromaSettings {
 }
 
 /// Keys whose values must come from the environment (a config file may be committed).
-const SECRETS: [&str; 4] = [
+const SECRETS: [&str; 7] = [
+    "auth.admin_password",
+    "auth.jwt_secret",
+    "auth.metrics_token",
     "generator.openai.api_key",
     "generator.gemini.api_key",
     "embedding.openai.api_key",
@@ -643,6 +688,74 @@ impl Settings {
             "must be non-empty, without spaces",
         )?;
         check_url(&self.chroma.url, "chroma.url", &["http", "https"])?;
+        AllowList::parse(&s.trusted_proxies).map_err(|reason| SettingsError::Invalid {
+            key: "server.trusted_proxies",
+            reason,
+        })?;
+        self.validate_auth()
+    }
+
+    fn validate_auth(&self) -> Result<(), SettingsError> {
+        let a = &self.auth;
+        let invalid = |key: &'static str, reason: &str| SettingsError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        if !a.enabled && !self.server.host.is_loopback() && !a.allow_unauthenticated_bind {
+            return Err(invalid(
+                "auth.enabled",
+                "authentication is off but server.host is not a loopback address: anyone on the network could use Aurora. Bind to 127.0.0.1, turn auth on, or set auth.allow_unauthenticated_bind = true",
+            ));
+        }
+        if !a.jwt_secret.is_empty() && a.jwt_secret.len() < 32 {
+            return Err(invalid("auth.jwt_secret", "must be at least 32 bytes"));
+        }
+        match a.jwt_algorithm {
+            JwtAlgorithm::HS256 => {}
+            JwtAlgorithm::EdDSA | JwtAlgorithm::RS256 => {
+                if a.jwt_private_key_file.as_os_str().is_empty()
+                    || a.jwt_public_key_file.as_os_str().is_empty()
+                {
+                    return Err(invalid(
+                        "auth.jwt_private_key_file",
+                        "EdDSA and RS256 need jwt_private_key_file and jwt_public_key_file (PEM)",
+                    ));
+                }
+            }
+        }
+        if a.issuer.is_empty() || a.audience.is_empty() {
+            return Err(invalid("auth.issuer", "issuer and audience must be set"));
+        }
+        if a.access_ttl_secs < 1 || a.refresh_ttl_secs < 1 || a.session_max_secs < 1 {
+            return Err(invalid(
+                "auth.access_ttl_secs",
+                "access_ttl_secs, refresh_ttl_secs and session_max_secs must be at least 1",
+            ));
+        }
+        if !(8..=4_194_304).contains(&a.hash_memory_kib) || a.hash_passes < 1 {
+            return Err(invalid(
+                "auth.hash_memory_kib",
+                "hash_memory_kib must be 8–4194304 and hash_passes at least 1",
+            ));
+        }
+        if !(1..=64).contains(&a.workers) {
+            return Err(invalid("auth.workers", "must be between 1 and 64"));
+        }
+        if a.login_per_ip_per_minute < 1
+            || a.login_per_account_per_minute < 1
+            || a.requests_per_minute < 1
+            || a.lockout_failures < 1
+            || a.lockout_ip_failures < 1
+            || a.lockout_secs < 1
+        {
+            return Err(invalid(
+                "auth.requests_per_minute",
+                "rate limits, lock-out thresholds and lockout_secs must be at least 1",
+            ));
+        }
+        if a.min_password_chars < 8 {
+            return Err(invalid("auth.min_password_chars", "must be at least 8"));
+        }
         Ok(())
     }
 
@@ -678,6 +791,7 @@ impl Settings {
                 lexical_weight: self.search.lexical_weight,
             },
             crawler: self.crawler_config(),
+            session: self.session_config(),
             answer: AnswerConfig {
                 min_relevance: self.answer.min_relevance,
                 candidates_per_source: self.answer.candidates_per_source,
@@ -696,6 +810,44 @@ impl Settings {
 }
 
 impl Settings {
+    /// The session settings. An EdDSA or RS256 key is read from its files by the composition
+    /// root (`startup::signing_key`); here only an HS256 secret is known.
+    fn session_config(&self) -> SessionConfig {
+        let a = &self.auth;
+        let per_minute = |limit: u32| Quota {
+            limit,
+            period: Duration::from_secs(60),
+        };
+        SessionConfig {
+            signing: (a.jwt_algorithm == JwtAlgorithm::HS256 && !a.jwt_secret.is_empty())
+                .then(|| SigningKey::Hs256(a.jwt_secret.as_bytes().to_vec())),
+            issuer: a.issuer.clone(),
+            audience: a.audience.clone(),
+            leeway: Duration::from_secs(a.leeway_secs),
+            access_ttl: Duration::from_secs(a.access_ttl_secs),
+            refresh_ttl: Duration::from_secs(a.refresh_ttl_secs),
+            session_max: Duration::from_secs(a.session_max_secs),
+            admin_password: Some(a.admin_password.clone())
+                .filter(|p| !p.is_empty())
+                .map(Secret),
+            hash_cost: HashCost {
+                memory_kib: a.hash_memory_kib,
+                passes: a.hash_passes,
+                lanes: 1,
+            },
+            min_password_chars: a.min_password_chars,
+            login_per_ip: per_minute(a.login_per_ip_per_minute),
+            login_per_account: per_minute(a.login_per_account_per_minute),
+            lockout_failures: a.lockout_failures,
+            lockout_ip_failures: a.lockout_ip_failures,
+            lockout_window: Duration::from_secs(a.lockout_secs),
+            api: per_minute(a.requests_per_minute),
+            workers: a.workers,
+            timeout: Duration::from_secs(30),
+            max_pending: 256,
+        }
+    }
+
     fn crawler_config(&self) -> CrawlerConfig {
         let c = &self.crawler;
         CrawlerConfig {

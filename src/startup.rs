@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::local::{EmbeddedStore, MemoryState};
+use aurora_actors::local::{EmbeddedStore, MemoryState, write_private};
 use aurora_actors::ports::{Embedder, Generator, HealthCheck, Ports, StateStore, VectorStore};
+use aurora_actors::session::{AuthError, SigningKey};
 use aurora_actors::supervisor::TreeExit;
 use aurora_actors::{Handles, Tree};
 use tokio::net::TcpListener;
@@ -23,9 +24,10 @@ use crate::adapters::redis::RedisState;
 use crate::adapters::remote::RetryPolicy;
 use crate::adapters::ssrf::AllowList;
 use crate::adapters::static_model::StaticModel;
+use crate::http::auth::{Cors, ErrorStyle, Gate, Route, parse_networks};
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
-use crate::settings::{EmbeddingProvider, GeneratorProvider, Settings};
+use crate::settings::{EmbeddingProvider, GeneratorProvider, JwtAlgorithm, Settings};
 use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,8 @@ pub struct Application {
     crawler_addr: SocketAddr,
     tree: Tree,
     state: AppState,
+    core_gate: Arc<Gate>,
+    crawler_gate: Arc<Gate>,
     grace: Duration,
     header_read_timeout: Duration,
 }
@@ -153,7 +157,16 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let fetcher = build_fetcher(settings)?;
     let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
     let state: Arc<dyn StateStore> = if settings.redis.url.is_empty() {
-        Arc::new(MemoryState::new())
+        // Accounts (users, keys, sessions) outlive a restart; caches do not.
+        let path = settings.data_dir.join("state").join("accounts.json");
+        Arc::new(
+            MemoryState::durable(&path, &aurora_actors::session::DURABLE_PREFIXES).map_err(
+                |e| StartupError::Config {
+                    key: "data_dir",
+                    reason: e.to_string(),
+                },
+            )?,
+        )
     } else {
         let redis = Arc::new(
             RedisState::connect(&settings.redis.url, &settings.redis.key_prefix).map_err(|e| {
@@ -193,13 +206,117 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         generator: build_generator(settings)?,
         health_checks,
     };
-    Ok(aurora_actors::spawn_tree(ports, settings.tree_config()).await?)
+    let mut config = settings.tree_config();
+    if let Some(key) = signing_key(settings)? {
+        config.session.signing = Some(key);
+    }
+    Ok(aurora_actors::spawn_tree(ports, config).await?)
+}
+
+/// The EdDSA or RS256 key pair `auth.jwt_*_key_file` name (HS256 needs no files).
+fn signing_key(settings: &Settings) -> Result<Option<SigningKey>, StartupError> {
+    let a = &settings.auth;
+    let read = |key: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| StartupError::Config {
+            key,
+            reason: format!("reading {}: {e}", path.display()),
+        })
+    };
+    let pair = || -> Result<(Vec<u8>, Vec<u8>), StartupError> {
+        Ok((
+            read("auth.jwt_private_key_file", &a.jwt_private_key_file)?,
+            read("auth.jwt_public_key_file", &a.jwt_public_key_file)?,
+        ))
+    };
+    Ok(match a.jwt_algorithm {
+        JwtAlgorithm::HS256 => None,
+        JwtAlgorithm::EdDSA => {
+            let (private_pem, public_pem) = pair()?;
+            Some(SigningKey::EdDsa {
+                private_pem,
+                public_pem,
+            })
+        }
+        JwtAlgorithm::RS256 => {
+            let (private_pem, public_pem) = pair()?;
+            Some(SigningKey::Rs256 {
+                private_pem,
+                public_pem,
+            })
+        }
+    })
+}
+
+/// Creates the first admin (and the signing keys) if they are not there yet. A generated
+/// password is printed once and written to `{data_dir}/admin-password`, readable by the owner
+/// only. A state store that is not up yet is not fatal: the keys are made on first use.
+async fn bootstrap_accounts(settings: &Settings, handles: &Handles) -> Result<(), StartupError> {
+    match handles.session().bootstrap().await {
+        Ok(Some(password)) => {
+            let path = settings.data_dir.join("admin-password");
+            write_private(&path, password.0.as_bytes()).map_err(|e| StartupError::Config {
+                key: "data_dir",
+                reason: format!("writing {}: {e}", path.display()),
+            })?;
+            // Deliberately not through tracing: log pipelines keep lines; this is shown once.
+            eprintln!(
+                "\nAurora created the user `admin` with a generated password:\n\n    {}\n\n\
+                 It is also in {} (mode 0600). Change it with POST /v1/auth/password.\n",
+                password.0,
+                path.display()
+            );
+            tracing::info!(target: "aurora::audit", event = "admin_bootstrap", file = %path.display(), "generated the admin password");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(AuthError::Config(reason)) => Err(StartupError::Config {
+            key: "auth.jwt_algorithm",
+            reason,
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "accounts not ready yet; retrying on first use");
+            Ok(())
+        }
+    }
+}
+
+/// The authentication gate of one listener.
+fn gate(
+    settings: &Settings,
+    handles: &Handles,
+    routes: &'static [Route],
+    style: ErrorStyle,
+) -> Result<Arc<Gate>, StartupError> {
+    let s = &settings.server;
+    Ok(Arc::new(Gate {
+        routes,
+        enabled: settings.auth.enabled,
+        session: handles.session(),
+        metrics_token: Some(settings.auth.metrics_token.clone()).filter(|t| !t.is_empty()),
+        cors: Cors::parse(&s.cors_origins),
+        trusted_proxies: parse_networks(&s.trusted_proxies).map_err(|reason| {
+            StartupError::Config {
+                key: "server.trusted_proxies",
+                reason,
+            }
+        })?,
+        hsts_max_age: (s.hsts_max_age_secs > 0).then_some(s.hsts_max_age_secs),
+        style,
+    }))
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let metrics = telemetry::metrics()?;
         let tree = spawn_engine(&settings).await?;
+        bootstrap_accounts(&settings, &tree.handles()).await?;
+        let core_gate = gate(&settings, &tree.handles(), core::ROUTES, ErrorStyle::Core)?;
+        let crawler_gate = gate(
+            &settings,
+            &tree.handles(),
+            crawler::ROUTES,
+            ErrorStyle::Firecrawl,
+        )?;
         let host = settings.server.host;
         let bind = |key: &'static str, port: u16| async move {
             let addr = SocketAddr::new(host, port);
@@ -246,6 +363,8 @@ impl Application {
             crawler_addr,
             tree,
             state,
+            core_gate,
+            crawler_gate,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_secs),
         })
@@ -283,12 +402,14 @@ impl Application {
             self.core,
             warp::service(core::routes(self.state.clone())),
             listener("core", core::ROUTES),
+            self.core_gate,
             stopped(stop_rx.clone()),
         ));
         let crawler = tokio::spawn(server::serve(
             self.crawler,
             warp::service(crawler::routes(self.state.clone())),
             listener("crawler", crawler::ROUTES),
+            self.crawler_gate,
             stopped(stop_rx),
         ));
         tracing::info!(

@@ -108,6 +108,10 @@ pub fn metrics() -> Result<PrometheusHandle, TelemetryError> {
 
 fn describe_metrics() {
     describe_counter!(
+        "aurora_auth_checks_total",
+        "Requests checked by the authentication gate, by port and outcome (ok, missing, invalid, expired, forbidden, throttled, error)."
+    );
+    describe_counter!(
         "aurora_http_requests_total",
         "HTTP requests answered, by port, route template, method and status."
     );

@@ -21,6 +21,7 @@ fn aurora() -> Command {
             concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
         )
         .env("AURORA_ENV", "test")
+        .env("AURORA__AUTH__ADMIN_PASSWORD", "test-admin-password")
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     command
@@ -137,6 +138,8 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let site = spawn_site().await;
     let mut server = aurora()
         .arg("serve")
+        // Loopback only (the test overlay), so running without authentication is allowed.
+        .env("AURORA__AUTH__ENABLED", "false")
         .env("AURORA__LOG__LEVEL", "info")
         .env("AURORA__LOG__FORMAT", "json")
         .stdout(Stdio::piped())

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! aurora root (supervisor::Supervisor: one-for-one, backoff, intensity → escalation)
+//! ├── session   ractor Factory of SessionWorker × auth.workers: logins (argon2), refresh,
+//! │             logout, users, API keys; the per-request token check runs in the caller
 //! ├── scraper   ractor Factory of ScraperWorker × scraper_workers: fetch → decode → extract
 //! ├── ingest    ractor Factory of IngestWorker × ingest_workers: clean → filter → chunk → embed → upsert
 //! ├── rag       ractor Factory of RagWorker × rag_workers: hybrid search (dense + BM25, RRF)
@@ -27,6 +29,7 @@ pub mod ports;
 pub mod rag;
 pub mod router;
 pub mod scraper;
+pub mod session;
 pub mod supervisor;
 
 #[cfg(feature = "fault-injection")]
@@ -58,6 +61,7 @@ pub struct TreeConfig {
     pub knowledge: KnowledgeConfig,
     pub answer: rag::AnswerConfig,
     pub crawler: crawler_pool::CrawlerConfig,
+    pub session: session::SessionConfig,
     /// Added to a request's own timeout to bound the whole call (queueing + extraction).
     pub call_margin: Duration,
     /// Bound on one ingest request (embedding is the slow part).
@@ -76,6 +80,7 @@ pub struct TreeConfig {
 #[derive(Debug)]
 pub struct Names {
     pub root: String,
+    pub session: String,
     pub router: String,
     pub scraper: String,
     pub ingest: String,
@@ -93,6 +98,7 @@ impl Names {
         );
         Self {
             root: format!("{ns}/root"),
+            session: format!("{ns}/session"),
             router: format!("{ns}/router"),
             scraper: format!("{ns}/scraper"),
             ingest: format!("{ns}/ingest"),
@@ -122,6 +128,7 @@ pub struct Handles {
     names: Arc<Names>,
     config: Arc<TreeConfig>,
     crawls: Arc<crawler_pool::Shared>,
+    session: session::Handle,
     health_checks: Arc<[Arc<dyn HealthCheck>]>,
 }
 
@@ -138,6 +145,10 @@ impl Handles {
         router_handle(&self.names, &self.config)
     }
 
+    pub fn session(&self) -> session::Handle {
+        self.session.clone()
+    }
+
     pub fn crawler(&self) -> crawler_pool::Handle {
         crawler_pool::Handle {
             names: self.names.clone(),
@@ -149,6 +160,7 @@ impl Handles {
     /// Whether every actor is running and every configured backend answers.
     pub async fn readiness(&self) -> Vec<Check> {
         let mut checks: Vec<Check> = [
+            ("actor:session", &self.names.session),
             ("actor:router", &self.names.router),
             ("actor:scraper", &self.names.scraper),
             ("actor:ingest", &self.names.ingest),
@@ -225,7 +237,7 @@ impl Tree {
         // Each child gets `shutdown_timeout`; the root waits for all of them plus a little.
         // Jobs first: they record that they were interrupted while the store is still there.
         self.handles.crawls.shut_down(self.shutdown_timeout).await;
-        let children = 5u32;
+        let children = 6u32;
         let bound = self.shutdown_timeout * (children + 1);
         let _ = self
             .root
@@ -263,7 +275,20 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
         ports.fetcher.clone(),
         router_handle,
     ));
+    let accounts = Arc::new(session::Accounts::new(
+        ports.state.clone(),
+        config.session.clone(),
+    ));
+    let session = session::Handle {
+        names: names.clone(),
+        accounts: accounts.clone(),
+        pending: Arc::new(tokio::sync::Semaphore::new(
+            config.session.max_pending.max(1),
+        )),
+        next_job: Arc::new(AtomicU64::new(0)),
+    };
     let children = vec![
+        session::child_spec(&names, accounts, config.session.workers),
         scraper::child_spec(names.clone(), ports.fetcher.clone(), config.scraper_workers),
         ingest::child_spec(&names, knowledge.clone(), config.ingest_workers),
         rag::child_spec(
@@ -295,6 +320,7 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
             health_checks: ports.health_checks.into(),
             config: config.clone(),
             crawls,
+            session,
         },
         root,
         join,

@@ -7,6 +7,22 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 /// Registers help texts (Prometheus `# HELP`). Idempotent.
 pub fn describe() {
     describe_counter!(
+        "aurora_auth_logins_total",
+        "Login attempts, by outcome (success, invalid, locked, throttled)."
+    );
+    describe_counter!(
+        "aurora_auth_refreshes_total",
+        "Refresh-token uses, by outcome (rotated, reused, invalid)."
+    );
+    describe_counter!(
+        "aurora_auth_password_checks_total",
+        "argon2 password verifications (an unknown user costs one too)."
+    );
+    describe_counter!(
+        "aurora_auth_rate_limited_total",
+        "Requests refused by a rate limit, by scope (api, login_ip, login_account)."
+    );
+    describe_counter!(
         "aurora_actor_restarts_total",
         "Restarts of supervised actors, by actor (router, scraper, ingest, rag and their workers)."
     );

@@ -141,6 +141,80 @@ pub trait StateStore: Send + Sync + 'static {
         key: &'a str,
         fields: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<i64>, StateError>>;
+
+    /// Replaces the value of `key` with `new` only if it holds exactly `expected` now
+    /// (atomically, across replicas); returns whether it did. A missing or expired key never
+    /// matches, so a record deleted meanwhile (a logout) is not brought back.
+    fn replace_if(
+        &self,
+        key: String,
+        expected: Vec<u8>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'_, Result<bool, StateError>>;
+
+    /// Adds `members` to the set `key` (an index: users, API keys).
+    fn set_add<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+
+    /// Removes `members` from the set `key`.
+    fn set_remove<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+
+    /// Every member of the set `key`, in no particular order.
+    fn set_members<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Vec<String>, StateError>>;
+
+    /// Adds `by` to the counter `key`; a counter starts at 0 when first touched and disappears
+    /// `window` later (a fixed window: failed logins). Returns the new value and the time left.
+    fn increment(
+        &self,
+        key: String,
+        by: i64,
+        window: Duration,
+    ) -> BoxFuture<'_, Result<(i64, Duration), StateError>>;
+
+    /// One rate-limit decision (GCRA): may `cost` more requests under `key` pass `quota`?
+    /// Refused requests use nothing up. Atomic across replicas.
+    fn throttle(
+        &self,
+        key: String,
+        quota: Quota,
+        cost: u32,
+    ) -> BoxFuture<'_, Result<Throttle, StateError>>;
+}
+
+/// At most `limit` requests per `period`, all of which may come at once (burst = limit); then
+/// one more every `period / limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quota {
+    pub limit: u32,
+    pub period: Duration,
+}
+
+impl Quota {
+    /// The time one request's share of the quota takes to come back.
+    pub fn interval(&self) -> Duration {
+        self.period / self.limit.max(1)
+    }
+}
+
+/// A rate-limit decision, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub allowed: bool,
+    pub limit: u32,
+    /// Requests that could still pass right now.
+    pub remaining: u32,
+    /// When refused: how long until this request would pass.
+    pub retry_after: Duration,
+    /// How long until the whole quota is available again.
+    pub reset_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,13 +1,71 @@
-//! Redis: the `StateStore` port (caches with TTL, counter sets) and its `/ready` probe.
+//! Redis: the `StateStore` port (caches with TTL, counter sets, sets, compare-and-swap, rate
+//! limits) and its `/ready` probe.
 //!
 //! One lazy `ConnectionManager` per process: Aurora starts even when Redis is down, reconnects on
-//! its own, and every call has a response timeout. Keys are `{prefix}:{logical key}`.
+//! its own, and every call has a response timeout. Keys are `{prefix}:{logical key}`. What must be
+//! one atomic step across replicas (compare-and-swap, a windowed counter, a GCRA decision) is one
+//! Lua script touching one key, so it also runs unchanged on Redis Cluster.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use aurora_actors::ports::{HealthCheck, StateError, StateStore};
+use aurora_actors::ports::{HealthCheck, Quota, StateError, StateStore, Throttle};
 use futures::future::BoxFuture;
+use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// `replace_if`: SET only when the current value is exactly the expected one.
+static REPLACE_IF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        if ARGV[3] == '' then
+            redis.call('SET', KEYS[1], ARGV[2])
+        else
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+        end
+        return 1",
+    )
+});
+
+/// `increment`: a counter whose window starts with its first increment.
+static INCREMENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+        local left = redis.call('PTTL', KEYS[1])
+        if left < 0 then
+            redis.call('PEXPIRE', KEYS[1], ARGV[2])
+            left = tonumber(ARGV[2])
+        end
+        return {value, left}",
+    )
+});
+
+/// GCRA (the generic cell rate algorithm), as governor does it in process. The key holds the
+/// theoretical arrival time (TAT) in microseconds of Redis' clock, so replicas with skewed
+/// clocks still agree. ARGV: emission interval (µs), limit (burst), cost.
+/// Returns {allowed, remaining, retry_after_us, reset_after_us}.
+static GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+        local interval = tonumber(ARGV[1])
+        local limit = tonumber(ARGV[2])
+        local cost = tonumber(ARGV[3])
+        local tolerance = interval * limit
+        local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+        if tat < now then tat = now end
+        local new_tat = tat + interval * cost
+        local slack = now - (new_tat - tolerance)
+        if slack < 0 then
+            return {0, 0, -slack, tat - now}
+        end
+        redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+        return {1, math.floor(slack / interval), 0, new_tat - now}",
+    )
+});
 
 pub struct RedisState {
     connection: ConnectionManager,
@@ -184,6 +242,124 @@ impl StateStore for RedisState {
                 .await
                 .map_err(|e| self.error(e))?;
             Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
+        })
+    }
+
+    fn replace_if(
+        &self,
+        key: String,
+        expected: Vec<u8>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'_, Result<bool, StateError>> {
+        Box::pin(async move {
+            let ttl = ttl.map_or(String::new(), |t| (t.as_millis().max(1) as u64).to_string());
+            let mut connection = self.connection.clone();
+            let replaced: i64 = REPLACE_IF
+                .key(self.key(&key))
+                .arg(expected)
+                .arg(new)
+                .arg(ttl)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(replaced == 1)
+        })
+    }
+
+    fn set_add<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            if members.is_empty() {
+                return Ok(());
+            }
+            let mut connection = self.connection.clone();
+            redis::cmd("SADD")
+                .arg(self.key(key))
+                .arg(members)
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(|e| self.error(e))
+        })
+    }
+
+    fn set_remove<'a>(
+        &'a self,
+        key: &'a str,
+        members: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            if members.is_empty() {
+                return Ok(());
+            }
+            let mut connection = self.connection.clone();
+            redis::cmd("SREM")
+                .arg(self.key(key))
+                .arg(members)
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(|e| self.error(e))
+        })
+    }
+
+    fn set_members<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Vec<String>, StateError>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            redis::cmd("SMEMBERS")
+                .arg(self.key(key))
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.error(e))
+        })
+    }
+
+    fn increment(
+        &self,
+        key: String,
+        by: i64,
+        window: Duration,
+    ) -> BoxFuture<'_, Result<(i64, Duration), StateError>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let (value, left_ms): (i64, i64) = INCREMENT
+                .key(self.key(&key))
+                .arg(by)
+                .arg(window.as_millis().max(1) as u64)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok((value, Duration::from_millis(left_ms.max(0) as u64)))
+        })
+    }
+
+    fn throttle(
+        &self,
+        key: String,
+        quota: Quota,
+        cost: u32,
+    ) -> BoxFuture<'_, Result<Throttle, StateError>> {
+        Box::pin(async move {
+            let interval = (quota.interval().as_micros() as u64).max(1);
+            let mut connection = self.connection.clone();
+            let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) = GCRA
+                .key(self.key(&key))
+                .arg(interval)
+                .arg(quota.limit.max(1))
+                .arg(cost.max(1))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| self.error(e))?;
+            let micros = |us: i64| Duration::from_micros(us.max(0) as u64);
+            Ok(Throttle {
+                allowed: allowed == 1,
+                limit: quota.limit,
+                remaining: remaining.clamp(0, i64::from(quota.limit)) as u32,
+                retry_after: micros(retry_us),
+                reset_after: micros(reset_us),
+            })
         })
     }
 }

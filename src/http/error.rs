@@ -7,6 +7,7 @@ use std::time::Duration;
 use aurora_actors::knowledge::KnowledgeError;
 use aurora_actors::ports::{EmbedError, FetchError, StoreError};
 use aurora_actors::scraper::ScrapeError;
+use aurora_actors::session::AuthError;
 use serde::Serialize;
 use utoipa::ToSchema;
 use warp::http::{HeaderValue, StatusCode, header};
@@ -53,6 +54,23 @@ pub enum ApiError {
     UpstreamRateLimited {
         message: String,
         retry_after: Option<Duration>,
+    },
+    /// No credentials, or ones that do not hold (bad, expired or revoked token, unknown key).
+    #[error("{message}")]
+    Unauthorized {
+        message: String,
+        /// A credential was sent (RFC 6750: then `error="invalid_token"`).
+        presented: bool,
+    },
+    /// Authenticated, but the role is too small.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Aurora's own rate limit or login lock-out; come back after the delay.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        code: &'static str,
+        retry_after: Duration,
     },
     /// The client went away; nobody reads this answer (logged as nginx's 499).
     #[error("the client closed the request")]
@@ -133,6 +151,13 @@ impl ApiError {
                 "rate_limit_error",
                 "upstream_rate_limited",
             ),
+            Unauthorized { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "unauthorized",
+            ),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
+            RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code),
             ClientClosed => (
                 StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
                 "invalid_request_error",
@@ -187,8 +212,28 @@ impl ApiError {
                 // Whole seconds, rounded up, so a client never comes back too early.
                 Some(retry_after.map_or(RETRY_AFTER_SECS, |d| d.as_secs_f64().ceil() as u64))
             }
+            ApiError::RateLimited { retry_after, .. } => {
+                Some((retry_after.as_secs_f64().ceil() as u64).max(1))
+            }
             _ => None,
         };
+        if let ApiError::Unauthorized { presented, .. } = self {
+            let challenge = match presented {
+                true => "Bearer realm=\"aurora\", error=\"invalid_token\"",
+                false => "Bearer realm=\"aurora\"",
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if matches!(self, ApiError::Unauthorized { .. }) || response.status().is_success() {
+            // Tokens and keys must not sit in a shared cache.
+            response
+                .headers_mut()
+                .entry(header::CACHE_CONTROL)
+                .or_insert(HeaderValue::from_static("no-store"));
+        }
         if let Some(secs) = retry_after {
             response
                 .headers_mut()
@@ -277,6 +322,42 @@ impl From<KnowledgeError> for ApiError {
             KnowledgeError::Overloaded => ApiError::Overloaded(message),
             KnowledgeError::Unavailable(_) => ApiError::Unavailable(message),
             KnowledgeError::DeadlineExceeded(_) => ApiError::GatewayTimeout(message),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let message = error.to_string();
+        let unauthorized = |presented| ApiError::Unauthorized {
+            message: message.clone(),
+            presented,
+        };
+        match error {
+            AuthError::MissingCredentials => unauthorized(false),
+            AuthError::InvalidToken(_)
+            | AuthError::TokenExpired
+            | AuthError::InvalidApiKey
+            | AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken
+            | AuthError::RefreshReused => unauthorized(true),
+            AuthError::Forbidden { .. } => ApiError::Forbidden(message),
+            AuthError::Locked { retry_after } => ApiError::RateLimited {
+                message,
+                code: "login_locked",
+                retry_after,
+            },
+            AuthError::RateLimited(throttle) => ApiError::RateLimited {
+                message,
+                code: "rate_limited",
+                retry_after: throttle.retry_after,
+            },
+            AuthError::NotFound(_) => ApiError::ResourceNotFound(message),
+            AuthError::Conflict(_) => ApiError::Conflict(message),
+            AuthError::Invalid(_) => ApiError::InvalidRequest(message),
+            AuthError::Overloaded => ApiError::Overloaded(message),
+            AuthError::Unavailable(_) => ApiError::Unavailable(message),
+            AuthError::Config(_) | AuthError::Internal(_) => ApiError::Internal(message),
         }
     }
 }

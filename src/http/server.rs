@@ -3,7 +3,9 @@
 //! - an `x-request-id` (the client's when it sends a sane one, a fresh UUID otherwise), put on
 //!   the request for the handlers and on the response for the client;
 //! - a tracing span carrying that id, so every log line of the request (actors included) has it;
-//! - the HTTP metrics, labelled by route *template* so label values stay bounded.
+//! - the HTTP metrics, labelled by route *template* so label values stay bounded;
+//! - the authentication gate (`http::auth`): who may call the route, rate limits, and the
+//!   security headers on every answer.
 //!
 //! On shutdown it stops accepting, lets in-flight requests finish within the grace period, and
 //! then cuts what is left.
@@ -11,6 +13,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -20,8 +23,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower_service::Service;
 use tracing::Instrument;
+use warp::http::header::ORIGIN;
 use warp::http::{HeaderValue, Request};
 use warp::reply::Response;
+
+use super::auth::{Admission, Gate, Route};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -34,8 +40,8 @@ pub struct ClientAddr(pub SocketAddr);
 pub struct ListenerConfig {
     /// Metric label and log field: "core" or "crawler".
     pub port: &'static str,
-    /// Route templates (`/v1/crawl/{id}`) used as the bounded `route` label.
-    pub routes: &'static [&'static str],
+    /// The route table: templates (`/v1/crawl/{id}`) are the bounded `route` label.
+    pub routes: &'static [Route],
     pub grace: Duration,
     pub header_read_timeout: Duration,
 }
@@ -44,6 +50,7 @@ pub async fn serve<S>(
     listener: TcpListener,
     service: S,
     config: ListenerConfig,
+    gate: Arc<Gate>,
     shutdown: impl Future<Output = ()>,
 ) where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -67,9 +74,16 @@ pub async fn serve<S>(
         let _ = stream.set_nodelay(true);
         let connection_service = service.clone();
         let watcher = graceful.watcher();
+        let gate = gate.clone();
         tokio::spawn(async move {
             let handler = hyper::service::service_fn(move |request| {
-                handle(connection_service.clone(), request, peer, config)
+                handle(
+                    connection_service.clone(),
+                    request,
+                    peer,
+                    config,
+                    gate.clone(),
+                )
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -104,6 +118,7 @@ async fn handle<S>(
     mut request: Request<Incoming>,
     peer: SocketAddr,
     config: ListenerConfig,
+    gate: Arc<Gate>,
 ) -> Result<Response, Infallible>
 where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible>,
@@ -131,7 +146,20 @@ where
     );
     let _in_flight = InFlight::enter(config.port);
     let started = Instant::now();
-    let Ok(mut response) = service.call(request).instrument(span.clone()).await;
+    let origin = request.headers().get(ORIGIN).cloned();
+    let client = gate.client_ip(peer.ip(), request.headers());
+    let admission = gate
+        .admit(&mut request, client)
+        .instrument(span.clone())
+        .await;
+    let (mut response, throttle) = match admission {
+        Admission::Pass(throttle) => {
+            let Ok(response) = service.call(request).instrument(span.clone()).await;
+            (response, throttle)
+        }
+        Admission::Refuse(response) => (response, None),
+    };
+    gate.finish(&mut response, origin.as_ref(), throttle);
     response.headers_mut().insert(REQUEST_ID, request_id);
 
     let elapsed = started.elapsed();
@@ -196,11 +224,11 @@ fn method_label(method: &warp::http::Method) -> &'static str {
 }
 
 /// The template in `routes` that `path` matches (`{…}` matches one segment), else "unmatched".
-pub fn route_label(routes: &'static [&'static str], path: &str) -> &'static str {
+pub fn route_label(routes: &'static [Route], path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     routes
         .iter()
-        .copied()
+        .map(|route| route.path)
         .find(|template| {
             let parts: Vec<&str> = template.split('/').collect();
             parts.len() == segments.len()
@@ -218,7 +246,12 @@ mod tests {
 
     #[test]
     fn route_labels_are_templates() {
-        const ROUTES: &[&str] = &["/health", "/v1/crawl/{id}", "/v1/crawl/{id}/errors"];
+        use crate::http::auth::{Access, route};
+        const ROUTES: &[Route] = &[
+            route("GET", "/health", Access::Public),
+            route("GET", "/v1/crawl/{id}", Access::Public),
+            route("GET", "/v1/crawl/{id}/errors", Access::Public),
+        ];
         assert_eq!(route_label(ROUTES, "/health"), "/health");
         assert_eq!(route_label(ROUTES, "/v1/crawl/abc"), "/v1/crawl/{id}");
         assert_eq!(

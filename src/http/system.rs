@@ -8,8 +8,6 @@ use warp::{Filter, Rejection, Reply};
 
 use super::{AppState, with_state};
 
-pub const ROUTES: &[&str] = &["/health", "/ready", "/metrics", "/openapi.json"];
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always "ok" while the process serves requests.

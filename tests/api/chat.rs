@@ -3,19 +3,24 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Port, TestApp, service_url, spawn_app};
+use aurora_actors::session::Role;
+
+use crate::common::{Port, TestApp, create_key, service_url, spawn_app};
 use crate::knowledge::{ROOT, corpus, ingest_ok};
 
-/// Runs `script` with the venv's Python; the core API's base URL is `sys.argv[1]`. Returns the
-/// JSON the script prints. On a thread of its own: the app under test shares this runtime.
+/// Runs `script` with the venv's Python; the core API's base URL is `sys.argv[1]` and a reader's
+/// API key `sys.argv[2]` (how an OpenAI client authenticates). Returns the JSON the script
+/// prints. On a thread of its own: the app under test shares this runtime.
 async fn python(app: &TestApp, script: &'static str) -> Value {
     let python = service_url("AURORA_TEST_PYTHON");
     let base = format!("{}/v1", app.core);
+    let key = create_key(&app.handles, "openai-client", Role::Reader).await;
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg("-c")
             .arg(script)
             .arg(base)
+            .arg(key)
             .output()
     })
     .await
@@ -32,7 +37,7 @@ async fn python(app: &TestApp, script: &'static str) -> Value {
 const CLIENT: &str = r#"
 import json, sys
 from openai import OpenAI
-client = OpenAI(base_url=sys.argv[1], api_key="unused")
+client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2])
 question = [{"role": "system", "content": "Answer briefly."},
             {"role": "user", "content": "Tell me about cats."},
             {"role": "assistant", "content": "Cats are small pets."},

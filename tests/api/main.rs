@@ -4,6 +4,7 @@
 mod common;
 
 mod answers;
+mod auth;
 mod backends;
 mod bad_input;
 mod chat;

@@ -13,8 +13,12 @@ use std::time::Duration;
 use aurora::settings::Settings;
 use aurora::startup::{Application, RunError};
 use aurora_actors::Handles;
+use aurora_actors::session::{Principal, Role, SessionAnswer, SessionOp};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The bootstrap admin's password in tests.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 /// Which listener a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +32,12 @@ pub struct TestApp {
     pub data: std::sync::Arc<tempfile::TempDir>,
     pub core: String,
     pub crawler: String,
+    /// Sends an admin API key with every request (what most tests need).
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
+    /// The admin API key `client` sends.
+    pub admin_key: String,
     pub handles: Handles,
     stop: Option<oneshot::Sender<()>>,
     running: JoinHandle<Result<(), RunError>>,
@@ -39,7 +48,9 @@ pub struct TestApp {
 pub fn test_settings() -> Settings {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let figment = Settings::figment(&dir, Some("test")).expect("test config exists");
-    Settings::from_figment(figment).expect("test config is valid")
+    let mut settings = Settings::from_figment(figment).expect("test config is valid");
+    settings.auth.admin_password = ADMIN_PASSWORD.to_string();
+    settings
 }
 
 /// The URL of a service `scripts/test` started (Redis, ChromaDB).
@@ -78,17 +89,56 @@ pub async fn spawn_app_in(
     let running = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
+    // With the state store down (tests of outages) no key can be made; public routes still work.
+    let admin_key = try_create_key(&handles, "test-admin", Role::Admin)
+        .await
+        .unwrap_or_else(|| "aur_unavailable".to_string());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {admin_key}").parse().expect("header value"),
+    );
     TestApp {
         data,
         core,
         crawler,
         client: reqwest::Client::builder()
             .no_proxy()
+            .default_headers(headers)
             .build()
             .expect("test client"),
+        anonymous: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("test client"),
+        admin_key,
         handles,
         stop: Some(stop),
         running,
+    }
+}
+
+/// An API key with `role`, made directly through the session pool (as an admin would).
+pub async fn create_key(handles: &Handles, name: &str, role: Role) -> String {
+    try_create_key(handles, name, role)
+        .await
+        .expect("API key created")
+}
+
+async fn try_create_key(handles: &Handles, name: &str, role: Role) -> Option<String> {
+    let answer = handles
+        .session()
+        .run(SessionOp::CreateKey {
+            name: name.to_string(),
+            role,
+            expires_in: None,
+            by: Principal::open(),
+        })
+        .await
+        .ok()?;
+    match answer {
+        SessionAnswer::KeyCreated(created) => Some(created.key),
+        other => panic!("unexpected answer {other:?}"),
     }
 }
 

@@ -233,3 +233,123 @@ async fn redis_down_is_reported_as_unavailable() {
         "{err:?}"
     );
 }
+
+both!(replace_if_swaps_only_the_expected_value);
+async fn replace_if_swaps_only_the_expected_value(store: Arc<dyn StateStore>) {
+    let key = "cas".to_string();
+    // A missing key never matches: a deleted record is not brought back.
+    assert!(
+        !store
+            .replace_if(key.clone(), b"a".to_vec(), b"b".to_vec(), None)
+            .await
+            .unwrap()
+    );
+    store
+        .set_many(vec![(key.clone(), b"a".to_vec())], None)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .replace_if(key.clone(), b"other".to_vec(), b"b".to_vec(), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_if(
+                key.clone(),
+                b"a".to_vec(),
+                b"b".to_vec(),
+                Some(Duration::from_millis(150))
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_many(std::slice::from_ref(&key)).await.unwrap(),
+        vec![Some(b"b".to_vec())]
+    );
+    // Concurrent swaps from the same value: exactly one wins.
+    let racers = (0..8).map(|i| {
+        let store = store.clone();
+        let key = key.clone();
+        async move {
+            store
+                .replace_if(key, b"b".to_vec(), vec![i], None)
+                .await
+                .unwrap()
+        }
+    });
+    let wins = futures::future::join_all(racers).await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1);
+}
+
+both!(sets_add_remove_and_list_members);
+async fn sets_add_remove_and_list_members(store: Arc<dyn StateStore>) {
+    store.set_add("s", &keys(&["a", "b", "a"])).await.unwrap();
+    store.set_add("s", &keys(&["c"])).await.unwrap();
+    store
+        .set_remove("s", &keys(&["b", "missing"]))
+        .await
+        .unwrap();
+    let mut members = store.set_members("s").await.unwrap();
+    members.sort();
+    assert_eq!(members, keys(&["a", "c"]));
+    assert!(store.set_members("nothing").await.unwrap().is_empty());
+    store.set_add("s", &[]).await.unwrap();
+}
+
+both!(counters_count_within_their_window);
+async fn counters_count_within_their_window(store: Arc<dyn StateStore>) {
+    let window = Duration::from_millis(300);
+    assert_eq!(store.increment("f".into(), 0, window).await.unwrap().0, 0);
+    assert_eq!(store.increment("f".into(), 1, window).await.unwrap().0, 1);
+    let (value, left) = store.increment("f".into(), 2, window).await.unwrap();
+    assert_eq!(value, 3);
+    // The window started with the first touch; later increments do not extend it.
+    assert!(left <= window, "{left:?}");
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    assert_eq!(store.increment("f".into(), 1, window).await.unwrap().0, 1);
+}
+
+both!(throttle_is_gcra_with_a_burst_of_the_limit);
+async fn throttle_is_gcra_with_a_burst_of_the_limit(store: Arc<dyn StateStore>) {
+    use aurora_actors::ports::Quota;
+    let quota = Quota {
+        limit: 3,
+        period: Duration::from_secs(60),
+    };
+    for remaining in [2, 1, 0] {
+        let t = store.throttle("rl".into(), quota, 1).await.unwrap();
+        assert!(t.allowed);
+        assert_eq!((t.limit, t.remaining), (3, remaining));
+    }
+    let refused = store.throttle("rl".into(), quota, 1).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.remaining, 0);
+    // One request's share comes back after period / limit = 20 s.
+    assert!(
+        refused.retry_after > Duration::from_secs(19)
+            && refused.retry_after <= Duration::from_secs(20),
+        "{:?}",
+        refused.retry_after
+    );
+    assert!(refused.reset_after >= refused.retry_after);
+    // Other keys and other quotas are independent.
+    assert!(
+        store
+            .throttle("rl2".into(), quota, 1)
+            .await
+            .unwrap()
+            .allowed
+    );
+    // A fast quota refills: 2 per 200 ms.
+    let fast = Quota {
+        limit: 2,
+        period: Duration::from_millis(200),
+    };
+    assert!(store.throttle("f".into(), fast, 2).await.unwrap().allowed);
+    assert!(!store.throttle("f".into(), fast, 1).await.unwrap().allowed);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(store.throttle("f".into(), fast, 1).await.unwrap().allowed);
+}

@@ -9,5 +9,5 @@ mod vectors;
 
 pub use embedder::HashingEmbedder;
 pub use fetcher::StaticSite;
-pub use state::MemoryState;
+pub use state::{MemoryState, write_private};
 pub use vectors::EmbeddedStore;

@@ -1,5 +1,6 @@
 //! :8080, the core API: snake_case JSON, OpenAI-style errors. Routes, one file per resource.
 
+pub mod auth;
 pub mod collections;
 pub mod openai;
 pub mod query;
@@ -13,35 +14,59 @@ use utoipa::OpenApi;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::auth::{ADMIN, Access, EDITOR, READER, Route, route};
 use super::error::{ApiError, CoreError, CoreErrorBody};
 use super::{AppState, system};
 
-/// Route templates served on this port (metric labels; the OpenAPI test checks them all).
-pub const ROUTES: &[&str] = &[
-    "/health",
-    "/ready",
-    "/metrics",
-    "/openapi.json",
-    "/v1/scrape",
-    "/v1/collections",
-    "/v1/collections/{name}",
-    "/v1/collections/{name}/documents",
-    "/v1/search",
-    "/v1/query",
-    "/v1/chat/completions",
-    "/v1/models",
+/// Every route of this port and who may call it. The gate refuses what is not here, the
+/// metrics label routes by these templates, and tests call each one without credentials and
+/// with too small a role.
+pub const ROUTES: &[Route] = &[
+    route("GET", "/health", Access::Public),
+    route("GET", "/ready", Access::Public),
+    route("GET", "/metrics", Access::Metrics),
+    route("GET", "/openapi.json", READER),
+    route("POST", "/v1/auth/login", Access::Public),
+    route("POST", "/v1/auth/refresh", Access::Public),
+    route("POST", "/v1/auth/logout", READER),
+    route("GET", "/v1/auth/me", READER),
+    route("POST", "/v1/auth/password", READER),
+    route("GET", "/v1/auth/users", ADMIN),
+    route("POST", "/v1/auth/users", ADMIN),
+    route("PATCH", "/v1/auth/users/{username}", ADMIN),
+    route("DELETE", "/v1/auth/users/{username}", ADMIN),
+    route("GET", "/v1/auth/keys", ADMIN),
+    route("POST", "/v1/auth/keys", ADMIN),
+    route("DELETE", "/v1/auth/keys/{id}", ADMIN),
+    route("POST", "/v1/scrape", EDITOR),
+    route("GET", "/v1/collections", READER),
+    route("POST", "/v1/collections", EDITOR),
+    route("DELETE", "/v1/collections/{name}", EDITOR),
+    route("POST", "/v1/collections/{name}/documents", EDITOR),
+    route("POST", "/v1/search", READER),
+    route("POST", "/v1/query", READER),
+    route("POST", "/v1/chat/completions", READER),
+    route("GET", "/v1/models", READER),
 ];
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Aurora core API",
-        description = "Knowledge search, cited answers and on-demand (deep-dive) scraping."
+        description = "Knowledge search, cited answers and on-demand (deep-dive) scraping. Every route but /health, /ready, /v1/auth/login and /v1/auth/refresh needs `Authorization: Bearer <access token or API key>`."
     ),
-    paths(system::health, system::ready, system::metrics, scrape::scrape, collections::list,
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    paths(system::health, system::ready, system::metrics, auth::login, auth::refresh,
+        auth::logout, auth::me, auth::password, auth::list_users, auth::create_user,
+        auth::update_user, auth::delete_user, auth::list_keys, auth::create_key, auth::revoke_key,
+        scrape::scrape, collections::list,
         collections::create, collections::delete, collections::ingest, search::search,
         query::query, openai::chat, openai::models),
     components(schemas(CoreErrorBody, CoreError, system::Health, system::Readiness,
+        auth::LoginBody, auth::RefreshBody, auth::PasswordBody, auth::Tokens, auth::Me,
+        auth::NewUser, auth::UserPatch, auth::User, auth::UserList, auth::NewKey, auth::ApiKey,
+        auth::CreatedKey, auth::KeyList,
         system::ReadinessCheck, scrape::ScrapeBody, scrape::Format, scrape::ScrapedPage,
         scrape::Timings, scrape::IngestTarget, collections::Collection,
         collections::CollectionList, collections::NewCollection, collections::Deleted,
@@ -51,6 +76,7 @@ pub const ROUTES: &[&str] = &[
         query::CitationBody, query::UsageBody, query::QueryTimings, query::DivePageBody,
         openai::ChatRequest, openai::ChatMessage, openai::ModelList, openai::ModelCard)),
     tags((name = "system", description = "Health, readiness, metrics"),
+        (name = "auth", description = "Login, tokens, users and API keys"),
         (name = "scrape", description = "Deep-dive scraping of one page"),
         (name = "collections", description = "Collections and document ingestion"),
         (name = "search", description = "Hybrid search over a collection"),
@@ -58,10 +84,26 @@ pub const ROUTES: &[&str] = &[
 )]
 pub struct CoreApi;
 
+/// Declares the bearer scheme (access tokens and API keys alike).
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 static OPENAPI: LazyLock<String> = LazyLock::new(|| system::openapi_json(CoreApi::openapi()));
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     system::routes(state.clone(), OPENAPI.as_str())
+        .or(auth::routes(state.clone()))
+        .unify()
         .or(scrape::route(state.clone()))
         .unify()
         .or(collections::routes(state.clone()))

@@ -13,39 +13,48 @@ use utoipa::OpenApi;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::auth::{Access, EDITOR, Route, route};
+use super::core::BearerAuth;
 use super::error::{ApiError, FirecrawlErrorBody};
 use super::{AppState, system};
 
-/// Route templates served on this port (metric labels; the OpenAPI test checks them all).
-pub const ROUTES: &[&str] = &[
-    "/health",
-    "/ready",
-    "/metrics",
-    "/openapi.json",
-    "/v1/scrape",
-    "/v1/crawl",
-    "/v1/crawl/{id}",
-    "/v1/crawl/{id}/errors",
-    "/v1/batch/scrape",
-    "/v1/batch/scrape/{id}",
-    "/v1/batch/scrape/{id}/errors",
-    "/v1/map",
-    "/v2/scrape",
-    "/v2/crawl",
-    "/v2/crawl/{id}",
-    "/v2/crawl/{id}/errors",
-    "/v2/batch/scrape",
-    "/v2/batch/scrape/{id}",
-    "/v2/batch/scrape/{id}/errors",
-    "/v2/map",
+/// Every route of this port and who may call it (crawling is the editor's work). The gate
+/// refuses what is not here; tests call each one without credentials and with too small a role.
+pub const ROUTES: &[Route] = &[
+    route("GET", "/health", Access::Public),
+    route("GET", "/ready", Access::Public),
+    route("GET", "/metrics", Access::Metrics),
+    route("GET", "/openapi.json", EDITOR),
+    route("POST", "/v1/scrape", EDITOR),
+    route("POST", "/v1/crawl", EDITOR),
+    route("GET", "/v1/crawl/{id}", EDITOR),
+    route("DELETE", "/v1/crawl/{id}", EDITOR),
+    route("GET", "/v1/crawl/{id}/errors", EDITOR),
+    route("POST", "/v1/batch/scrape", EDITOR),
+    route("GET", "/v1/batch/scrape/{id}", EDITOR),
+    route("DELETE", "/v1/batch/scrape/{id}", EDITOR),
+    route("GET", "/v1/batch/scrape/{id}/errors", EDITOR),
+    route("POST", "/v1/map", EDITOR),
+    route("POST", "/v2/scrape", EDITOR),
+    route("POST", "/v2/crawl", EDITOR),
+    route("GET", "/v2/crawl/{id}", EDITOR),
+    route("DELETE", "/v2/crawl/{id}", EDITOR),
+    route("GET", "/v2/crawl/{id}/errors", EDITOR),
+    route("POST", "/v2/batch/scrape", EDITOR),
+    route("GET", "/v2/batch/scrape/{id}", EDITOR),
+    route("DELETE", "/v2/batch/scrape/{id}", EDITOR),
+    route("GET", "/v2/batch/scrape/{id}/errors", EDITOR),
+    route("POST", "/v2/map", EDITOR),
 ];
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Aurora crawler API",
-        description = "Scrape, crawl and map, compatible with Firecrawl's v1 REST API."
+        description = "Scrape, crawl and map, compatible with Firecrawl's v1 REST API. Every route but /health and /ready needs `Authorization: Bearer <API key or access token>` with the editor role."
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     paths(system::health, system::ready, system::metrics, firecrawl_v1::scrape,
         crawl_v1::start, crawl_v1::status, crawl_v1::cancel, crawl_v1::errors,
         crawl_v1::batch_status, crawl_v1::batch_cancel, crawl_v1::batch_errors,

@@ -1,0 +1,454 @@
+//! The gate every request passes before routing, on both ports: the route table (who may call
+//! what), authentication (access token or API key, checked against the state store each time),
+//! the per-caller rate limit, and what every response carries (security headers, CORS,
+//! `RateLimit-*`). It runs in the listener (`server::handle`), not in the warp filters, so no
+//! route can be served without it: a route missing from the table is refused.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aurora_actors::ports::Throttle;
+use aurora_actors::session::{self, AuthError, Principal, Role};
+use ipnet::IpNet;
+use warp::Reply;
+use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use warp::http::{Method, Request, StatusCode};
+use warp::reply::Response;
+
+use super::error::ApiError;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: liveness, readiness, login, refresh.
+    Public,
+    /// Open, or behind `auth.metrics_token` when it is set.
+    Metrics,
+    /// A caller with at least this role.
+    Role(Role),
+}
+
+/// One row of a port's route table: the method, the path template (`{…}` = one segment, also
+/// the bounded `route` metric label) and who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+pub const fn route(method: &'static str, path: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        access,
+    }
+}
+
+pub const READER: Access = Access::Role(Role::Reader);
+pub const EDITOR: Access = Access::Role(Role::Editor);
+pub const ADMIN: Access = Access::Role(Role::Admin);
+
+/// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Parses a comma-separated list of addresses and CIDRs (`server.trusted_proxies`).
+pub fn parse_networks(list: &str) -> Result<Vec<IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{item}` is not an IP address or CIDR"))
+        })
+        .collect()
+}
+
+/// Which browser origins may call (CORS).
+#[derive(Debug, Clone, Default)]
+pub enum Cors {
+    #[default]
+    Off,
+    Any,
+    Origins(Vec<String>),
+}
+
+impl Cors {
+    pub fn parse(list: &str) -> Cors {
+        let origins: Vec<String> = list
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.iter().any(|o| o == "*") {
+            Cors::Any
+        } else if origins.is_empty() {
+            Cors::Off
+        } else {
+            Cors::Origins(origins)
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if allowed.
+    fn allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        match self {
+            Cors::Off => None,
+            Cors::Any => Some(HeaderValue::from_static("*")),
+            Cors::Origins(list) => {
+                let origin = origin.to_str().ok()?;
+                list.iter().any(|o| o == origin).then(|| {
+                    HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("null"))
+                })
+            }
+        }
+    }
+}
+
+/// The gate of one listener.
+pub struct Gate {
+    pub routes: &'static [Route],
+    /// `false` = `auth.enabled` off: every caller is a local admin.
+    pub enabled: bool,
+    pub session: session::Handle,
+    pub metrics_token: Option<String>,
+    pub cors: Cors,
+    pub trusted_proxies: Vec<IpNet>,
+    pub hsts_max_age: Option<u64>,
+    /// The error envelope of this port.
+    pub style: ErrorStyle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    Core,
+    Firecrawl,
+}
+
+/// What the gate decided for one request.
+pub enum Admission {
+    /// Serve it; add these headers to the answer.
+    Pass(Option<Throttle>),
+    /// Answer this instead.
+    Refuse(Response),
+}
+
+impl Gate {
+    /// The route `method path` matches, if any (`HEAD` is served as `GET`).
+    pub fn find(&self, method: &Method, path: &str) -> Option<&'static Route> {
+        let method = if method == Method::HEAD {
+            "GET"
+        } else {
+            method.as_str()
+        };
+        let template = super::server::route_label(self.routes, path);
+        self.routes
+            .iter()
+            .find(|r| r.path == template && r.method == method)
+    }
+
+    /// The client's address. A proxy's `X-Forwarded-For` is read right to left, skipping the
+    /// proxies we trust: the first address that is not one of them is the client.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .copied()
+            .unwrap_or(peer)
+    }
+
+    /// Decides whether `request` may go on; puts the caller on it (`Principal`, `ClientIp`).
+    pub async fn admit<B>(&self, request: &mut Request<B>, ip: IpAddr) -> Admission {
+        if let Some(preflight) = self.preflight(request) {
+            return Admission::Refuse(preflight);
+        }
+        request.extensions_mut().insert(ClientIp(ip));
+        let path = request.uri().path();
+        let access = match self.find(request.method(), path) {
+            Some(route) => route.access,
+            // Only what the table lists is served: an unlisted route cannot slip through
+            // unauthenticated because someone forgot a row.
+            None if super::server::route_label(self.routes, path) == "unmatched" => {
+                return Admission::Refuse(self.error(ApiError::NotFound));
+            }
+            None => return Admission::Refuse(self.error(ApiError::MethodNotAllowed)),
+        };
+        let required = match access {
+            Access::Public => return Admission::Pass(None),
+            Access::Metrics => {
+                return match &self.metrics_token {
+                    Some(token) if !bearer(request.headers()).is_some_and(|b| same(b, token)) => {
+                        self.outcome("invalid");
+                        Admission::Refuse(self.refuse(AuthError::InvalidToken("metrics token")))
+                    }
+                    _ => Admission::Pass(None),
+                };
+            }
+            Access::Role(role) => role,
+        };
+        let principal = if self.enabled {
+            let Some(credential) = bearer(request.headers()) else {
+                self.outcome("missing");
+                return Admission::Refuse(self.refuse(AuthError::MissingCredentials));
+            };
+            match self.session.authenticate(credential).await {
+                Ok(principal) => principal,
+                Err(error) => {
+                    self.outcome(match &error {
+                        AuthError::TokenExpired => "expired",
+                        AuthError::Unavailable(_) | AuthError::Internal(_) => "error",
+                        _ => "invalid",
+                    });
+                    tracing::info!(reason = %reason(&error), "request refused: not authenticated");
+                    return Admission::Refuse(self.refuse(error));
+                }
+            }
+        } else {
+            Principal::open()
+        };
+        if principal.role < required {
+            self.outcome("forbidden");
+            return Admission::Refuse(self.refuse(AuthError::Forbidden {
+                needed: required.as_str(),
+                have: principal.role.as_str(),
+            }));
+        }
+        let limit_key = match principal.credential {
+            session::Credential::Open => format!("ip:{ip}"),
+            _ => principal.limit_key(),
+        };
+        let throttle = match self.session.throttle_key(&limit_key).await {
+            Ok(throttle) => throttle,
+            Err(error) => {
+                self.outcome("error");
+                return Admission::Refuse(self.refuse(error));
+            }
+        };
+        if !throttle.allowed {
+            self.outcome("throttled");
+            metrics::counter!("aurora_auth_rate_limited_total", "scope" => "api").increment(1);
+            let mut response = self.refuse(AuthError::RateLimited(throttle));
+            rate_limit_headers(response.headers_mut(), &throttle);
+            return Admission::Refuse(response);
+        }
+        self.outcome("ok");
+        request.extensions_mut().insert(principal);
+        Admission::Pass(Some(throttle))
+    }
+
+    fn outcome(&self, outcome: &'static str) {
+        let port = match self.style {
+            ErrorStyle::Core => "core",
+            ErrorStyle::Firecrawl => "crawler",
+        };
+        metrics::counter!("aurora_auth_checks_total", "port" => port, "outcome" => outcome)
+            .increment(1);
+    }
+
+    fn refuse(&self, error: AuthError) -> Response {
+        self.error(ApiError::from(error))
+    }
+
+    fn error(&self, error: ApiError) -> Response {
+        match self.style {
+            ErrorStyle::Core => error.into_core_response(),
+            ErrorStyle::Firecrawl => error.into_firecrawl_response(),
+        }
+    }
+
+    /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered here,
+    /// before authentication: browsers send it without credentials.
+    fn preflight<B>(&self, request: &Request<B>) -> Option<Response> {
+        if request.method() != Method::OPTIONS
+            || matches!(self.cors, Cors::Off)
+            || !request
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return None;
+        }
+        let mut response =
+            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response();
+        let headers = response.headers_mut();
+        if let Some(allowed) = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| self.cors.allow(o))
+        {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type, x-request-id"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("origin"));
+        Some(response)
+    }
+
+    /// Headers every answer carries.
+    pub fn finish(
+        &self,
+        response: &mut Response,
+        origin: Option<&HeaderValue>,
+        throttle: Option<Throttle>,
+    ) {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            (
+                HeaderName::from_static("cross-origin-resource-policy"),
+                "same-site",
+            ),
+        ] {
+            headers
+                .entry(name)
+                .or_insert(HeaderValue::from_static(value));
+        }
+        if let Some(age) = self.hsts_max_age
+            && let Ok(value) = HeaderValue::from_str(&format!("max-age={age}"))
+        {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
+        }
+        if let Some(allowed) = origin.and_then(|o| self.cors.allow(o)) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(
+                    "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, ratelimit-policy",
+                ),
+            );
+            headers.append(header::VARY, HeaderValue::from_static("origin"));
+        }
+        if let Some(throttle) = throttle {
+            rate_limit_headers(headers, &throttle);
+        }
+    }
+}
+
+/// `RateLimit-*` (draft-ietf-httpapi-ratelimit-headers): the quota, what is left of it, and in
+/// how many seconds it is whole again.
+pub fn rate_limit_headers(headers: &mut HeaderMap, throttle: &Throttle) {
+    let reset = throttle.reset_after.as_secs_f64().ceil() as u64;
+    for (name, value) in [
+        ("ratelimit-limit", throttle.limit.to_string()),
+        ("ratelimit-remaining", throttle.remaining.to_string()),
+        ("ratelimit-reset", reset.to_string()),
+        ("ratelimit-policy", format!("{};w=60", throttle.limit)),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// The credential of `Authorization: Bearer …` (the scheme is case-insensitive).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// What the log says about a refusal (the client only hears "invalid").
+fn reason(error: &AuthError) -> String {
+    match error {
+        AuthError::InvalidToken(why) => format!("invalid token: {why}"),
+        other => other.to_string(),
+    }
+}
+
+/// The principal a route handler runs for (the gate put it on the request).
+pub fn principal() -> impl warp::Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    warp::ext::optional::<Principal>().and_then(|principal: Option<Principal>| async move {
+        principal.ok_or_else(|| {
+            warp::reject::custom(ApiError::Internal(
+                "the route is missing from the route table".into(),
+            ))
+        })
+    })
+}
+
+/// The client's address as the gate saw it.
+pub fn client_ip() -> impl warp::Filter<Extract = (ClientIp,), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    warp::ext::optional::<ClientIp>().and_then(|ip: Option<ClientIp>| async move {
+        Ok::<_, warp::Rejection>(ip.unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0]))))
+    })
+}
+
+/// Shared by both listeners.
+pub type SharedGate = Arc<Gate>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_credentials_are_read_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn networks_and_origins_parse() {
+        assert_eq!(parse_networks("10.0.0.0/8, 127.0.0.1").unwrap().len(), 2);
+        assert!(parse_networks("10.0.0.0/99").is_err());
+        assert!(parse_networks("").unwrap().is_empty());
+        assert!(matches!(Cors::parse(""), Cors::Off));
+        assert!(matches!(Cors::parse("*"), Cors::Any));
+        let cors = Cors::parse("https://a.example/, http://localhost:3000");
+        assert!(
+            cors.allow(&HeaderValue::from_static("https://a.example"))
+                .is_some()
+        );
+        assert!(
+            cors.allow(&HeaderValue::from_static("https://b.example"))
+                .is_none()
+        );
+    }
+}
