@@ -29,6 +29,7 @@ async fn each_crashed_actor_is_restarted_and_serves_again() {
         (Fault::KillScraperPool, "scraper"),
         (Fault::PanicIngestWorker, "ingest_worker"),
         (Fault::PanicRagWorker, "rag_worker"),
+        (Fault::PanicSessionWorker, "session_worker"),
         (Fault::PanicRouter, "router"),
     ] {
         let series = format!("aurora_actor_restarts_total{{actor=\"{actor}\"}}");
@@ -45,6 +46,14 @@ async fn each_crashed_actor_is_restarted_and_serves_again() {
         app.wait_ready().await;
         let (status, body) = scrape().await;
         assert_eq!(status, 200, "after {fault:?}: {body}");
+        let (status, body) = app
+            .post_json(
+                Port::Core,
+                "/v1/auth/login",
+                json!({"username": "admin", "password": common::ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "login after {fault:?}: {body}");
         assert!(
             body["data"]["markdown"]
                 .as_str()

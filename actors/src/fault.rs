@@ -10,6 +10,7 @@ use crate::ingest::IngestJob;
 use crate::pool::{JobKey, PoolJob};
 use crate::rag::RagJob;
 use crate::scraper::ScrapeJob;
+use crate::session::SessionJob;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -23,6 +24,8 @@ pub enum Fault {
     PanicIngestWorker,
     /// One RAG worker panics.
     PanicRagWorker,
+    /// One session worker panics.
+    PanicSessionWorker,
 }
 
 fn panic_worker<M: PoolJob>(pool: &str, job: M) {
@@ -37,6 +40,7 @@ pub(crate) fn apply_in_router(names: &Names, fault: Fault) {
         Fault::PanicScraperWorker => panic_worker(&names.scraper, ScrapeJob::Panic),
         Fault::PanicIngestWorker => panic_worker(&names.ingest, IngestJob::Panic),
         Fault::PanicRagWorker => panic_worker(&names.rag, RagJob::Panic),
+        Fault::PanicSessionWorker => panic_worker(&names.session, SessionJob::Panic),
         Fault::KillScraperPool => {
             if let Some(pool) = ractor::registry::where_is(names.scraper.clone()) {
                 pool.kill();

@@ -24,7 +24,7 @@ pub fn describe() {
     );
     describe_counter!(
         "aurora_actor_restarts_total",
-        "Restarts of supervised actors, by actor (router, scraper, ingest, rag and their workers)."
+        "Restarts of supervised actors, by actor (session, router, scraper, ingest, rag and their workers)."
     );
     describe_counter!(
         "aurora_scrapes_total",

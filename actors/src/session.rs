@@ -221,6 +221,37 @@ pub struct SessionConfig {
     pub max_pending: usize,
 }
 
+impl Default for SessionConfig {
+    /// The documented defaults of `config/default.toml`'s `[auth]`.
+    fn default() -> Self {
+        let per_minute = |limit| Quota {
+            limit,
+            period: Duration::from_secs(60),
+        };
+        Self {
+            signing: None,
+            issuer: "aurora".into(),
+            audience: "aurora".into(),
+            leeway: Duration::from_secs(30),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(14 * 86_400),
+            session_max: Duration::from_secs(30 * 86_400),
+            admin_password: None,
+            hash_cost: HashCost::default(),
+            min_password_chars: 12,
+            login_per_ip: per_minute(20),
+            login_per_account: per_minute(10),
+            lockout_failures: 10,
+            lockout_ip_failures: 100,
+            lockout_window: Duration::from_secs(900),
+            api: per_minute(1200),
+            workers: 2,
+            timeout: Duration::from_secs(30),
+            max_pending: 256,
+        }
+    }
+}
+
 /// What a login or refresh returns (OAuth 2 token response shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenPair {
@@ -1002,7 +1033,8 @@ impl Accounts {
         Ok(())
     }
 
-    async fn run(&self, op: SessionOp) -> Result<SessionAnswer, AuthError> {
+    /// Carries out one operation (what a session worker runs for each job).
+    pub async fn run(&self, op: SessionOp) -> Result<SessionAnswer, AuthError> {
         use SessionAnswer as A;
         Ok(match op {
             SessionOp::Login {
@@ -1267,10 +1299,5 @@ impl Handle {
                 "the session pool did not answer in time".into(),
             )),
         }
-    }
-
-    #[cfg(feature = "fault-injection")]
-    pub fn inject_panic(&self) {
-        pool::dispatch(&self.names.session, 0, SessionJob::Panic);
     }
 }

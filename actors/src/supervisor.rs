@@ -9,6 +9,7 @@
 //! | `scraper` | ractor `Factory` of `ScraperWorker`s  | permanent | router answers `Unavailable` (503)     |
 //! | `ingest`  | ractor `Factory` of `IngestWorker`s   | permanent | router answers `Unavailable` (503)     |
 //! | `rag`     | ractor `Factory` of `RagWorker`s      | permanent | router answers `Unavailable` (503)     |
+//! | `session` | ractor `Factory` of `SessionWorker`s  | permanent | logins 503; token checks go on (no pool) |
 //! | `router`  | `RouterActor`                         | permanent | handles wait `lookup_grace`, then 503  |
 //! | (worker)  | one worker in a pool                  | by the factory, at once | its queue is kept by the factory |
 //!
@@ -186,7 +187,12 @@ impl Actor for Supervisor {
             metrics::counter!("aurora_actor_restarts_total", "actor" => child.label).increment(0);
             cells.push(Some(cell));
         }
-        for worker in ["scraper_worker", "ingest_worker", "rag_worker"] {
+        for worker in [
+            "scraper_worker",
+            "ingest_worker",
+            "rag_worker",
+            "session_worker",
+        ] {
             metrics::counter!("aurora_actor_restarts_total", "actor" => worker).increment(0);
         }
         let recent_by_child = vec![VecDeque::new(); args.children.len()];

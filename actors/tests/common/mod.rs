@@ -13,6 +13,7 @@ use aurora_actors::local::{EmbeddedStore, HashingEmbedder, MemoryState};
 use aurora_actors::ports::{Fetcher, Ports};
 use aurora_actors::rag::AnswerConfig;
 use aurora_actors::rag::extractive::Extractive;
+use aurora_actors::session::{HashCost, Secret, SessionConfig};
 use aurora_actors::supervisor::RestartPolicy;
 
 pub fn config() -> TreeConfig {
@@ -43,6 +44,16 @@ pub fn config() -> TreeConfig {
             ..AnswerConfig::default()
         },
         crawler: CrawlerConfig::default(),
+        session: SessionConfig {
+            // Cheap hashes: actor tests run unoptimised.
+            hash_cost: HashCost {
+                memory_kib: 64,
+                passes: 1,
+                lanes: 1,
+            },
+            admin_password: Some(Secret("actor-test-password".into())),
+            ..SessionConfig::default()
+        },
         restart: RestartPolicy {
             max_restarts: 5,
             within: Duration::from_secs(60),
