@@ -1006,6 +1006,30 @@ mod tests {
     }
 
     #[test]
+    fn auth_off_refuses_a_non_loopback_address_unless_forced() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AURORA__AUTH__ENABLED", "false");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("auth.enabled"), "{err}");
+            jail.set_env("AURORA__SERVER__HOST", "127.0.0.1");
+            assert!(load_in(jail, None).is_ok());
+            jail.set_env("AURORA__SERVER__HOST", "0.0.0.0");
+            jail.set_env("AURORA__AUTH__ALLOW_UNAUTHENTICATED_BIND", "true");
+            assert!(load_in(jail, None).is_ok());
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("AURORA__AUTH__JWT_SECRET", "too short");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("auth.jwt_secret"), "{err}");
+            jail.create_file("default.toml", "[auth]\nadmin_password = \"in a file\"")?;
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("environment only"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_and_missing_overlays_are_errors() {
         Jail::expect_with(|jail| {
             jail.set_env("AURORA__SERVER__CORE_PROT", "1");

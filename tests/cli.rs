@@ -224,3 +224,90 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         "nothing listens any more"
     );
 }
+
+#[tokio::test]
+async fn a_first_start_generates_the_admin_password_once_and_keeps_it_private() {
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut command = aurora();
+        command
+            .arg("serve")
+            .env_remove("AURORA__AUTH__ADMIN_PASSWORD")
+            .env("AURORA__DATA_DIR", data.path())
+            .env("AURORA__LOG__LEVEL", "info")
+            .env("AURORA__LOG__FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let mut server = start().spawn().unwrap();
+    let mut stdout = BufReader::new(server.stdout.take().unwrap()).lines();
+    let core = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
+            .await
+            .expect("server starts")
+            .unwrap()
+            .expect("server keeps running");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if log["message"] == "Aurora is serving" {
+            break log["core"].as_str().unwrap().to_string();
+        }
+    };
+    let file = data.path().join("admin-password");
+    let password = std::fs::read_to_string(&file).unwrap();
+    assert!(password.len() >= 32, "a long random password");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let login = client
+        .post(format!("http://{core}/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let token: serde_json::Value = login.json().await.unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.id().unwrap().to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let output = server.wait_with_output().await.unwrap();
+    // Shown once on stderr; never in the logs, and neither is the token.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches(password.as_str()).count(), 1, "{stderr}");
+    let mut logs = String::from_utf8_lossy(&output.stdout).into_owned();
+    while let Ok(Some(line)) = stdout.next_line().await {
+        logs.push_str(&line);
+    }
+    assert!(!logs.contains(password.as_str()) && !logs.contains(access));
+
+    // The second start finds the admin and says nothing.
+    let mut output = start().spawn().unwrap();
+    let pid = output.id().unwrap().to_string();
+    let mut lines = BufReader::new(output.stdout.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("server starts")
+            .unwrap()
+            .expect("server keeps running");
+        if line.contains("Aurora is serving") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let again = output.wait_with_output().await.unwrap();
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("generated password"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), password);
+}

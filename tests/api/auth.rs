@@ -692,3 +692,27 @@ async fn embedded_accounts_survive_a_restart() {
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(get_as(&again, Port::Core, "/v1/auth/me", access).await, 200);
 }
+
+#[tokio::test]
+async fn a_reader_may_ask_but_not_deep_dive() {
+    let app = spawn_app().await;
+    let reader = create_key(&app.handles, "reader", Role::Reader).await;
+    let response = app
+        .anonymous
+        .post(app.url(Port::Core, "/v1/query"))
+        .bearer_auth(&reader)
+        .json(&json!({"question": "What is new?", "collection": "news",
+                      "urls": ["https://example.com/"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("editor"),
+        "{body}"
+    );
+}

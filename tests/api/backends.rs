@@ -24,6 +24,7 @@ async fn ready_when_configured_backends_answer() {
     assert_eq!(
         names,
         [
+            "actor:session",
             "actor:router",
             "actor:scraper",
             "actor:ingest",

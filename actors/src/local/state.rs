@@ -48,7 +48,7 @@ struct Durable {
     writing: Mutex<()>,
 }
 
-/// The file's content: durable values (with absolute expiry) and sets.
+/// The file's content: durable values (with absolute expiry, Unix milliseconds) and sets.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Snapshot {
     values: Vec<(String, Vec<u8>, Option<u64>)>,
@@ -95,11 +95,11 @@ impl MemoryState {
         };
         let snapshot: Snapshot = serde_json::from_slice(&bytes)
             .map_err(|e| StateError::Backend(format!("{} is damaged: {e}", path.display())))?;
-        let (now, wall) = (Instant::now(), unix_now());
+        let (now, wall) = (Instant::now(), unix_millis());
         for (key, value, expires_at) in snapshot.values {
             let expires = match expires_at {
                 Some(at) if at <= wall => continue,
-                Some(at) => Some(now + Duration::from_secs(at - wall)),
+                Some(at) => Some(now + Duration::from_millis(at - wall)),
                 None => None,
             };
             state.values.insert(key, Entry { value, expires });
@@ -137,13 +137,13 @@ impl MemoryState {
             .lock()
             .map_err(|_| StateError::Backend("a snapshot writer panicked".into()))?;
         let is_durable = |key: &str| durable.prefixes.iter().any(|p| key.starts_with(p));
-        let (now, wall) = (Instant::now(), unix_now());
+        let (now, wall) = (Instant::now(), unix_millis());
         let mut snapshot = Snapshot::default();
         for entry in self.values.iter() {
             if is_durable(entry.key()) && entry.live(now) {
                 let expires_at = entry
                     .expires
-                    .map(|at| wall + at.saturating_duration_since(now).as_secs() + 1);
+                    .map(|at| wall + at.saturating_duration_since(now).as_millis() as u64);
                 snapshot
                     .values
                     .push((entry.key().clone(), entry.value.clone(), expires_at));
@@ -177,10 +177,10 @@ impl MemoryState {
     }
 }
 
-fn unix_now() -> u64 {
+fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves the old

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use aurora_actors::model::ScrapeRequest;
 use aurora_actors::rag::{Answer, AnswerError, AnswerEvent, AnswerRequest};
 use aurora_actors::router::DivePage;
+use aurora_actors::session::{Principal, Role};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,6 +21,7 @@ use utoipa::ToSchema;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::http::auth::principal;
 use crate::http::error::{ApiError, CoreErrorBody};
 use crate::http::{AppState, Limits, filter, json, scrape, with_state};
 
@@ -125,14 +127,27 @@ pub(crate) fn ms(d: Duration) -> f64 {
 #[utoipa::path(post, path = "/v1/query", tag = "answers", request_body = QueryBody, responses(
     (status = 200, body = QueryAnswer, description = "The answer; with `stream: true`, `text/event-stream` events `sources`, `token`, `citations`, `done` (or `error`)"),
     (status = 400, description = "Empty or long question, k out of range, bad URL", body = CoreErrorBody),
+    (status = 403, description = "A deep dive (`urls`) needs the editor role", body = CoreErrorBody),
     (status = 404, description = "No such collection", body = CoreErrorBody),
     (status = 422, description = "The model declined to answer (safety block, content filter)", body = CoreErrorBody),
     (status = 429, description = "The LLM service is rate limiting; see Retry-After", body = CoreErrorBody),
     (status = 502, description = "The LLM service failed", body = CoreErrorBody),
     (status = 503, description = "At capacity or restarting", body = CoreErrorBody)))]
-pub async fn query(state: AppState, body: QueryBody) -> Result<Response, Rejection> {
+pub async fn query(
+    state: AppState,
+    principal: Principal,
+    body: QueryBody,
+) -> Result<Response, Rejection> {
     let started = Instant::now();
     let stream = body.stream;
+    // Asking is a reader's right; a deep dive also scrapes and writes to the collection.
+    if !body.urls.is_empty() && principal.role < Role::Editor {
+        return Ok(ApiError::Forbidden(format!(
+            "a deep dive (`urls`) scrapes and ingests: it needs the editor role; you have {}",
+            principal.role.as_str()
+        ))
+        .into_core_response());
+    }
     let (request, pages) = match to_request(&state.limits, body) {
         Ok(parsed) => parsed,
         Err(e) => return Ok(e.into_core_response()),
@@ -333,6 +348,7 @@ pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
     warp::path!("v1" / "query")
         .and(warp::post())
         .and(with_state(state))
+        .and(principal())
         .and(json::body(limit))
         .and_then(query)
 }
