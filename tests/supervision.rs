@@ -46,6 +46,12 @@ async fn each_crashed_actor_is_restarted_and_serves_again() {
         app.wait_ready().await;
         let (status, body) = scrape().await;
         assert_eq!(status, 200, "after {fault:?}: {body}");
+        assert!(
+            body["data"]["markdown"]
+                .as_str()
+                .unwrap()
+                .contains("northern lights")
+        );
         let (status, body) = app
             .post_json(
                 Port::Core,
@@ -54,12 +60,6 @@ async fn each_crashed_actor_is_restarted_and_serves_again() {
             )
             .await;
         assert_eq!(status, 200, "login after {fault:?}: {body}");
-        assert!(
-            body["data"]["markdown"]
-                .as_str()
-                .unwrap()
-                .contains("northern lights")
-        );
     }
 
     // Requests that arrive while the pool is being restarted wait for it instead of failing.
