@@ -148,26 +148,9 @@ impl Gate {
             .find(|r| r.path == template && r.method == method)
     }
 
-    /// The client's address. A proxy's `X-Forwarded-For` is read right to left, skipping the
-    /// proxies we trust: the first address that is not one of them is the client.
+    /// The client's address (see [`client_ip`]).
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
-        if !trusted(&peer) {
-            return peer;
-        }
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
-            .collect::<Vec<_>>();
-        forwarded
-            .iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .copied()
-            .unwrap_or(peer)
+        client_ip_of(peer, headers, &self.trusted_proxies)
     }
 
     /// Decides whether `request` may go on; puts the caller on it (`Principal`, `ClientIp`).
@@ -352,6 +335,29 @@ impl Gate {
     }
 }
 
+/// The client's address. A proxy's `X-Forwarded-For` is read right to left, skipping the
+/// proxies we trust: the first address that is not one of them is the client. Anything a client
+/// wrote further left is ignored, so it cannot pose as another address.
+fn client_ip_of(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .copied()
+        .unwrap_or(peer)
+}
+
 /// `RateLimit-*` (draft-ietf-httpapi-ratelimit-headers): the quota, what is left of it, and in
 /// how many seconds it is whole again.
 pub fn rate_limit_headers(headers: &mut HeaderMap, throttle: &Throttle) {
@@ -432,6 +438,31 @@ mod tests {
         assert_eq!(bearer(&headers), None);
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_from_trusted_proxies_only() {
+        let proxies = parse_networks("10.0.0.0/8").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.2"),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Behind our proxies: the first untrusted hop from the right, not what the client wrote.
+        assert_eq!(
+            client_ip_of(ip("10.0.0.1"), &headers, &proxies),
+            ip("203.0.113.7")
+        );
+        // Straight from the internet: the header is the client's own claim, ignored.
+        assert_eq!(
+            client_ip_of(ip("198.51.100.1"), &headers, &proxies),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_ip_of(ip("10.0.0.1"), &HeaderMap::new(), &proxies),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
