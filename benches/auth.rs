@@ -91,10 +91,14 @@ fn authenticate(c: &mut Criterion) {
     let mut stores: Vec<(&str, Arc<dyn StateStore>)> =
         vec![("memory", Arc::new(MemoryState::new()))];
     match std::env::var("AURORA_BENCH_REDIS_URL") {
-        Ok(url) => stores.push((
-            "redis",
-            Arc::new(RedisState::connect(&url, "aurora-bench").expect("Redis URL")),
-        )),
+        Ok(url) => {
+            // The connection manager spawns its driver: it needs the runtime around it.
+            let _inside = runtime.enter();
+            stores.push((
+                "redis",
+                Arc::new(RedisState::connect(&url, "aurora-bench").expect("Redis URL")),
+            ))
+        }
         Err(_) => eprintln!("AURORA_BENCH_REDIS_URL not set: benching the in-process store only"),
     }
     let cheap = HashCost {
