@@ -27,6 +27,24 @@ fn aurora() -> Command {
     command
 }
 
+/// Reads a JSON-logging server's output until it serves; its core and crawler addresses.
+async fn serving<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+) -> (String, String) {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("server starts")
+            .expect("readable output")
+            .expect("server keeps running");
+        let log: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+        if log["message"] == "Aurora is serving" {
+            let address = |port: &str| log[port].as_str().expect("an address").to_string();
+            return (address("core"), address("crawler"));
+        }
+    }
+}
+
 #[tokio::test]
 async fn help_explains_both_commands() {
     let out = aurora().arg("--help").output().await.unwrap();
@@ -146,20 +164,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let (core, crawler) = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("server starts")
-            .unwrap()
-            .expect("server keeps running");
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if log["message"] == "Aurora is serving" {
-            break (
-                log["core"].as_str().unwrap().to_string(),
-                log["crawler"].as_str().unwrap().to_string(),
-            );
-        }
-    };
+    let (core, crawler) = serving(&mut lines).await;
     // Keep draining the log so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
@@ -242,17 +247,7 @@ async fn a_first_start_generates_the_admin_password_once_and_keeps_it_private() 
     };
     let mut server = start().spawn().unwrap();
     let mut stdout = BufReader::new(server.stdout.take().unwrap()).lines();
-    let core = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
-            .await
-            .expect("server starts")
-            .unwrap()
-            .expect("server keeps running");
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if log["message"] == "Aurora is serving" {
-            break log["core"].as_str().unwrap().to_string();
-        }
-    };
+    let (core, _) = serving(&mut stdout).await;
     let file = data.path().join("admin-password");
     let password = std::fs::read_to_string(&file).unwrap();
     assert!(password.len() >= 32, "a long random password");
@@ -291,17 +286,7 @@ async fn a_first_start_generates_the_admin_password_once_and_keeps_it_private() 
     // The second start finds the admin and says nothing.
     let mut output = start().spawn().unwrap();
     let pid = output.id().unwrap().to_string();
-    let mut lines = BufReader::new(output.stdout.take().unwrap()).lines();
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("server starts")
-            .unwrap()
-            .expect("server keeps running");
-        if line.contains("Aurora is serving") {
-            break;
-        }
-    }
+    serving(&mut BufReader::new(output.stdout.take().unwrap()).lines()).await;
     Command::new("kill")
         .args(["-TERM", &pid])
         .status()

@@ -103,6 +103,25 @@ impl RedisState {
         format!("{}:{key}", self.prefix)
     }
 
+    /// `SADD` or `SREM` of `members` (nothing to send for none).
+    async fn set_command(
+        &self,
+        command: &str,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StateError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        redis::cmd(command)
+            .arg(self.key(key))
+            .arg(members)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     fn error(&self, error: redis::RedisError) -> StateError {
         if error.is_io_error()
             || error.is_timeout()
@@ -272,18 +291,7 @@ impl StateStore for RedisState {
         key: &'a str,
         members: &'a [String],
     ) -> BoxFuture<'a, Result<(), StateError>> {
-        Box::pin(async move {
-            if members.is_empty() {
-                return Ok(());
-            }
-            let mut connection = self.connection.clone();
-            redis::cmd("SADD")
-                .arg(self.key(key))
-                .arg(members)
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(|e| self.error(e))
-        })
+        Box::pin(self.set_command("SADD", key, members))
     }
 
     fn set_remove<'a>(
@@ -291,18 +299,7 @@ impl StateStore for RedisState {
         key: &'a str,
         members: &'a [String],
     ) -> BoxFuture<'a, Result<(), StateError>> {
-        Box::pin(async move {
-            if members.is_empty() {
-                return Ok(());
-            }
-            let mut connection = self.connection.clone();
-            redis::cmd("SREM")
-                .arg(self.key(key))
-                .arg(members)
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(|e| self.error(e))
-        })
+        Box::pin(self.set_command("SREM", key, members))
     }
 
     fn set_members<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Vec<String>, StateError>> {

@@ -5,7 +5,6 @@
 //! route can be served without it: a route missing from the table is refused.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use aurora_actors::ports::Throttle;
 use aurora_actors::session::{self, AuthError, Principal, Role};
@@ -417,9 +416,6 @@ pub fn client_ip() -> impl warp::Filter<Extract = (ClientIp,), Error = warp::Rej
         Ok::<_, warp::Rejection>(ip.unwrap_or(ClientIp(IpAddr::from([0, 0, 0, 0]))))
     })
 }
-
-/// Shared by both listeners.
-pub type SharedGate = Arc<Gate>;
 
 #[cfg(test)]
 mod tests {

@@ -31,10 +31,6 @@ use super::auth::{Admission, Gate, Route};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The peer address, for handlers that need it (rate limits, audit logs).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
 /// How one listener behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct ListenerConfig {
@@ -133,7 +129,6 @@ where
                 .unwrap_or(HeaderValue::from_static("invalid"))
         });
     request.headers_mut().insert(REQUEST_ID, request_id.clone());
-    request.extensions_mut().insert(ClientAddr(peer));
 
     let method = request.method().clone();
     let route = route_label(config.routes, request.uri().path());

@@ -207,19 +207,23 @@ impl TokenKeys {
         Ok(data.claims)
     }
 
-    fn mac(&self, session: &str, generation: u64) -> Result<Vec<u8>, AuthError> {
+    /// The MAC of `{session}.{generation}`, not yet finalised.
+    fn mac(&self, session: &str, generation: u64) -> Result<Hmac<Sha256>, AuthError> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.refresh_mac)
             .map_err(|e| AuthError::Internal(format!("refresh MAC key: {e}")))?;
         mac.update(session.as_bytes());
         mac.update(b".");
         mac.update(generation.to_string().as_bytes());
-        Ok(mac.finalize().into_bytes().to_vec())
+        Ok(mac)
     }
 
     /// The refresh token of `generation` of `session`.
     pub fn refresh_token(&self, session: &str, generation: u64) -> Result<String, AuthError> {
-        let mac = URL_SAFE_NO_PAD.encode(self.mac(session, generation)?);
-        Ok(format!("{session}.{generation}.{mac}"))
+        let mac = self.mac(session, generation)?.finalize().into_bytes();
+        Ok(format!(
+            "{session}.{generation}.{}",
+            URL_SAFE_NO_PAD.encode(mac)
+        ))
     }
 
     /// `(session, generation)` of a refresh token Aurora issued; `None` for anything else.
@@ -228,12 +232,11 @@ impl TokenKeys {
         let (session, generation, mac) = (parts.next()?, parts.next()?, parts.next()?);
         let generation: u64 = generation.parse().ok()?;
         let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        let mut expected = Hmac::<Sha256>::new_from_slice(&self.refresh_mac).ok()?;
-        expected.update(session.as_bytes());
-        expected.update(b".");
-        expected.update(generation.to_string().as_bytes());
         // Constant time: the comparison must not tell how much of a forged MAC was right.
-        expected.verify_slice(&given).ok()?;
+        self.mac(session, generation)
+            .ok()?
+            .verify_slice(&given)
+            .ok()?;
         Some((session, generation))
     }
 }
