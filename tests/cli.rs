@@ -11,6 +11,7 @@ use tokio::process::Command;
 
 use common::crawl_site::spawn_crawl_site;
 use common::site::spawn_site;
+use common::trap::Trap;
 
 /// The binary with the test configuration (`config/test.toml`).
 fn aurora() -> Command {
@@ -127,14 +128,19 @@ async fn scrape_prints_markdown_on_stdout() {
 
 #[tokio::test]
 async fn scrape_failures_exit_non_zero_with_the_reason() {
+    let trap = Trap::spawn().await;
     let out = aurora()
-        .args(["scrape", "http://10.0.0.1/"])
+        .args(["scrape", &trap.url("/")])
         .output()
         .await
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("10.0.0.1 is a private address"), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.2 is a loopback address"),
+        "{stderr}"
+    );
+    trap.assert_untouched();
 }
 
 #[tokio::test]

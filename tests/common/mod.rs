@@ -5,6 +5,7 @@
 pub mod crawl_site;
 pub mod llm_server;
 pub mod site;
+pub mod trap;
 pub mod webhook_sink;
 
 use std::path::Path;
