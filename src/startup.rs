@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::local::{EmbeddedStore, MemoryState, write_private};
-use aurora_actors::ports::{Embedder, Generator, HealthCheck, Ports, StateStore, VectorStore};
+use aurora_actors::local::{EmbeddedStore, MemoryJobs, MemoryState, write_private};
+use aurora_actors::ports::{
+    Embedder, Generator, HealthCheck, JobQueue, Ports, StateStore, VectorStore,
+};
 use aurora_actors::session::{AuthError, SigningKey};
 use aurora_actors::supervisor::TreeExit;
 use aurora_actors::{Handles, Tree};
@@ -156,17 +158,20 @@ pub fn build_generator(settings: &Settings) -> Result<Arc<dyn Generator>, Startu
 pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let fetcher = build_fetcher(settings)?;
     let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
-    let state: Arc<dyn StateStore> = if settings.redis.url.is_empty() {
-        // Accounts (users, keys, sessions) outlive a restart; caches do not.
-        let path = settings.data_dir.join("state").join("accounts.json");
-        Arc::new(
-            MemoryState::durable(&path, &aurora_actors::session::DURABLE_PREFIXES).map_err(
-                |e| StartupError::Config {
-                    key: "data_dir",
-                    reason: e.to_string(),
-                },
-            )?,
+    let (state, jobs): (Arc<dyn StateStore>, Arc<dyn JobQueue>) = if settings.redis.url.is_empty() {
+        let data_error = |e: aurora_actors::ports::StateError| StartupError::Config {
+            key: "data_dir",
+            reason: e.to_string(),
+        };
+        let dir = settings.data_dir.join("state");
+        // Accounts (users, keys, sessions) and crawl jobs outlive a restart; caches do not.
+        let accounts = MemoryState::durable(
+            &dir.join("accounts.json"),
+            &aurora_actors::session::DURABLE_PREFIXES,
         )
+        .map_err(data_error)?;
+        let jobs = MemoryJobs::open(&dir).map_err(data_error)?;
+        (Arc::new(accounts), Arc::new(jobs))
     } else {
         let redis = Arc::new(
             RedisState::connect(&settings.redis.url, &settings.redis.key_prefix).map_err(|e| {
@@ -177,7 +182,8 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
             })?,
         );
         health_checks.push(redis.clone());
-        redis
+        let jobs = Arc::new(redis.jobs());
+        (redis, jobs)
     };
     let vectors: Arc<dyn VectorStore> = if settings.chroma.url.is_empty() {
         Arc::new(EmbeddedStore::open(&settings.data_dir).map_err(StartupError::VectorStore)?)
@@ -201,6 +207,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let ports = Ports {
         fetcher: Arc::new(fetcher),
         state,
+        jobs,
         vectors,
         embedder,
         generator: build_generator(settings)?,

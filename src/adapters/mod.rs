@@ -8,6 +8,7 @@ pub mod llm;
 pub mod local_model;
 pub mod openai;
 pub mod redis;
+pub mod redis_jobs;
 pub mod remote;
 pub mod ssrf;
 pub mod static_model;

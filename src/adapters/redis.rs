@@ -123,15 +123,32 @@ impl RedisState {
     }
 
     fn error(&self, error: redis::RedisError) -> StateError {
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-        {
-            StateError::Unavailable(format!("{}: {error}", self.shown))
-        } else {
-            StateError::Backend(format!("{}: {error}", self.shown))
-        }
+        classify(&self.shown, error)
+    }
+
+    /// The job queue on the same connection (and key prefix).
+    pub fn jobs(&self) -> super::redis_jobs::RedisJobs {
+        super::redis_jobs::RedisJobs::new(
+            self.connection.clone(),
+            &self.prefix,
+            &self.shown,
+            classify,
+        )
+    }
+}
+
+/// Unreachable (callers pause and retry) versus a real failure, naming the server.
+fn classify(shown: &str, error: redis::RedisError) -> StateError {
+    if error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        // A restarted Redis answers LOADING while it replays its append-only file.
+        || error.code() == Some("LOADING")
+    {
+        StateError::Unavailable(format!("{shown}: {error}"))
+    } else {
+        StateError::Backend(format!("{shown}: {error}"))
     }
 }
 

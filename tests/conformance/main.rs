@@ -5,6 +5,24 @@
 // The suites are plain async fns run by generated #[test] wrappers: test code throughout.
 #![allow(clippy::unwrap_used)]
 
+/// Runs one check against both backends of a port whose module defines `redis()` and
+/// `memory()` (the vector suite has its own: its backends need a ChromaDB per test).
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn redis() {
+                super::$name(super::redis()).await;
+            }
+            #[tokio::test]
+            async fn memory() {
+                super::$name(super::memory()).await;
+            }
+        }
+    };
+}
+
+mod jobs;
 mod state;
 mod vectors;
 

@@ -22,22 +22,6 @@ fn keys(names: &[&str]) -> Vec<String> {
     names.iter().map(|k| k.to_string()).collect()
 }
 
-/// Runs one check against both backends.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn redis() {
-                super::$name(super::redis()).await;
-            }
-            #[tokio::test]
-            async fn memory() {
-                super::$name(super::memory()).await;
-            }
-        }
-    };
-}
-
 both!(values_round_trip_in_order);
 async fn values_round_trip_in_order(store: Arc<dyn StateStore>) {
     let binary = vec![0u8, 255, 10, 13, 0, 7];

@@ -4,10 +4,12 @@
 
 mod embedder;
 mod fetcher;
+mod jobs;
 mod state;
 mod vectors;
 
 pub use embedder::HashingEmbedder;
 pub use fetcher::StaticSite;
+pub use jobs::MemoryJobs;
 pub use state::{MemoryState, write_private};
 pub use vectors::EmbeddedStore;

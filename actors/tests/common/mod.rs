@@ -9,7 +9,7 @@ use aurora_actors::TreeConfig;
 use aurora_actors::crawler_pool::CrawlerConfig;
 use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
-use aurora_actors::local::{EmbeddedStore, HashingEmbedder, MemoryState};
+use aurora_actors::local::{EmbeddedStore, HashingEmbedder, MemoryJobs, MemoryState};
 use aurora_actors::ports::{Fetcher, Ports};
 use aurora_actors::rag::AnswerConfig;
 use aurora_actors::rag::extractive::Extractive;
@@ -74,6 +74,7 @@ pub fn ports(fetcher: impl Fetcher) -> Ports {
     Ports {
         fetcher: Arc::new(fetcher),
         state: Arc::new(MemoryState::new()),
+        jobs: Arc::new(MemoryJobs::new()),
         vectors: Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")),
         embedder: Arc::new(HashingEmbedder::new(256)),
         generator: Arc::new(Extractive),
