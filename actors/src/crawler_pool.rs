@@ -202,7 +202,7 @@ impl Shared {
         fetcher: Arc<dyn Fetcher>,
         router: router::Handle,
     ) -> Self {
-        let hosts = Arc::new(HostLimits::new(config.per_host_rps));
+        let hosts = Arc::new(HostLimits::new(state.clone(), config.per_host_rps));
         Self {
             store: JobStore::new(state),
             robots: RobotsCache::new(

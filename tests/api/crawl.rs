@@ -354,6 +354,33 @@ async fn cancel_stops_fetching() {
 }
 
 #[tokio::test]
+async fn replicas_sharing_redis_share_one_per_host_rate() {
+    let redis = service_url("AURORA_TEST_REDIS_URL");
+    let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let shared = |s: &mut aurora::settings::Settings| {
+        s.crawler.per_host_rps = 10.0;
+        s.redis.url = redis.clone();
+        s.redis.key_prefix = prefix.clone();
+    };
+    let site = spawn_crawl_site(None).await;
+    let (first, second) = (spawn_app_with(shared).await, spawn_app_with(shared).await);
+    // One crawl on each replica, both of the same host, at the same time.
+    let body =
+        |section: &str| json!({"url": site.url(section), "limit": 20, "ignoreSitemap": true});
+    let a = start(&first, body("/docs/s1/")).await;
+    let b = start(&second, body("/docs/s2/")).await;
+    finished(&first, &a).await;
+    finished(&second, &b).await;
+    assert!(site.requests().len() >= 40);
+    // Alone, each replica would allow 10/s; together they still do (one request of slack for
+    // arrival jitter on a loaded machine).
+    let busiest = busiest_second(&site);
+    assert!(busiest <= 11, "{busiest} requests in one second at 10/s");
+    first.shutdown().await.expect("clean shutdown");
+    second.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
 async fn another_instance_on_the_same_redis_answers_for_the_job() {
     let redis = service_url("AURORA_TEST_REDIS_URL");
     let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());

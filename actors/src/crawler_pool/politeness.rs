@@ -1,50 +1,53 @@
 //! Politeness: how fast Aurora may hit one host. Two layers:
-//! - a GCRA limiter per host shared by every crawl in the process (`crawler.per_host_rps`), so
-//!   two crawls of one site do not add up to twice the rate;
+//! - a GCRA limit per host (`crawler.per_host_rps`) kept in the state store, so every crawl of
+//!   every replica sharing it counts against one budget: N replicas together never exceed it;
 //! - per crawl and host, a minimum interval from robots.txt's `Crawl-delay` or the request's
 //!   `delay`, pushed further out when the host answers 429/503 with `Retry-After`.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dashmap::DashMap;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-/// The process-wide per-host limiters.
+use crate::ports::{Quota, StateStore};
+
+/// The per-host limits every replica shares.
 pub struct HostLimits {
+    state: Arc<dyn StateStore>,
+    /// One request per `1 / per_host_rps`, no burst; `None` = unlimited.
     quota: Option<Quota>,
-    /// One limiter per host, created on first use; hosts are few next to pages.
-    limiters: DashMap<String, Arc<DefaultDirectRateLimiter>>,
 }
 
 impl HostLimits {
-    /// `per_host_rps` 0 (or less) means no process-wide limit.
-    pub fn new(per_host_rps: f64) -> Self {
-        let quota = (per_host_rps > 0.0).then(|| {
-            let period = Duration::from_secs_f64(1.0 / per_host_rps);
+    /// `per_host_rps` 0 (or less) means no per-host limit.
+    pub fn new(state: Arc<dyn StateStore>, per_host_rps: f64) -> Self {
+        let quota = (per_host_rps > 0.0).then(|| Quota {
             // Burst 1: requests are spaced by the period, so no window ever exceeds the rate.
-            Quota::with_period(period)
-                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::MIN)
+            limit: 1,
+            period: Duration::from_secs_f64(1.0 / per_host_rps),
         });
-        Self {
-            quota,
-            limiters: DashMap::new(),
-        }
+        Self { state, quota }
     }
 
     /// Waits until `host` may be sent another request.
     pub async fn until_ready(&self, host: &str) {
         let Some(quota) = self.quota else { return };
-        let limiter = self
-            .limiters
-            .entry(host.to_string())
-            .or_insert_with(|| Arc::new(RateLimiter::direct(quota)))
-            .clone();
-        limiter.until_ready().await;
+        let key = format!("crawl-host:{host}");
+        loop {
+            match self.state.throttle(key.clone(), quota, 1).await {
+                Ok(decision) if decision.allowed => return,
+                Ok(decision) => {
+                    tokio::time::sleep(decision.retry_after.max(Duration::from_millis(1))).await;
+                }
+                Err(error) => {
+                    // No shared budget to ask: keep this replica to the rate on its own.
+                    tracing::debug!(%error, host, "per-host limit unavailable; spacing locally");
+                    tokio::time::sleep(quota.interval()).await;
+                    return;
+                }
+            }
+        }
     }
 }
 

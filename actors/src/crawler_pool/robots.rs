@@ -166,7 +166,10 @@ mod tests {
         )]));
         let cache = RobotsCache::new(
             site.clone(),
-            Arc::new(HostLimits::new(0.0)),
+            Arc::new(HostLimits::new(
+                Arc::new(crate::local::MemoryState::new()),
+                0.0,
+            )),
             "AuroraBot".into(),
             Duration::from_secs(60),
         );

@@ -206,7 +206,7 @@ mod tests {
         ];
         let (pages, problems) = discover(
             &site,
-            &HostLimits::new(0.0),
+            &HostLimits::new(std::sync::Arc::new(crate::local::MemoryState::new()), 0.0),
             roots,
             100,
             Duration::from_secs(5),
@@ -227,7 +227,7 @@ mod tests {
         let roots = vec![Url::parse("http://site.test/sitemap.xml").unwrap()];
         let (pages, _) = discover(
             &site,
-            &HostLimits::new(0.0),
+            &HostLimits::new(std::sync::Arc::new(crate::local::MemoryState::new()), 0.0),
             roots,
             1,
             Duration::from_secs(5),
