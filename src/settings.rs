@@ -275,7 +275,8 @@ pub struct CrawlerSettings {
     pub max_backoff_ms: u64,
     pub cancel_poll_ms: u64,
     pub cancel_wait_ms: u64,
-    pub stale_after_secs: u64,
+    pub lease_ms: u64,
+    pub poll_ms: u64,
     pub ingest_batch: usize,
     /// Collection crawled pages stream into unless a request says otherwise; empty = none.
     pub default_ingest_collection: String,
@@ -598,9 +599,13 @@ impl Settings {
             "trap bounds must be positive (max_url_length at least 64)",
         )?;
         check(
-            c.cancel_poll_ms >= 10 && c.retries <= 10 && c.backoff_ms <= c.max_backoff_ms,
+            c.cancel_poll_ms >= 10
+                && c.retries <= 10
+                && c.backoff_ms <= c.max_backoff_ms
+                && c.lease_ms >= 2 * c.cancel_poll_ms
+                && c.poll_ms >= 1,
             "crawler.cancel_poll_ms",
-            "cancel_poll_ms must be at least 10, retries at most 10, backoff_ms at most max_backoff_ms",
+            "cancel_poll_ms must be at least 10, retries at most 10, backoff_ms at most max_backoff_ms, lease_ms at least twice cancel_poll_ms, poll_ms at least 1",
         )?;
         check(
             c.max_limit >= 1 && c.ingest_batch >= 1,
@@ -870,7 +875,8 @@ impl Settings {
             max_backoff: Duration::from_millis(c.max_backoff_ms),
             cancel_poll: Duration::from_millis(c.cancel_poll_ms),
             cancel_wait: Duration::from_millis(c.cancel_wait_ms),
-            stale_after: Duration::from_secs(c.stale_after_secs),
+            lease: Duration::from_millis(c.lease_ms),
+            poll: Duration::from_millis(c.poll_ms),
             ingest_batch: c.ingest_batch,
             webhooks: DeliveryConfig {
                 timeout: Duration::from_millis(c.webhook_timeout_ms),
@@ -883,6 +889,8 @@ impl Settings {
                 concurrency: c.webhook_concurrency,
                 secret: Some(c.webhook_secret.clone()).filter(|s| !s.is_empty()),
                 user_agent: self.fetch.user_agent.clone(),
+                // The HTTP layer plugs in Firecrawl's document shape (startup).
+                ..DeliveryConfig::default()
             },
         }
     }

@@ -214,6 +214,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         health_checks,
     };
     let mut config = settings.tree_config();
+    config.crawler.webhooks.render = crate::http::crawler::crawl_v1::webhook_document;
     if let Some(key) = signing_key(settings)? {
         config.session.signing = Some(key);
     }

@@ -1,18 +1,20 @@
-//! CrawlerPool: crawl and batch-scrape jobs. It accepts a job (validated by the caller, written
-//! to the job store before the id is handed out) and runs it as a task of its own over the
-//! scraper pool (`job`), with robots.txt, sitemaps and per-host politeness.
+//! CrawlerPool: crawl and batch-scrape jobs as durable work shared by every replica. Starting a
+//! job writes it to the [`JobQueue`](crate::ports::JobQueue) — its description, its first work
+//! items — before the id is handed out; from then on the job belongs to the store, not to a
+//! process. Each replica's consumer ([`consumer`]) leases items of every active job, fetches them
+//! politely through the scraper pool and records each result atomically (page stored once, new
+//! links admitted, counters moved), so a job outlives the replica that started it: items a dead
+//! replica held are reclaimed when their leases expire. Status, pages, errors and cancel are read
+//! and written in the store by [`Handle`], so any replica answers them without a mailbox.
 //!
-//! Messages: [`CrawlerMsg::Start`] (reply: the job's first record) and [`CrawlerMsg::Cancel`]
-//! (local half of a cancel; the store's cancel key reaches jobs on other replicas).
-//! Status, pages and errors are read straight from the job store by [`Handle`]: any replica can
-//! answer them, and no read waits behind a mailbox.
+//! Messages: [`CrawlerMsg::Start`] (reply: the job's first record) and
+//! [`CrawlerMsg::ConsumerStopped`] (the consumer task ended unexpectedly: fail, to be restarted).
 //!
-//! Restart: permanent child of the root supervisor. Running jobs and their cancel tokens belong
-//! to the tree ([`Shared`]), not to the actor, so a restart of the actor loses no job. A job task
-//! that panics is recorded as failed. A job whose replica died stops sending heartbeats and is
-//! reported failed once stale (its frontier lived in that process).
+//! Restart: permanent child of the root supervisor. The actor owns its consumer task: stopping
+//! the actor stops the consumer, which gives its leases back; a restarted actor starts a new one.
+//! Nothing accepted is lost either way: it is in the store.
 
-mod job;
+mod consumer;
 pub mod politeness;
 pub mod robots;
 pub mod scope;
@@ -33,14 +35,14 @@ use url::Url;
 
 use crate::Names;
 use crate::model::{Formats, Page, ScrapeRequest};
-use crate::ports::{Fetcher, StateError, StateStore};
+use crate::ports::{Fetcher, JobQueue, StateError, StateStore};
 use crate::router;
 use crate::supervisor::ChildSpec;
 use politeness::HostLimits;
 use robots::RobotsCache;
 use scope::{ScopeRules, TrapBounds};
 pub use store::{ErrorKind, JobError, JobKind, JobRecord, JobStatus};
-use store::{JobStore, now_ms};
+use store::{JobMeta, JobStore, Work, now_ms};
 
 /// The crawler's settings.
 #[derive(Debug, Clone)]
@@ -65,12 +67,14 @@ pub struct CrawlerConfig {
     pub retries: u32,
     pub backoff: Duration,
     pub max_backoff: Duration,
-    /// How often a job looks for a cancel made on another replica (and saves a heartbeat).
+    /// How often a consumer renews its leases, which is also how soon it hears of a cancel.
     pub cancel_poll: Duration,
-    /// How long a cancel waits for the job to confirm it stopped.
+    /// How long a cancel waits for every replica to let go of the job's items.
     pub cancel_wait: Duration,
-    /// A running job not heard from for this long is reported failed (its replica died).
-    pub stale_after: Duration,
+    /// A leased item not renewed for this long is handed to another consumer.
+    pub lease: Duration,
+    /// How often an idle consumer looks for new work.
+    pub poll: Duration,
     /// Pages per ingest call when a crawl feeds the knowledge base.
     pub ingest_batch: usize,
     pub webhooks: webhook::DeliveryConfig,
@@ -94,7 +98,8 @@ impl Default for CrawlerConfig {
             max_backoff: Duration::from_secs(30),
             cancel_poll: Duration::from_millis(250),
             cancel_wait: Duration::from_secs(5),
-            stale_after: Duration::from_secs(120),
+            lease: Duration::from_secs(10),
+            poll: Duration::from_millis(100),
             ingest_batch: 16,
             webhooks: webhook::DeliveryConfig::default(),
         }
@@ -102,7 +107,7 @@ impl Default for CrawlerConfig {
 }
 
 /// Whether a crawl reads the site's sitemaps (Firecrawl v2 `sitemap`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SitemapMode {
     Skip,
     Include,
@@ -124,8 +129,9 @@ pub struct MapSpec {
     pub timeout: Duration,
 }
 
-/// What a job should do; the HTTP layer builds it from a Firecrawl request.
-#[derive(Debug, Clone)]
+/// What a job should do; the HTTP layer builds it from a Firecrawl request. Stored with the job,
+/// so every replica works from it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JobSpec {
     pub kind: JobKind,
     /// The start URL (crawl) or every URL (batch). Never empty.
@@ -148,6 +154,7 @@ pub struct JobSpec {
     /// Told of the job's progress as it goes.
     pub webhook: Option<webhook::Webhook>,
     /// The client's `x-idempotency-key`: a second start with it is refused.
+    #[serde(skip)]
     pub idempotency_key: Option<String>,
 }
 
@@ -174,24 +181,30 @@ pub enum CrawlerMsg {
         spec: Box<JobSpec>,
         reply: RpcReplyPort<Result<JobRecord, CrawlError>>,
     },
-    /// Stops a job running in this process (no-op for others).
-    Cancel { id: String },
+    /// The consumer task ended while the actor runs: fail, so the supervisor restarts both.
+    ConsumerStopped(String),
 }
 
-/// What every job of the tree shares; owned by the tree so it outlives actor restarts.
+/// What the tree's crawling shares; owned by the tree so it outlives actor restarts.
 pub(crate) struct Shared {
     pub config: CrawlerConfig,
     pub store: JobStore,
     pub robots: RobotsCache,
     pub hosts: Arc<HostLimits>,
-    /// Bounds crawl fetches in flight across jobs.
+    /// Bounds crawl fetches in flight in this process, across jobs.
     pub global: Semaphore,
     pub router: router::Handle,
     /// Robots.txt and sitemaps are read directly; pages go through the scraper pool.
     pub fetcher: Arc<dyn Fetcher>,
-    /// Cancel tokens of the jobs running here, by id.
-    pub running: DashMap<String, CancellationToken>,
-    /// Cancelled at shutdown: running jobs stop and record why.
+    /// This replica's view of the jobs it works on (spec, scope, webhook, ingest feed), by id.
+    pub contexts: DashMap<String, Arc<consumer::JobContext>>,
+    /// Names this process's leases; unique per tree.
+    pub consumer_id: String,
+    /// Why the consumer is not taking work (the store is unreachable), for `/ready`.
+    pub paused: std::sync::Mutex<Option<String>>,
+    /// Woken when a job starts here, so the consumer need not wait for its next poll.
+    pub wake: tokio::sync::Notify,
+    /// Cancelled at shutdown: the consumer gives its leases back and stops.
     pub shutdown: CancellationToken,
 }
 
@@ -199,12 +212,13 @@ impl Shared {
     pub fn new(
         config: CrawlerConfig,
         state: Arc<dyn StateStore>,
+        jobs: Arc<dyn JobQueue>,
         fetcher: Arc<dyn Fetcher>,
         router: router::Handle,
     ) -> Self {
         let hosts = Arc::new(HostLimits::new(state.clone(), config.per_host_rps));
         Self {
-            store: JobStore::new(state),
+            store: JobStore::new(jobs, state),
             robots: RobotsCache::new(
                 fetcher.clone(),
                 hosts.clone(),
@@ -215,101 +229,147 @@ impl Shared {
             global: Semaphore::new(config.max_concurrency.max(1)),
             router,
             fetcher,
-            running: DashMap::new(),
+            contexts: DashMap::new(),
+            consumer_id: uuid::Uuid::new_v4().simple().to_string(),
+            paused: std::sync::Mutex::new(None),
+            wake: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
             config,
         }
     }
 
-    /// Stops every job of this process and waits (up to `bound`) for them to record it.
+    /// Stops this process's consumer and waits (up to `bound`) until it gave its leases back.
     pub async fn shut_down(&self, bound: Duration) {
         self.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + bound;
-        while !self.running.is_empty() && tokio::time::Instant::now() < deadline {
+        while !self.contexts.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+
+    /// Why this replica takes no crawl work now, if it does not.
+    pub fn paused(&self) -> Option<String> {
+        self.paused.lock().ok().and_then(|p| p.clone())
+    }
+}
+
+/// The actor's state: its consumer task, stopped with it.
+pub(crate) struct Running {
+    shared: Arc<Shared>,
+    stop: CancellationToken,
 }
 
 pub(crate) struct CrawlerPool;
 
 impl Actor for CrawlerPool {
     type Msg = CrawlerMsg;
-    type State = Arc<Shared>;
+    type State = Running;
     type Arguments = Arc<Shared>;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<CrawlerMsg>,
+        myself: ActorRef<CrawlerMsg>,
         shared: Arc<Shared>,
-    ) -> Result<Arc<Shared>, ActorProcessingErr> {
-        Ok(shared)
+    ) -> Result<Running, ActorProcessingErr> {
+        let stop = shared.shutdown.child_token();
+        let task = tokio::spawn(consumer::run(shared.clone(), stop.clone()));
+        let watched = stop.clone();
+        tokio::spawn(async move {
+            let ended = task.await;
+            if !watched.is_cancelled() {
+                let why = match ended {
+                    Err(e) => format!("the crawl consumer panicked: {e}"),
+                    Ok(()) => "the crawl consumer stopped".to_string(),
+                };
+                let _ = myself.cast(CrawlerMsg::ConsumerStopped(why));
+            }
+        });
+        Ok(Running { shared, stop })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<CrawlerMsg>,
+        running: &mut Running,
+    ) -> Result<(), ActorProcessingErr> {
+        running.stop.cancel();
+        Ok(())
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<CrawlerMsg>,
         message: CrawlerMsg,
-        shared: &mut Arc<Shared>,
+        running: &mut Running,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             CrawlerMsg::Start { spec, reply } => {
-                let _ = reply.send(start(shared, *spec).await);
+                let _ = reply.send(start(&running.shared, *spec).await);
             }
-            CrawlerMsg::Cancel { id } => {
-                if let Some(token) = shared.running.get(&id) {
-                    token.cancel();
-                }
-            }
+            CrawlerMsg::ConsumerStopped(why) => return Err(why.into()),
         }
         Ok(())
     }
 }
 
-/// Writes the job's first record, then runs it in a task watched for panics.
+/// Stores the job with its first work items; the consumers (this one woken first) take it on.
 async fn start(shared: &Arc<Shared>, spec: JobSpec) -> Result<JobRecord, CrawlError> {
-    let Some(first) = spec.seeds.first() else {
+    let Some(first) = spec.seeds.first().cloned() else {
         return Err(CrawlError::Invalid("a job needs at least one URL".into()));
     };
-
     let now = now_ms();
-    let mut record = JobRecord {
+    let meta = JobMeta {
         id: uuid::Uuid::new_v4().to_string(),
         kind: spec.kind,
         url: first.to_string(),
-        status: JobStatus::Scraping,
         created_at: now,
-        updated_at: now,
         expires_at: now + shared.config.job_ttl.as_millis() as u64,
-        total: spec.seeds.len().min(spec.limit) as u64,
-        completed: 0,
-        failed: 0,
-        documents: 0,
-        errors: 0,
-        bytes: 0,
-        ingest_sent: 0,
-        ingested: 0,
         collection: spec.ingest.clone(),
-        end_reason: None,
+        spec,
     };
-    shared.store.save(&mut record).await?;
-    let cancel = shared.shutdown.child_token();
-    shared.running.insert(record.id.clone(), cancel.clone());
-    let task = tokio::spawn(job::run(shared.clone(), record.clone(), spec, cancel));
-    let (watcher, id) = (shared.clone(), record.id.clone());
-    tokio::spawn(async move {
-        if let Err(e) = task.await {
-            tracing::error!(job = %id, error = %e, "crawl job task failed");
-            if let Ok(Some(mut record)) = watcher.store.get(&id).await {
-                record.status = JobStatus::Failed;
-                record.end_reason = Some("the job stopped unexpectedly (internal error)".into());
-                let _ = watcher.store.save(&mut record).await;
-            }
-        }
-        watcher.running.remove(&id);
-    });
-    tracing::info!(job = %record.id, url = %record.url, kind = ?record.kind, "job started");
+    let items = first_items(&meta, &shared.config)?;
+    shared.store.create(&meta, items).await?;
+    let context = consumer::JobContext::new(shared, meta.clone());
+    context.started();
+    shared.contexts.insert(meta.id.clone(), context);
+    shared.wake.notify_one();
+    tracing::info!(job = %meta.id, url = %meta.url, kind = ?meta.kind, "job started");
+    let record = shared
+        .store
+        .get(&meta.id)
+        .await?
+        .ok_or(CrawlError::NotFound)?;
     Ok(record)
+}
+
+/// A batch's URLs, or a crawl's start URL and (unless skipped) the job of reading its sitemaps.
+fn first_items(
+    meta: &JobMeta,
+    config: &CrawlerConfig,
+) -> Result<Vec<crate::ports::NewItem>, StateError> {
+    let spec = &meta.spec;
+    let page = |url: Url| Work::Page {
+        url,
+        hops: 0,
+        run: 0,
+    };
+    if meta.kind == JobKind::Batch {
+        return spec
+            .seeds
+            .iter()
+            .map(|url| page(url.clone()).item(url.as_str().to_string(), true))
+            .collect();
+    }
+    let Some(first) = spec.seeds.first() else {
+        return Ok(Vec::new());
+    };
+    let start = urls::normalise(first, spec.rules.ignore_query_parameters);
+    let scope = scope::Scope::new(first, spec.rules.clone(), config.traps.clone());
+    let mut items = vec![page(start.clone()).item(scope.seen_key(&start), true)?];
+    if spec.sitemap != SitemapMode::Skip {
+        items.push(Work::Sitemaps { start }.item("sitemaps:".to_string(), false)?);
+    }
+    Ok(items)
 }
 
 pub(crate) fn child_spec(names: Arc<Names>, shared: Arc<Shared>) -> ChildSpec {
@@ -485,24 +545,9 @@ impl Handle {
             .collect())
     }
 
-    /// The job's record; a running job whose replica stopped answering is reported failed.
+    /// The job's record.
     pub async fn status(&self, id: &str) -> Result<JobRecord, CrawlError> {
-        let mut record = self
-            .shared
-            .store
-            .get(id)
-            .await?
-            .ok_or(CrawlError::NotFound)?;
-        let stale = self.shared.config.stale_after.as_millis() as u64;
-        if record.status == JobStatus::Scraping
-            && now_ms().saturating_sub(record.updated_at) > stale
-        {
-            record.status = JobStatus::Failed;
-            record.end_reason = Some(
-                "the Aurora instance running this job stopped; start the job again".to_string(),
-            );
-        }
-        Ok(record)
+        self.shared.store.get(id).await?.ok_or(CrawlError::NotFound)
     }
 
     /// Pages `from..to` of the job.
@@ -516,30 +561,30 @@ impl Handle {
         Ok(self.shared.store.errors(id, 0, record.errors).await?)
     }
 
-    /// Cancels a job wherever it runs and waits (a bounded time) until it has stopped fetching.
+    /// Cancels a job wherever it runs and waits (a bounded time) until every replica has let go
+    /// of its items, so nothing is fetched for it once this returns.
     pub async fn cancel(&self, id: &str) -> Result<JobRecord, CrawlError> {
         let record = self.status(id).await?;
         if record.status != JobStatus::Scraping {
             return Ok(record);
         }
-        self.shared.store.request_cancel(&record).await?;
-        if let Some(actor) = ActorRef::<CrawlerMsg>::where_is(self.names.crawler.clone()) {
-            let _ = actor.cast(CrawlerMsg::Cancel { id: id.to_string() });
+        if self
+            .shared
+            .store
+            .finish(id, JobStatus::Cancelled, "cancelled", None)
+            .await?
+        {
+            consumer::announce_end(&self.shared, id, JobStatus::Cancelled, Some("cancelled")).await;
         }
         let deadline = tokio::time::Instant::now() + self.shared.config.cancel_wait;
         loop {
-            let record = self.status(id).await?;
-            if record.status != JobStatus::Scraping {
-                return Ok(record);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                // The job has not confirmed (its replica may be gone): record the cancel so
-                // clients see it; a live job stops at its next cancel poll.
-                let mut record = record;
-                record.status = JobStatus::Cancelled;
-                record.end_reason = Some("cancelled".to_string());
-                self.shared.store.save(&mut record).await?;
-                return Ok(record);
+            let held = match self.shared.store.load(id).await? {
+                Some((_, snapshot)) => snapshot.leased,
+                None => 0,
+            };
+            if held == 0 || tokio::time::Instant::now() >= deadline {
+                // Past the deadline a holder's replica may be gone; its lease lapses on its own.
+                return self.status(id).await;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

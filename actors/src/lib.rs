@@ -9,8 +9,9 @@
 //! ├── ingest    ractor Factory of IngestWorker × ingest_workers: clean → filter → chunk → embed → upsert
 //! ├── rag       ractor Factory of RagWorker × rag_workers: hybrid search (dense + BM25, RRF)
 //! ├── router    RouterActor: admission control (503 when full), routes jobs to the pools
-//! └── crawler   CrawlerPool: crawl/batch jobs as tasks (frontier, robots, politeness) over the
-//!               scraper pool, streaming pages to ingest; job state in the state store
+//! └── crawler   CrawlerPool: crawl/batch jobs as durable work in the JobQueue port; its consumer
+//!               leases items of every job (frontier, robots, politeness) over the scraper
+//!               pool, streaming pages to ingest
 //! ```
 //!
 //! Actors are registered under names unique to each tree ([`Names`]) so that several trees can
@@ -177,6 +178,12 @@ impl Handles {
             }
         })
         .collect();
+        // The crawler's consumer may be paused although its actor runs: say why.
+        checks.push(Check {
+            name: "crawler:consumer".to_string(),
+            ok: self.crawls.paused().is_none(),
+            detail: self.crawls.paused(),
+        });
         let probes = self.health_checks.iter().map(|probe| async move {
             let result = tokio::time::timeout(Duration::from_secs(2), probe.check()).await;
             let detail = match result {
@@ -235,7 +242,8 @@ impl Tree {
     /// Stops every actor, children in reverse start order, and waits for the root to end.
     pub async fn shutdown(self) -> TreeExit {
         // Each child gets `shutdown_timeout`; the root waits for all of them plus a little.
-        // Jobs first: they record that they were interrupted while the store is still there.
+        // The crawl consumer first: it gives its leases back while the store is still there,
+        // so another replica (or this one, restarted) takes the items at once.
         self.handles.crawls.shut_down(self.shutdown_timeout).await;
         let children = 6u32;
         let bound = self.shutdown_timeout * (children + 1);
@@ -272,6 +280,7 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
     let crawls = Arc::new(crawler_pool::Shared::new(
         config.crawler.clone(),
         ports.state.clone(),
+        ports.jobs.clone(),
         ports.fetcher.clone(),
         router_handle,
     ));

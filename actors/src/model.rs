@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// Which representations of a page the caller wants back. Markdown is the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Formats {
     pub markdown: bool,
     /// The cleaned HTML of the extracted content (after main-content and tag filtering).
@@ -31,8 +31,9 @@ impl Default for Formats {
     }
 }
 
-/// One page to fetch and extract.
-#[derive(Debug, Clone)]
+/// One page to fetch and extract. Serialisable (without its cancel token) because a crawl's
+/// scrape options travel with the job to whichever replica fetches each page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScrapeRequest {
     pub url: Url,
     pub formats: Formats,
@@ -51,6 +52,7 @@ pub struct ScrapeRequest {
     /// Accept invalid TLS certificates on the target (self-signed intranet sites).
     pub skip_tls_verification: bool,
     /// Set by a crawl: once cancelled, a queued scrape never starts and a running one stops.
+    #[serde(skip)]
     pub cancel: Option<CancellationToken>,
 }
 

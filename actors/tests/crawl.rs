@@ -306,7 +306,6 @@ async fn webhooks_hear_of_every_page_and_of_a_cancel() {
         headers: Vec::new(),
         metadata: serde_json::Map::new(),
         events: Event::ALL.to_vec(),
-        render: |page| serde_json::json!({ "url": page.url.as_str() }),
     };
 
     let mut crawl = spec("http://site.test/docs/s1/", 100);

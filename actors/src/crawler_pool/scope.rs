@@ -2,16 +2,20 @@
 //! exclude patterns, depth) and the trap bounds that keep a generated site from running forever.
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::urls;
 
-/// The caller's rules, as Firecrawl names them.
-#[derive(Debug, Clone, Default)]
+/// The caller's rules, as Firecrawl names them. Serialisable: they travel with the job to every
+/// replica that works on it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScopeRules {
     /// A URL must match one of these (when any are given)…
+    #[serde(with = "patterns")]
     pub include_paths: Vec<Regex>,
     /// …and none of these.
+    #[serde(with = "patterns")]
     pub exclude_paths: Vec<Regex>,
     /// Match the patterns against the whole URL rather than its path.
     pub regex_on_full_url: bool,
@@ -25,6 +29,24 @@ pub struct ScopeRules {
     pub allow_subdomains: bool,
     pub ignore_query_parameters: bool,
     pub deduplicate_similar_urls: bool,
+}
+
+/// Regular expressions as their source text (checked when the job was accepted).
+mod patterns {
+    use regex::Regex;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(patterns: &[Regex], to: S) -> Result<S::Ok, S::Error> {
+        let sources: Vec<&str> = patterns.iter().map(Regex::as_str).collect();
+        sources.serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<Regex>, D::Error> {
+        Vec::<String>::deserialize(from)?
+            .iter()
+            .map(|source| Regex::new(source).map_err(serde::de::Error::custom))
+            .collect()
+    }
 }
 
 /// Bounds against crawler traps, from settings.

@@ -1,25 +1,21 @@
-//! Crawl and batch job state in the state store, so any replica sharing it can answer a job's
-//! status, pages and errors. One job, several keys, all under the job's Redis Cluster hash tag
-//! and all expiring with the job:
-//!
-//! | key                    | value                                           | written by   |
-//! |------------------------|-------------------------------------------------|--------------|
-//! | `crawl:{ID}:job`       | [`JobRecord`] (JSON): status, counters, expiry  | the job only |
-//! | `crawl:{ID}:doc:{n}`   | the n-th scraped page (LZ4 JSON), n = 0, 1, …   | the job only |
-//! | `crawl:{ID}:err:{n}`   | the n-th [`JobError`] (JSON)                    | the job only |
-//! | `crawl:{ID}:cancel`    | present once someone asked to cancel            | any replica  |
-//! | `crawl-key:{KEY}`      | an `x-idempotency-key` already used             | any replica  |
-//!
-//! The job is the only writer of its record, so counters never race; a cancel from another
-//! replica is a separate key the job polls.
+//! Crawl and batch job state, kept as durable work in the [`JobQueue`] port so that any replica
+//! can run, answer for and cancel any job. This module owns the encodings: the job's `meta`
+//! ([`JobMeta`]: its record's fixed fields and the spec every replica works from), each work
+//! item's payload ([`Work`]), stored pages (LZ4-compressed JSON) and error entries (JSON). The
+//! record a client sees ([`JobRecord`]) is assembled from the meta, the status and the counters
+//! the queue keeps. Idempotency keys (`crawl-key:{KEY}`) live in the state store.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+use url::Url;
+
 use crate::model::Page;
-use crate::ports::{StateError, StateStore};
+use crate::ports::{
+    JOB_RUNNING, JobQueue, JobSnapshot, NewError, NewItem, NewJob, StateError, StateStore,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,10 +36,19 @@ pub enum JobStatus {
 impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
-            JobStatus::Scraping => "scraping",
+            JobStatus::Scraping => JOB_RUNNING,
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(status: &str) -> JobStatus {
+        match status {
+            JOB_RUNNING => JobStatus::Scraping,
+            "completed" => JobStatus::Completed,
+            "cancelled" => JobStatus::Cancelled,
+            _ => JobStatus::Failed,
         }
     }
 }
@@ -116,15 +121,175 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A job's fixed description: what its record shows and the spec every replica works from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JobMeta {
+    pub id: String,
+    pub kind: JobKind,
+    pub url: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub collection: Option<String>,
+    pub spec: super::JobSpec,
+}
+
+/// One work item of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Work {
+    /// Fetch a page; `hops` links from the start, `run` pages of one shape in a row (traps).
+    Page { url: Url, hops: usize, run: usize },
+    /// Read the site's sitemaps and queue what they list.
+    Sitemaps { start: Url },
+}
+
+impl Work {
+    /// A frontier candidate: queued if `key` is new to the job.
+    pub fn item(&self, key: String, counted: bool) -> Result<NewItem, StateError> {
+        Ok(NewItem {
+            key,
+            payload: serde_json::to_string(self)
+                .map_err(|e| StateError::Backend(format!("encoding a work item: {e}")))?,
+            counted,
+        })
+    }
+}
+
 /// Reads and writes job state; cheap to clone.
 #[derive(Clone)]
 pub struct JobStore {
+    pub(crate) queue: Arc<dyn JobQueue>,
     state: Arc<dyn StateStore>,
 }
 
-fn key(id: &str, rest: &str) -> String {
-    // `{id}` is the hash tag: every key of a job lands on one Redis Cluster slot.
-    format!("crawl:{{{id}}}:{rest}")
+impl JobStore {
+    pub fn new(queue: Arc<dyn JobQueue>, state: Arc<dyn StateStore>) -> Self {
+        Self { queue, state }
+    }
+
+    pub(crate) async fn create(
+        &self,
+        meta: &JobMeta,
+        items: Vec<NewItem>,
+    ) -> Result<(), StateError> {
+        self.queue
+            .create(NewJob {
+                id: meta.id.clone(),
+                meta: encode_text(meta)?,
+                limit: meta.spec.limit as u64,
+                expires_at: meta.expires_at,
+                items,
+            })
+            .await
+    }
+
+    /// The job's description and its snapshot, or `None` when unknown or expired.
+    pub(crate) async fn load(
+        &self,
+        id: &str,
+    ) -> Result<Option<(JobMeta, JobSnapshot)>, StateError> {
+        let Some(snapshot) = self.queue.snapshot(id).await? else {
+            return Ok(None);
+        };
+        let meta: JobMeta = decode(snapshot.meta.as_bytes())?;
+        Ok(Some((meta, snapshot)))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StateError> {
+        Ok(self
+            .load(id)
+            .await?
+            .map(|(meta, snapshot)| record(&meta, &snapshot)))
+    }
+
+    /// Pages `from..to` of the job, in order (expired ones are skipped).
+    pub async fn pages(&self, id: &str, from: u64, to: u64) -> Result<Vec<Page>, StateError> {
+        self.queue
+            .documents(id, from, to)
+            .await?
+            .iter()
+            .map(|bytes| decode(bytes))
+            .collect()
+    }
+
+    /// Errors `from..to` of the job, in order.
+    pub async fn errors(&self, id: &str, from: u64, to: u64) -> Result<Vec<JobError>, StateError> {
+        self.queue
+            .errors(id, from, to)
+            .await?
+            .iter()
+            .map(|entry| decode(entry.as_bytes()))
+            .collect()
+    }
+
+    /// Ends a running job (cancel, a bound), recording why; false if it had ended already.
+    pub async fn finish(
+        &self,
+        id: &str,
+        status: JobStatus,
+        reason: &str,
+        error: Option<&JobError>,
+    ) -> Result<bool, StateError> {
+        let error = error.map(encode_text).transpose()?;
+        self.queue.finish(id, status.as_str(), reason, error).await
+    }
+
+    /// Takes idempotency key `key` for `ttl`; false when some start already took it.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StateError> {
+        self.state
+            .set_if_absent(format!("crawl-key:{key}"), b"1".to_vec(), Some(ttl))
+            .await
+    }
+
+    pub async fn release(&self, key: &str) -> Result<(), StateError> {
+        self.state
+            .delete(&[format!("crawl-key:{key}")])
+            .await
+            .map(drop)
+    }
+}
+
+/// The record clients see, from the job's description and the queue's counters.
+pub(crate) fn record(meta: &JobMeta, snapshot: &JobSnapshot) -> JobRecord {
+    let count = |name: &str| snapshot.counters.get(name).copied().unwrap_or(0).max(0) as u64;
+    let admitted = count("admitted").saturating_sub(count("robots_blocked"));
+    JobRecord {
+        id: meta.id.clone(),
+        kind: meta.kind,
+        url: meta.url.clone(),
+        status: JobStatus::parse(&snapshot.status),
+        created_at: meta.created_at,
+        updated_at: snapshot.updated_at,
+        expires_at: meta.expires_at,
+        total: admitted.min(meta.spec.limit as u64),
+        completed: count("completed"),
+        failed: count("failed"),
+        documents: count("documents"),
+        errors: count("errors"),
+        bytes: count("bytes"),
+        ingest_sent: count("ingest_sent"),
+        ingested: count("ingested"),
+        collection: meta.collection.clone(),
+        end_reason: snapshot.reason.clone(),
+    }
+}
+
+/// An error entry as the queue stores it.
+pub(crate) fn new_error(error: &JobError, once: Option<String>) -> Result<NewError, StateError> {
+    Ok(NewError {
+        once,
+        entry: encode_text(error)?,
+    })
+}
+
+fn encode_text<T: Serialize>(value: &T) -> Result<String, StateError> {
+    serde_json::to_string(value)
+        .map_err(|e| StateError::Backend(format!("encoding job state: {e}")))
+}
+
+/// A page as stored: compressed, a third of the bytes in Redis or in process.
+pub(crate) fn encode_page(page: &Page) -> Result<Vec<u8>, StateError> {
+    encode_compressed(page)
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
@@ -144,132 +309,11 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StateError> {
 /// First byte of a compressed value; JSON never starts with it.
 const COMPRESSED: u8 = 0x04;
 
-/// Pages are most of a job's state (Markdown, ~3× smaller compressed): kept compressed, they
-/// cost a third of the memory in Redis or in process.
 fn encode_compressed<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
     let json = encode(value)?;
     let mut packed = vec![COMPRESSED];
     packed.extend_from_slice(&lz4_flex::compress_prepend_size(&json));
     Ok(packed)
-}
-
-impl JobStore {
-    pub fn new(state: Arc<dyn StateStore>) -> Self {
-        Self { state }
-    }
-
-    /// Time left before the job's keys expire (at least a second, so a write never lands
-    /// already expired).
-    fn ttl(record: &JobRecord) -> Option<Duration> {
-        let left = record.expires_at.saturating_sub(now_ms()).max(1000);
-        Some(Duration::from_millis(left))
-    }
-
-    pub async fn save(&self, record: &mut JobRecord) -> Result<(), StateError> {
-        record.updated_at = now_ms();
-        self.state
-            .set_many(
-                vec![(key(&record.id, "job"), encode(record)?)],
-                Self::ttl(record),
-            )
-            .await
-    }
-
-    /// Stores page number `record.documents` and the record counting it, in one write.
-    pub async fn add_page(&self, record: &mut JobRecord, page: &Page) -> Result<(), StateError> {
-        let doc = (
-            key(&record.id, &format!("doc:{}", record.documents)),
-            encode_compressed(page)?,
-        );
-        record.documents += 1;
-        record.updated_at = now_ms();
-        let job = (key(&record.id, "job"), encode(record)?);
-        self.state.set_many(vec![doc, job], Self::ttl(record)).await
-    }
-
-    /// Stores error number `record.errors` and the record counting it.
-    pub async fn add_error(
-        &self,
-        record: &mut JobRecord,
-        error: &JobError,
-    ) -> Result<(), StateError> {
-        let entry = (
-            key(&record.id, &format!("err:{}", record.errors)),
-            encode(error)?,
-        );
-        record.errors += 1;
-        record.updated_at = now_ms();
-        let job = (key(&record.id, "job"), encode(record)?);
-        self.state
-            .set_many(vec![entry, job], Self::ttl(record))
-            .await
-    }
-
-    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StateError> {
-        let keys = [key(id, "job")];
-        match self.state.get_many(&keys).await?.pop().flatten() {
-            Some(bytes) => decode(&bytes).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Pages `from..to` of the job, in order (expired ones are skipped).
-    pub async fn pages(&self, id: &str, from: u64, to: u64) -> Result<Vec<Page>, StateError> {
-        self.list(id, "doc", from, to).await
-    }
-
-    /// Errors `from..to` of the job, in order.
-    pub async fn errors(&self, id: &str, from: u64, to: u64) -> Result<Vec<JobError>, StateError> {
-        self.list(id, "err", from, to).await
-    }
-
-    async fn list<T: for<'de> Deserialize<'de>>(
-        &self,
-        id: &str,
-        kind: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<T>, StateError> {
-        let keys: Vec<String> = (from..to)
-            .map(|n| key(id, &format!("{kind}:{n}")))
-            .collect();
-        self.state
-            .get_many(&keys)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|bytes| decode(&bytes))
-            .collect()
-    }
-
-    /// Asks the job to stop, wherever it runs.
-    pub async fn request_cancel(&self, record: &JobRecord) -> Result<(), StateError> {
-        self.state
-            .set_many(
-                vec![(key(&record.id, "cancel"), b"1".to_vec())],
-                Self::ttl(record),
-            )
-            .await
-    }
-
-    /// Takes idempotency key `key` for `ttl`; false when some start already took it.
-    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StateError> {
-        self.state
-            .set_if_absent(format!("crawl-key:{key}"), b"1".to_vec(), Some(ttl))
-            .await
-    }
-
-    pub async fn release(&self, key: &str) -> Result<(), StateError> {
-        self.state
-            .delete(&[format!("crawl-key:{key}")])
-            .await
-            .map(drop)
-    }
-
-    pub async fn cancel_requested(&self, id: &str) -> Result<bool, StateError> {
-        let keys = [key(id, "cancel")];
-        Ok(self.state.get_many(&keys).await?.pop().flatten().is_some())
-    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,8 @@ use crate::model::Page;
 use crate::ports::{Fetcher, PostRequest};
 
 /// Events a webhook can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Event {
     Started,
     Page,
@@ -61,7 +62,7 @@ impl Event {
 }
 
 /// Where and what to notify; built by the HTTP layer from Firecrawl's `webhook` option.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Webhook {
     pub url: Url,
     /// Sent with every delivery (e.g. the receiver's own auth).
@@ -70,8 +71,6 @@ pub struct Webhook {
     pub metadata: serde_json::Map<String, Value>,
     /// The events wanted; all when the request named none.
     pub events: Vec<Event>,
-    /// A stored page as the API shows it (the same document `GET /v1/crawl/{id}` returns).
-    pub render: fn(&Page) -> Value,
 }
 
 /// How deliveries behave (from the crawler's settings).
@@ -88,6 +87,9 @@ pub struct DeliveryConfig {
     /// Signs bodies (`X-Firecrawl-Signature`) when set.
     pub secret: Option<String>,
     pub user_agent: String,
+    /// A stored page as the API shows it (the same document `GET /v1/crawl/{id}` returns); the
+    /// HTTP layer plugs its own in.
+    pub render: fn(&Page) -> Value,
 }
 
 impl Default for DeliveryConfig {
@@ -99,6 +101,7 @@ impl Default for DeliveryConfig {
             concurrency: 4,
             secret: None,
             user_agent: "AuroraBot".to_string(),
+            render: |page| serde_json::to_value(page).unwrap_or(Value::Null),
         }
     }
 }
@@ -119,6 +122,7 @@ pub(crate) struct Notifier {
     tx: mpsc::Sender<Delivery>,
     /// Page events lost because the receiver fell behind.
     pub dropped: u64,
+    render: fn(&Page) -> Value,
 }
 
 impl Notifier {
@@ -132,6 +136,7 @@ impl Notifier {
         kind: JobKind,
     ) -> Self {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let render = config.render;
         let webhook = Arc::new(webhook);
         let sender = Sender {
             fetcher,
@@ -149,6 +154,7 @@ impl Notifier {
             },
             tx,
             dropped: 0,
+            render,
         }
     }
 
@@ -157,7 +163,7 @@ impl Notifier {
     }
 
     pub fn page(&mut self, page: &Page) {
-        let document = (self.webhook.render)(page);
+        let document = (self.render)(page);
         self.push(Event::Page, true, vec![document], None);
     }
 

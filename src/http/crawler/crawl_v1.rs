@@ -297,12 +297,11 @@ pub fn webhook(value: Option<serde_json::Value>) -> Result<Option<Webhook>, ApiE
         headers,
         metadata: object.metadata,
         events,
-        render: webhook_document,
     }))
 }
 
 /// A page as webhooks carry it: the document the status route returns.
-fn webhook_document(page: &Page) -> serde_json::Value {
+pub fn webhook_document(page: &Page) -> serde_json::Value {
     let (document, _) = firecrawl_v1::document(page.clone(), &[]);
     serde_json::to_value(document).unwrap_or(serde_json::Value::Null)
 }
