@@ -86,12 +86,25 @@ pub fn describe() {
         "Crawl and batch jobs finished, by kind (crawl, batch) and status (completed, failed, cancelled)."
     );
     describe_gauge!(
-        "aurora_crawl_jobs_running",
-        "Crawl and batch jobs running in this process."
+        "aurora_crawl_queue_items",
+        "Work items of all active jobs, cluster-wide, by state (queued, leased), as this replica last read them."
     );
     describe_gauge!(
-        "aurora_crawl_frontier_urls",
-        "URLs queued in the frontiers of this process's running jobs."
+        "aurora_crawl_items_in_flight",
+        "Work items this replica holds leases on."
+    );
+    describe_counter!(
+        "aurora_crawl_queue_leased_total",
+        "Work items leased by this replica."
+    );
+    describe_counter!(
+        "aurora_crawl_queue_reclaimed_total",
+        "Expired leases (their consumer stopped renewing) this replica put back in the queue."
+    );
+    describe_histogram!(
+        "aurora_crawl_lease_age_seconds",
+        Unit::Seconds,
+        "How long this replica held an item's lease, from lease to result or release."
     );
     describe_histogram!(
         "aurora_crawl_job_duration_seconds",

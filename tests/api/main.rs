@@ -9,6 +9,7 @@ mod backends;
 mod bad_input;
 mod chat;
 mod crawl;
+mod durable;
 mod knowledge;
 mod llm;
 mod observability;
