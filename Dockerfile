@@ -5,7 +5,9 @@
 # Behind a TLS-intercepting proxy, hand the builder the proxy's CA (PEM text). It is trusted by
 # the builder stage only (cargo, curl) and never reaches the runtime image:
 #
-#   docker build --build-arg EXTRA_CA_CERTS="$(cat /etc/ssl/certs/ca-certificates.crt)" -t aurora:latest .
+#   docker build --build-arg EXTRA_CA_CERTS="$(cat /usr/local/share/ca-certificates/*.crt)" -t aurora:latest .
+#
+# (scripts/build-image does that with the host's local CAs, after making missing base images.)
 
 # ---------------------------------------------------------------------------------------------
 # Builder: compiles the release binary and fetches the default embedding model.
