@@ -15,6 +15,7 @@
 //! Nothing accepted is lost either way: it is in the store.
 
 mod consumer;
+mod item;
 pub mod politeness;
 pub mod robots;
 pub mod scope;

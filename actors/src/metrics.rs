@@ -90,6 +90,14 @@ pub fn describe() {
         "Work items of all active jobs, cluster-wide, by state (queued, leased), as this replica last read them."
     );
     describe_gauge!(
+        "aurora_crawl_jobs_active",
+        "Crawl and batch jobs listed as active in the job queue, cluster-wide."
+    );
+    describe_gauge!(
+        "aurora_crawl_job_backlog_max_items",
+        "The largest backlog (items queued or leased) of any one active job; each job's own is in its status."
+    );
+    describe_gauge!(
         "aurora_crawl_items_in_flight",
         "Work items this replica holds leases on."
     );
