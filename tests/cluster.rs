@@ -139,31 +139,11 @@ impl Drop for Cluster {
 /// its neighbours, with enough varied prose for the knowledge base's quality filter.
 fn site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    let words = [
-        "aurora",
-        "lights",
-        "polar",
-        "magnetic",
-        "solar",
-        "wind",
-        "particles",
-        "oxygen",
-        "nitrogen",
-        "green",
-        "violet",
-        "winter",
-        "night",
-        "observers",
-        "northern",
-        "southern",
-        "storms",
-        "forecast",
-        "latitude",
-        "camera",
-        "exposure",
-        "horizon",
-        "clouds",
-        "season",
+    // Made-up words from syllables, picked by a small LCG per page: every page reads differently,
+    // so the knowledge base's duplicate filter keeps them all.
+    let syllables = [
+        "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qu", "do", "fe", "gi", "ha",
+        "ju",
     ];
     let sections = PAGES / 20;
     let mut index =
@@ -177,24 +157,29 @@ fn site() -> tempfile::TempDir {
         for p in 0..20 {
             let n = s * 20 + p;
             section.push_str(&format!("<p><a href=\"/s{s}/p{p}.html\">Page {n}</a></p>"));
+            let mut seed = (n as u64 + 1).wrapping_mul(6364136223846793005);
+            let mut word = || {
+                let mut made = String::new();
+                for _ in 0..3 {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    made.push_str(syllables[(seed >> 60) as usize]);
+                }
+                made
+            };
             let mut text = String::new();
-            for sentence in 0..8 {
-                let pick = |k: usize| words[(n * 7 + sentence * 3 + k * 5) % words.len()];
+            for _ in 0..8 {
+                let words: Vec<String> = (0..7).map(|_| word()).collect();
                 text.push_str(&format!(
                     "The {} {} over {} shows {} {} near the {} {} tonight. ",
-                    pick(0),
-                    pick(1),
-                    pick(2),
-                    pick(3),
-                    pick(4),
-                    pick(5),
-                    pick(6)
+                    words[0], words[1], words[2], words[3], words[4], words[5], words[6]
                 ));
             }
             let next = (p + 1) % 20;
             let page = format!(
                 "<html><head><title>Page {n}</title></head><body><main><h1>Page {n}</h1>\
-                 <p>Marker zq{n}marker. {text}</p><p>{text}</p>\
+                 <p>Marker zq{n}marker. {text}</p>\
                  <a href=\"/s{s}/p{next}.html\">next</a> <a href=\"/index.html\">home</a>\
                  </main></body></html>"
             );
