@@ -128,17 +128,12 @@ impl RedisState {
 
     /// The job queue on the same connection (and key prefix).
     pub fn jobs(&self) -> super::redis_jobs::RedisJobs {
-        super::redis_jobs::RedisJobs::new(
-            self.connection.clone(),
-            &self.prefix,
-            &self.shown,
-            classify,
-        )
+        super::redis_jobs::RedisJobs::new(self.connection.clone(), &self.prefix, &self.shown)
     }
 }
 
 /// Unreachable (callers pause and retry) versus a real failure, naming the server.
-fn classify(shown: &str, error: redis::RedisError) -> StateError {
+pub(super) fn classify(shown: &str, error: redis::RedisError) -> StateError {
     if error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()

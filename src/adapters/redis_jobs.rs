@@ -257,22 +257,15 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
 pub struct RedisJobs {
     connection: ConnectionManager,
     prefix: String,
-    /// Maps a redis error to the port's (Unavailable vs Backend), naming the server.
-    error: fn(&str, redis::RedisError) -> StateError,
+    /// The server, for messages (without its password).
     shown: String,
 }
 
 impl RedisJobs {
-    pub(crate) fn new(
-        connection: ConnectionManager,
-        prefix: &str,
-        shown: &str,
-        error: fn(&str, redis::RedisError) -> StateError,
-    ) -> Self {
+    pub(crate) fn new(connection: ConnectionManager, prefix: &str, shown: &str) -> Self {
         Self {
             connection,
             prefix: prefix.to_string(),
-            error,
             shown: shown.to_string(),
         }
     }
@@ -291,7 +284,7 @@ impl RedisJobs {
     }
 
     fn fail(&self, error: redis::RedisError) -> StateError {
-        (self.error)(&self.shown, error)
+        super::redis::classify(&self.shown, error)
     }
 
     /// Entries `from..to` of the numbered hash `part` (documents, errors), missing ones skipped.

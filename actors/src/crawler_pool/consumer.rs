@@ -120,6 +120,15 @@ pub(crate) async fn announce_end(
     tracing::info!(job = %id, status = status.as_str(), "job finished");
 }
 
+/// The queue completed the job (nothing left): announce it with the reason the queue stored.
+async fn announce_completion(shared: &Arc<Shared>, id: &str, status: &str) {
+    let reason = match shared.store.queue.snapshot(id).await {
+        Ok(Some(snapshot)) => snapshot.reason,
+        _ => None,
+    };
+    announce_end(shared, id, JobStatus::parse(status), reason.as_deref()).await;
+}
+
 /// One item in flight here.
 struct Held {
     lease: LeaseRef,
@@ -295,16 +304,7 @@ async fn fill(
                     tasks.spawn(item::work(shared.clone(), context.clone(), item, cancel));
                 }
             }
-            Ok(Leased::Completed { status }) => {
-                let status = JobStatus::parse(&status);
-                let reason = queue
-                    .snapshot(&id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|s| s.reason);
-                announce_end(shared, &id, status, reason.as_deref()).await;
-            }
+            Ok(Leased::Completed { status }) => announce_completion(shared, &id, &status).await,
             Ok(Leased::Ended) => forget(shared, held, &id).await,
         }
         if gauges && let Ok(Some(snapshot)) = queue.snapshot(&id).await {
@@ -405,12 +405,7 @@ async fn settle(
             completed: Some(status),
             ..
         }) => {
-            let status = JobStatus::parse(&status);
-            let reason = match status {
-                JobStatus::Failed => Some("no page could be scraped; see the job's errors"),
-                _ => None,
-            };
-            announce_end(shared, &id, status, reason).await;
+            announce_completion(shared, &id, &status).await;
         }
         Done::Recorded(Recorded::Stored { counters, .. }) => {
             let bytes = counters.get("bytes").copied().unwrap_or(0).max(0) as u64;
