@@ -2,8 +2,8 @@
 //! nginx, with Redis, ChromaDB and Prometheus, from the image `scripts/build-image` builds. Through
 //! nginx: a login's token works on both replicas; a rate limit holds across them; a crawl of a
 //! 520-page site (served to the containers by a site container of the test's own) survives
-//! `docker kill` of the replica doing most of it, ending with every page exactly once, found by
-//! `/v1/search`; Prometheus sees both replicas up, then the dead one down with its alert raised.
+//! `docker kill` of the replica doing most of it and a Redis restart (crawling pauses, `/ready`
+//! says why), ending with every page exactly once, found by `/v1/search`; Prometheus sees both replicas up, then the dead one down with its alert raised.
 //! The compose project is removed (containers, networks, volumes) however the test ends.
 
 use std::collections::BTreeSet;
@@ -393,6 +393,44 @@ async fn a_crawl_outlives_a_killed_replica_behind_nginx() {
     .await;
     let resumed_after = killed.elapsed();
 
+    // Redis restarted mid-crawl (a clean stop: the append-only file is flushed). While it is
+    // away the surviving replicas pause fetching and say why on /ready; then the crawl goes on.
+    let survivors: Vec<String> = replicas
+        .iter()
+        .filter(|(container, _)| *container != busiest.0)
+        .map(|(_, ip)| ip.clone())
+        .collect();
+    let before_restart = status(&http).await["completed"].as_u64().unwrap_or(0);
+    assert!(
+        before_restart < expected().len() as u64,
+        "the crawl ended before Redis could be restarted mid-way"
+    );
+    run(cluster.compose().args(["stop", "-t", "10", "redis"]));
+    let paused = async |ip: &String| {
+        let Ok(response) = http.get(format!("http://{ip}:8080/ready")).send().await else {
+            return false;
+        };
+        response.status() == 503
+            && response
+                .text()
+                .await
+                .is_ok_and(|body| body.contains("crawling paused"))
+    };
+    wait_until(
+        "/ready saying the crawl is paused while Redis is away",
+        Duration::from_secs(60),
+        async || {
+            for ip in &survivors {
+                if !paused(ip).await {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    run(cluster.compose().args(["start", "redis"]));
+
     // Prometheus sees the dead replica down, with its alert pending or firing.
     let victim = format!("{}:8080", busiest.1);
     wait_until(
@@ -414,7 +452,7 @@ async fn a_crawl_outlives_a_killed_replica_behind_nginx() {
     )
     .await;
 
-    // The crawl completes with every page exactly once.
+    // The crawl completes with every page exactly once, through the kill and the restart.
     let mut last = Value::Null;
     wait_until(
         "the crawl to complete",
@@ -496,7 +534,8 @@ async fn a_crawl_outlives_a_killed_replica_behind_nginx() {
         "{hits:?}"
     );
     println!(
-        "cluster: the crawl went on {:.1} s after `docker kill`; {} pages, 0 lost, 0 duplicated",
+        "cluster: the crawl went on {:.1} s after `docker kill` (at {before} pages) and through a \
+         Redis restart (at {before_restart}); {} pages, 0 lost, 0 duplicated",
         resumed_after.as_secs_f64(),
         urls.len()
     );
