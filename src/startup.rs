@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::local::{EmbeddedStore, MemoryJobs, MemoryState, write_private};
+use aurora_actors::local::{EmbeddedStore, MemoryJobs, MemoryLexical, MemoryState, write_private};
 use aurora_actors::ports::{
-    Embedder, Generator, HealthCheck, JobQueue, Ports, StateStore, VectorStore,
+    Embedder, Generator, HealthCheck, JobQueue, LexicalIndex, Ports, StateStore, VectorStore,
 };
 use aurora_actors::session::{AuthError, SigningKey};
 use aurora_actors::supervisor::TreeExit;
@@ -158,7 +158,11 @@ pub fn build_generator(settings: &Settings) -> Result<Arc<dyn Generator>, Startu
 pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let fetcher = build_fetcher(settings)?;
     let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
-    let (state, jobs): (Arc<dyn StateStore>, Arc<dyn JobQueue>) = if settings.redis.url.is_empty() {
+    let (state, jobs, lexical): (
+        Arc<dyn StateStore>,
+        Arc<dyn JobQueue>,
+        Arc<dyn LexicalIndex>,
+    ) = if settings.redis.url.is_empty() {
         let data_error = |e: aurora_actors::ports::StateError| StartupError::Config {
             key: "data_dir",
             reason: e.to_string(),
@@ -171,7 +175,10 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         )
         .map_err(data_error)?;
         let jobs = MemoryJobs::open(&dir).map_err(data_error)?;
-        (Arc::new(accounts), Arc::new(jobs))
+        // Only a ChromaDB deployment reads it (the embedded store keeps its own); it is rebuilt
+        // from ChromaDB after a restart.
+        let lexical = Arc::new(MemoryLexical::new());
+        (Arc::new(accounts), Arc::new(jobs), lexical)
     } else {
         let redis = Arc::new(
             RedisState::connect(&settings.redis.url, &settings.redis.key_prefix).map_err(|e| {
@@ -183,7 +190,8 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         );
         health_checks.push(redis.clone());
         let jobs = Arc::new(redis.jobs());
-        (redis, jobs)
+        let lexical = Arc::new(redis.lexical());
+        (redis, jobs, lexical)
     };
     let vectors: Arc<dyn VectorStore> = if settings.chroma.url.is_empty() {
         Arc::new(EmbeddedStore::open(&settings.data_dir).map_err(StartupError::VectorStore)?)
@@ -193,7 +201,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
                 &settings.chroma.url,
                 &settings.chroma.tenant,
                 &settings.chroma.database,
-                state.clone(),
+                lexical,
             )
             .map_err(|reason| StartupError::Config {
                 key: "chroma.url",

@@ -209,31 +209,31 @@ impl Knowledge {
         }
     }
 
-    /// The collection, checked to be one this embedder can read and write.
-    async fn usable(&self, name: &str, create: bool) -> Result<CollectionInfo, KnowledgeError> {
-        let info = match self.vectors.collection(name).await? {
-            Some(info) => info,
+    /// Checks that the collection exists (creating it if asked) and that this embedder built it.
+    async fn usable(&self, name: &str, create: bool) -> Result<(), KnowledgeError> {
+        let built_with = match self.vectors.spec(name).await? {
+            Some(spec) => spec,
             None if create => match self.create_collection(name).await {
                 Err(KnowledgeError::Store(StoreError::AlreadyExists(_))) => {
-                    self.collection(name).await? // created meanwhile by someone else
+                    self.collection(name).await?.spec // created meanwhile by someone else
                 }
-                other => other?,
+                other => other?.spec,
             },
             None => return Err(StoreError::NotFound(name.to_string()).into()),
         };
         let spec = self.spec();
-        if info.spec != spec {
+        if built_with != spec {
             return Err(StoreError::WrongEmbedder {
                 collection: name.to_string(),
                 built_with: format!(
                     "{} ({} dimensions)",
-                    info.spec.embedder, info.spec.dimension
+                    built_with.embedder, built_with.dimension
                 ),
                 given: format!("{} ({} dimensions)", spec.embedder, spec.dimension),
             }
             .into());
         }
-        Ok(info)
+        Ok(())
     }
 
     pub async fn ingest(

@@ -4,8 +4,10 @@
 //!
 //! BM25 is split so that a plain sparse dot product computes it: a chunk stores
 //! `tf·(k1+1) / (tf + k1·(1 − b + b·len/avgdl))` per term (fixed at write time, with the average
-//! chunk length known then), and a query weighs each of its terms by `idf` (from document
-//! frequencies at query time).
+//! chunk length after that write: [`average`]), and a query weighs each of its terms by `idf`
+//! (from document frequencies at query time). Fixed weights let an index keep each term's
+//! postings sorted by weight, so a top-k query reads the heads of a few lists instead of all of
+//! them (`ports::LexicalIndex`).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -79,6 +81,14 @@ pub fn doc_vector(counts: &TermCounts, avg_length: f32) -> Vec<(u32, f32)> {
         .iter()
         .map(|(&id, &tf)| (id, doc_weight(tf, counts.length, avg_length)))
         .collect()
+}
+
+/// The average chunk length a write weighs its chunks with: the index's, after the write.
+pub fn average(chunks: u64, total_length: u64) -> f32 {
+    if chunks == 0 {
+        return 1.0;
+    }
+    total_length as f32 / chunks as f32
 }
 
 /// BM25's (never negative) inverse document frequency.

@@ -7,13 +7,13 @@
 //!   keep request bodies small. Every call is idempotent, so transient failures (connection
 //!   errors, 5xx) are retried with backoff; a server that stays down is `Unavailable`.
 //! - Lexical search. A local Chroma has neither sparse vectors nor `/search` (both answer 501),
-//!   and `where_document` filters without scoring. So BM25 is computed here from data every
-//!   replica shares: document frequencies, chunk count and total length live in the state store
-//!   (Redis in production), updated on every write; candidates are the chunks Chroma's trigram
-//!   index finds for the query's words (a case-insensitive regex); each candidate is scored with
-//!   the same `lexical` functions the embedded store uses. When more chunks match than the
-//!   candidate cap, the first ones Chroma returns are scored — the only way this differs from an
-//!   exact BM25 index.
+//!   and its `where_document` filters scan without scoring. So BM25 lives outside it, in the
+//!   `LexicalIndex` (Redis in production: every replica ranks alike): every write indexes its
+//!   chunks' terms before Chroma stores them, a query ranks ids there and fetches just those
+//!   chunks from Chroma by id. A filtered query ranks exactly the chunks the filter admits when
+//!   they are few, else the best overall, filtered, reading deeper until enough pass. An index
+//!   found empty while the collection is not (Redis lost it, or the collection predates the
+//!   index) is rebuilt from Chroma's chunks on the spot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,8 @@ use std::time::Duration;
 use aurora_actors::lexical;
 use aurora_actors::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Condition, Field, Filter, FilterValue,
-    HealthCheck, Hit, NewChunk, StateStore, StoreError, VectorStore, validate_collection_name,
+    HealthCheck, Hit, LexicalDoc, LexicalIndex, NewChunk, Ranked, StateError, StoreError,
+    VectorStore, validate_collection_name,
 };
 use dashmap::DashMap;
 use futures::future::BoxFuture;
@@ -31,14 +32,15 @@ use tokio::sync::OnceCell;
 
 /// Records per write request, whatever the server allows (a 384-d batch of 500 is ~2 MB of JSON).
 const MAX_WRITE_BATCH: usize = 500;
-/// Chunks fetched as lexical candidates at most.
-const LEXICAL_CANDIDATES: usize = 1000;
+/// A filter admitting at most this many chunks has them ranked exactly, one by one.
+const FILTERED_EXACT: usize = 2000;
+/// How deep a filtered query admitting more reads the overall ranking, at most.
+const FILTERED_DEPTH: usize = 4096;
+/// Chunks per page when rebuilding a lost lexical index from Chroma.
+const REBUILD_PAGE: usize = 500;
 const ATTEMPTS: u32 = 3;
 const EMBEDDER_KEY: &str = "aurora_embedder";
 const DIMENSION_KEY: &str = "aurora_dimension";
-/// Counter names in a collection's statistics set (term ids are the other fields).
-const CHUNKS: &str = "__chunks";
-const LENGTH: &str = "__length";
 
 pub struct ChromaStore {
     http: reqwest::Client,
@@ -46,8 +48,10 @@ pub struct ChromaStore {
     collections_url: String,
     tenant: String,
     database: String,
-    /// Term statistics for BM25, shared by every replica.
-    state: Arc<dyn StateStore>,
+    /// BM25 postings of every collection, shared by every replica.
+    lexical: Arc<dyn LexicalIndex>,
+    /// One rebuild of a lost lexical index at a time.
+    rebuilding: tokio::sync::Mutex<()>,
     /// name → (id, spec); a collection deleted elsewhere is dropped on its first 404.
     known: DashMap<String, (String, CollectionSpec)>,
     /// Tenant and database exist (created once per process).
@@ -60,7 +64,7 @@ impl ChromaStore {
         url: &str,
         tenant: &str,
         database: &str,
-        state: Arc<dyn StateStore>,
+        lexical: Arc<dyn LexicalIndex>,
     ) -> Result<Self, String> {
         let base = url.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
@@ -77,7 +81,8 @@ impl ChromaStore {
             http,
             tenant: tenant.to_string(),
             database: database.to_string(),
-            state,
+            lexical,
+            rebuilding: tokio::sync::Mutex::new(()),
             known: DashMap::new(),
             ready: OnceCell::new(),
             max_batch: OnceCell::new(),
@@ -247,36 +252,144 @@ impl ChromaStore {
             .unwrap_or(0))
     }
 
-    fn stats_key(&self, collection: &str) -> String {
-        format!("lex:{}:{}:{collection}", self.tenant, self.database)
+    /// The collection's lexical index, named within this tenant and database.
+    fn index_name(&self, collection: &str) -> String {
+        format!("{}/{}/{collection}", self.tenant, self.database)
     }
 
-    /// Adds (`sign` = 1) or removes (-1) chunks' terms from the shared BM25 statistics.
-    async fn update_stats(
+    /// Ids (only) of the chunks matching `filter`, at most `limit` (all with `None`).
+    async fn ids_where(
         &self,
         collection: &str,
-        texts: &[&str],
-        sign: i64,
-    ) -> Result<(), StoreError> {
-        if texts.is_empty() {
-            return Ok(());
+        filter: &Filter,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut body = with_where(json!({"include": []}), filter);
+        if let Some(limit) = limit {
+            body["limit"] = json!(limit);
         }
-        let mut deltas: std::collections::HashMap<String, i64> = Default::default();
-        let mut length = 0i64;
-        for text in texts {
-            let counts = lexical::count_terms(text);
-            length += i64::from(counts.length);
-            for term in counts.counts.keys() {
-                *deltas.entry(term.to_string()).or_insert(0) += sign;
+        let answer = self.record_op(collection, "get", &body).await?;
+        Ok(answer["ids"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The chunks of `ranked` that pass `filter`, in rank order, with their scores.
+    async fn hits(
+        &self,
+        collection: &str,
+        ranked: Vec<Ranked>,
+        filter: &Filter,
+    ) -> Result<Vec<Hit>, StoreError> {
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
+        let records = self
+            .get_records(collection, with_where(json!({"ids": ids}), filter))
+            .await?;
+        let mut by_id: std::collections::HashMap<String, ChunkRecord> =
+            records.into_iter().map(|r| (r.id.clone(), r)).collect();
+        // An id Chroma does not hold is a chunk indexed by a write still on its way (or one that
+        // failed after indexing): skipped, never removed from the index here.
+        Ok(ranked
+            .into_iter()
+            .filter_map(|r| {
+                Some(Hit {
+                    chunk: by_id.remove(&r.id)?,
+                    score: r.score,
+                })
+            })
+            .collect())
+    }
+
+    /// BM25's best `k` chunks for `terms` that pass `filter`.
+    async fn rank(
+        &self,
+        collection: &str,
+        terms: &lexical::TermCounts,
+        k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let index = self.index_name(collection);
+        if filter.all.is_empty() {
+            let ranked = self
+                .lexical
+                .search(&index, terms, k)
+                .await
+                .map_err(unavailable)?;
+            return self.hits(collection, ranked, filter).await;
+        }
+        let admitted = self
+            .ids_where(collection, filter, Some(FILTERED_EXACT + 1))
+            .await?;
+        if admitted.len() <= FILTERED_EXACT {
+            let mut ranked = self
+                .lexical
+                .score(&index, terms, &admitted)
+                .await
+                .map_err(unavailable)?;
+            ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            ranked.truncate(k);
+            return self.hits(collection, ranked, &Filter::default()).await;
+        }
+        let mut depth = (k * 4).min(FILTERED_DEPTH);
+        loop {
+            let ranked = self
+                .lexical
+                .search(&index, terms, depth)
+                .await
+                .map_err(unavailable)?;
+            let exhausted = ranked.len() < depth;
+            let mut hits = self.hits(collection, ranked, filter).await?;
+            if hits.len() >= k || exhausted || depth >= FILTERED_DEPTH {
+                hits.truncate(k);
+                return Ok(hits);
+            }
+            depth = (depth * 4).min(FILTERED_DEPTH);
+        }
+    }
+
+    /// Rebuilds the collection's lexical index from Chroma's chunks when it is empty while the
+    /// collection is not; whether it did.
+    async fn rebuild_if_lost(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
+        let index = self.index_name(collection);
+        let _one_at_a_time = self.rebuilding.lock().await;
+        if self.lexical.len(&index).await.map_err(unavailable)? > 0 || self.count(id).await? == 0 {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        let mut indexed = 0;
+        for offset in (0..).step_by(REBUILD_PAGE) {
+            let page = self
+                .get_records(collection, json!({"limit": REBUILD_PAGE, "offset": offset}))
+                .await?;
+            let docs: Vec<LexicalDoc> = page
+                .iter()
+                .map(|r| LexicalDoc::new(&r.id, &r.text))
+                .collect();
+            self.lexical
+                .index(&index, &docs)
+                .await
+                .map_err(unavailable)?;
+            indexed += docs.len();
+            if page.len() < REBUILD_PAGE {
+                break;
             }
         }
-        let mut deltas: Vec<(String, i64)> = deltas.into_iter().collect();
-        deltas.push((CHUNKS.to_string(), sign * texts.len() as i64));
-        deltas.push((LENGTH.to_string(), sign * length));
-        self.state
-            .add_counts(&self.stats_key(collection), &deltas)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("term statistics: {e}")))
+        metrics::counter!("aurora_lexical_rebuilds_total").increment(1);
+        tracing::warn!(
+            collection,
+            chunks = indexed,
+            seconds = started.elapsed().as_secs_f64(),
+            "lexical index was empty while the collection was not: rebuilt from ChromaDB"
+        );
+        Ok(true)
     }
 
     /// Records (with text) matching a `/get` body.
@@ -293,6 +406,11 @@ impl ChromaStore {
             &answer["metadatas"],
         ))
     }
+}
+
+/// The lexical index is part of the store: its state store being away is the store being away.
+fn unavailable(e: StateError) -> StoreError {
+    StoreError::Unavailable(format!("lexical index: {e}"))
 }
 
 fn message(body: &Value) -> String {
@@ -410,6 +528,11 @@ impl VectorStore for ChromaStore {
         Box::pin(async move {
             validate_collection_name(name)?;
             self.ensure_database().await?;
+            // Postings a collection of the same name left behind must not rank its chunks.
+            self.lexical
+                .clear(&self.index_name(name))
+                .await
+                .map_err(unavailable)?;
             let body = json!({
                 "name": name,
                 "configuration": {"hnsw": {"space": "cosine"}},
@@ -424,8 +547,6 @@ impl VectorStore for ChromaStore {
                         StoreError::Backend(format!("unexpected answer: {answer}"))
                     })?;
                     self.known.insert(name.to_string(), (id, spec.clone()));
-                    // A collection of the same name deleted earlier may have left counters.
-                    let _ = self.state.delete(&[self.stats_key(name)]).await;
                     Ok(CollectionInfo {
                         name: name.to_string(),
                         spec,
@@ -450,6 +571,19 @@ impl VectorStore for ChromaStore {
                     chunks: self.count(&id).await?,
                     spec,
                 })),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn spec<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CollectionSpec>, StoreError>> {
+        Box::pin(async move {
+            match self.resolve(name).await {
+                Ok((_, spec)) => Ok(Some(spec)),
                 Err(StoreError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
             }
@@ -495,7 +629,11 @@ impl VectorStore for ChromaStore {
             let (status, answer) = self.call(Method::DELETE, &url, None).await?;
             match status {
                 s if s.is_success() => {
-                    let _ = self.state.delete(&[self.stats_key(name)]).await;
+                    // Left behind, the postings are cleared when the name is used again.
+                    if let Err(e) = self.lexical.clear(&self.index_name(name)).await {
+                        tracing::warn!(collection = name, error = %e,
+                            "lexical index of a deleted collection not cleared");
+                    }
                     Ok(true)
                 }
                 StatusCode::NOT_FOUND => Ok(false),
@@ -519,13 +657,19 @@ impl VectorStore for ChromaStore {
                     spec.dimension
                 )));
             }
+            // Indexed first: a chunk Chroma holds is always findable by its words, and one the
+            // index names but Chroma lacks (this write failing half-way) is simply skipped.
+            let docs: Vec<LexicalDoc> = chunks
+                .iter()
+                .map(|c| LexicalDoc::new(&c.record.id, &c.record.text))
+                .collect();
+            self.lexical
+                .index(&self.index_name(collection), &docs)
+                .await
+                .map_err(unavailable)?;
             let batch = self.max_batch().await;
             for part in chunks.chunks(batch) {
                 let ids: Vec<&str> = part.iter().map(|c| c.record.id.as_str()).collect();
-                // Replaced chunks leave the statistics before their successors enter them.
-                let old = self.get_records(collection, json!({"ids": ids})).await?;
-                let old_texts: Vec<&str> = old.iter().map(|r| r.text.as_str()).collect();
-                self.update_stats(collection, &old_texts, -1).await?;
                 let body = json!({
                     "ids": ids,
                     "embeddings": part.iter().map(|c| &c.embedding).collect::<Vec<_>>(),
@@ -533,8 +677,6 @@ impl VectorStore for ChromaStore {
                     "metadatas": part.iter().map(|c| metadata(&c.record)).collect::<Vec<_>>(),
                 });
                 self.record_op(collection, "upsert", &body).await?;
-                let new_texts: Vec<&str> = part.iter().map(|c| c.record.text.as_str()).collect();
-                self.update_stats(collection, &new_texts, 1).await?;
             }
             Ok(())
         })
@@ -546,18 +688,17 @@ impl VectorStore for ChromaStore {
         filter: &'a Filter,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let doomed = self
-                .get_records(collection, with_where(json!({}), filter))
-                .await?;
+            let doomed = self.ids_where(collection, filter, None).await?;
             if doomed.is_empty() {
                 return Ok(0);
             }
             for part in doomed.chunks(self.max_batch().await) {
-                let ids: Vec<&str> = part.iter().map(|r| r.id.as_str()).collect();
-                self.record_op(collection, "delete", &json!({"ids": ids}))
+                self.record_op(collection, "delete", &json!({"ids": part}))
                     .await?;
-                let texts: Vec<&str> = part.iter().map(|r| r.text.as_str()).collect();
-                self.update_stats(collection, &texts, -1).await?;
+                self.lexical
+                    .remove(&self.index_name(collection), part)
+                    .await
+                    .map_err(unavailable)?;
             }
             Ok(doomed.len() as u64)
         })
@@ -624,65 +765,19 @@ impl VectorStore for ChromaStore {
         filter: &'a Filter,
     ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
         Box::pin(async move {
-            let query_terms = lexical::count_terms(query);
-            if k == 0 || query_terms.counts.is_empty() {
+            let terms = lexical::count_terms(query);
+            if k == 0 || terms.counts.is_empty() {
                 return Ok(Vec::new());
             }
-            // Candidates: chunks containing any query word (surface form or stem) as a word start.
-            // Stop words score nothing and would make nearly every chunk a candidate: Chroma
-            // scans with the pattern, and every candidate is sent over and scored here.
-            let mut alternatives: Vec<String> = query
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.len() > 1)
-                .map(str::to_lowercase)
-                .filter(|w| !lexical::is_stopword(w))
-                .chain(lexical::terms(query))
-                .collect();
-            alternatives.sort();
-            alternatives.dedup();
-            let pattern = format!("(?i)\\b({})", alternatives.join("|"));
-            let body = with_where(
-                json!({"where_document": {"$regex": pattern}, "limit": LEXICAL_CANDIDATES}),
-                filter,
-            );
-            let candidates = self.get_records(collection, body).await?;
-            if candidates.is_empty() {
-                return Ok(Vec::new());
+            let hits = self.rank(collection, &terms, k, filter).await?;
+            if !hits.is_empty() {
+                return Ok(hits);
             }
-            // Scores use the shared statistics, exactly as the embedded store's own.
-            let terms: Vec<u32> = query_terms.counts.keys().copied().collect();
-            let mut fields: Vec<String> = terms.iter().map(u32::to_string).collect();
-            fields.push(CHUNKS.to_string());
-            fields.push(LENGTH.to_string());
-            let counts = self
-                .state
-                .get_counts(&self.stats_key(collection), &fields)
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("term statistics: {e}")))?;
-            let chunks = counts[terms.len()].max(1) as u64;
-            let average = counts[terms.len() + 1].max(1) as f32 / chunks as f32;
-            let idf: Vec<f32> = counts[..terms.len()]
-                .iter()
-                .map(|&df| lexical::idf(chunks, df.max(0) as u64))
-                .collect();
-            let mut scored: Vec<Hit> = candidates
-                .into_iter()
-                .filter_map(|chunk| {
-                    let counts = lexical::count_terms(&chunk.text);
-                    let score: f32 = terms
-                        .iter()
-                        .zip(&idf)
-                        .filter_map(|(term, idf)| {
-                            let tf = *counts.counts.get(term)?;
-                            Some(idf * lexical::doc_weight(tf, counts.length, average))
-                        })
-                        .sum();
-                    (score > 0.0).then_some(Hit { chunk, score })
-                })
-                .collect();
-            scored.sort_by(|a, b| b.score.total_cmp(&a.score));
-            scored.truncate(k);
-            Ok(scored)
+            let (id, _) = self.resolve(collection).await?;
+            match self.rebuild_if_lost(collection, &id).await? {
+                true => self.rank(collection, &terms, k, filter).await,
+                false => Ok(hits),
+            }
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod local_model;
 pub mod openai;
 pub mod redis;
 pub mod redis_jobs;
+pub mod redis_lexical;
 pub mod remote;
 pub mod ssrf;
 pub mod static_model;

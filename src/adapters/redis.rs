@@ -130,6 +130,11 @@ impl RedisState {
     pub fn jobs(&self) -> super::redis_jobs::RedisJobs {
         super::redis_jobs::RedisJobs::new(self.connection.clone(), &self.prefix, &self.shown)
     }
+
+    /// The lexical index on the same connection (and key prefix).
+    pub fn lexical(&self) -> super::redis_lexical::RedisLexical {
+        super::redis_lexical::RedisLexical::new(self.connection.clone(), &self.prefix, &self.shown)
+    }
 }
 
 /// Unreachable (callers pause and retry) versus a real failure, naming the server.

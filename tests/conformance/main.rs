@@ -23,6 +23,7 @@ macro_rules! both {
 }
 
 mod jobs;
+mod lexical;
 mod state;
 mod vectors;
 

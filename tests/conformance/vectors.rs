@@ -1,14 +1,16 @@
-//! The `VectorStore` port: ChromaDB (with Redis holding its BM25 statistics) and the embedded
-//! store, held to the same behaviour.
+//! The `VectorStore` port: ChromaDB (with Redis holding its BM25 index) and the embedded store,
+//! held to the same behaviour — and to the same hybrid ranking on a corpus of their own.
 
 use std::sync::Arc;
 
 use aurora::adapters::chroma::ChromaStore;
 use aurora::adapters::redis::RedisState;
+use aurora_actors::knowledge::{self, EmbedContext, KnowledgeConfig};
 use aurora_actors::local::EmbeddedStore;
+use aurora_actors::local::MemoryLexical;
 use aurora_actors::ports::{
-    ChunkRecord, CollectionSpec, Condition, Field, Filter, FilterValue, NewChunk, StoreError,
-    VectorStore,
+    ChunkRecord, CollectionSpec, Condition, Field, Filter, FilterValue, LexicalIndex, NewChunk,
+    StoreError, VectorStore,
 };
 
 use crate::{service_url, unique};
@@ -25,11 +27,16 @@ pub fn chroma() -> Subject {
         &unique("aurora-test"),
     )
     .expect("valid Redis URL");
+    chroma_with(Arc::new(state.lexical()), &unique("db"))
+}
+
+/// A ChromaDB store over database `database`, with `lexical` as its lexical index.
+fn chroma_with(lexical: Arc<dyn LexicalIndex>, database: &str) -> Subject {
     let store = ChromaStore::new(
         &service_url("AURORA_TEST_CHROMA_URL"),
         "default_tenant",
-        &unique("db"),
-        Arc::new(state),
+        database,
+        lexical,
     )
     .expect("valid Chroma URL");
     Subject {
@@ -395,4 +402,171 @@ async fn filters_support_every_operator(store: &dyn VectorStore) {
         .await,
         1
     );
+}
+
+/// `n` chunks over 50 pages, with words from a skewed vocabulary and vectors drawn at random
+/// (signed, so similarities spread out), written in upserts of 700.
+fn big_corpus(n: u32) -> Vec<Vec<NewChunk>> {
+    let mut state: u64 = 7;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let chunks: Vec<NewChunk> = (0..n)
+        .map(|i| {
+            let words: Vec<String> = (0..30)
+                .map(|_| {
+                    let r = next() % 1000;
+                    format!("w{}", r * r / 4000)
+                })
+                .collect();
+            let mut v: Vec<f32> = (0..DIM)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            chunk(
+                &format!("https://big.test/p{}", i % 50),
+                i / 50,
+                &words.join(" "),
+                v,
+            )
+        })
+        .collect();
+    chunks.chunks(700).map(<[NewChunk]>::to_vec).collect()
+}
+
+/// The same collection, written the same way, in both stores.
+async fn both_filled(n: u32) -> (Subject, Subject, String) {
+    let (chroma, embedded) = (chroma(), embedded());
+    let name = unique("big");
+    for store in [chroma.store.as_ref(), embedded.store.as_ref()] {
+        store.create_collection(&name, &spec()).await.unwrap();
+        for part in big_corpus(n) {
+            store.upsert(&name, part).await.unwrap();
+        }
+    }
+    (chroma, embedded, name)
+}
+
+const QUERIES: [&str; 4] = ["w0 w3", "w120 w7", "w200 w201 w202", "w1 w240"];
+
+fn page_seven() -> Filter {
+    Filter::source_url("https://big.test/p7")
+}
+
+/// BM25 over ChromaDB (Redis postings) and over the embedded store: the same chunks with the
+/// same scores, to the bit, with and without filters — one admitting 50 chunks (ranked one by
+/// one) and one admitting 2 450 (the overall ranking, filtered).
+#[tokio::test]
+async fn lexical_search_ranks_alike_on_chroma_and_embedded() {
+    let (chroma, embedded, name) = both_filled(2500).await;
+    let most = Filter {
+        all: vec![Condition::Ne(
+            Field::SourceUrl,
+            FilterValue::Text("https://big.test/p7".into()),
+        )],
+    };
+    for query in QUERIES {
+        for filter in [Filter::default(), page_seven(), most.clone()] {
+            let mut found = Vec::new();
+            for store in [chroma.store.as_ref(), embedded.store.as_ref()] {
+                let hits = store
+                    .lexical_search(&name, query, 50, &filter)
+                    .await
+                    .unwrap();
+                assert!(!hits.is_empty(), "{query} {filter:?}");
+                assert!(hits.iter().all(|h| filter.matches(&h.chunk)));
+                found.push(
+                    hits.iter()
+                        .map(|h| (h.chunk.id.clone(), h.score))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            assert_eq!(found[0], found[1], "{query:?} {filter:?}");
+        }
+    }
+}
+
+fn fusion() -> KnowledgeConfig {
+    KnowledgeConfig {
+        chunk_size: 1000,
+        chunk_overlap: 150,
+        quality: aurora_actors::ingest::quality::Rules {
+            min_chars: 10,
+            max_link_ratio: 0.7,
+        },
+        embed_context: EmbedContext::None,
+        embed_batch: 16,
+        cache_ttl: std::time::Duration::from_secs(60),
+        candidates: 50,
+        rrf_k: 60.0,
+        dense_weight: 1.0,
+        lexical_weight: 0.5,
+    }
+}
+
+/// Hybrid search (dense + BM25, fused as the knowledge base fuses them) ranks alike on both
+/// stores. Small enough that ChromaDB's HNSW finds the exact nearest neighbours.
+#[tokio::test]
+async fn hybrid_search_ranks_alike_on_chroma_and_embedded() {
+    let (chroma, embedded, name) = both_filled(400).await;
+    for (q, query) in QUERIES.iter().enumerate() {
+        let mut vector = vec![0.2f32; DIM];
+        vector[q % DIM] = -1.0;
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        vector.iter_mut().for_each(|x| *x /= norm);
+        for filter in [Filter::default(), page_seven()] {
+            let mut fused = Vec::new();
+            for store in [chroma.store.as_ref(), embedded.store.as_ref()] {
+                let dense = store
+                    .dense_search(&name, &vector, 50, &filter)
+                    .await
+                    .unwrap();
+                let lexical = store
+                    .lexical_search(&name, query, 50, &filter)
+                    .await
+                    .unwrap();
+                fused.push(
+                    knowledge::fuse(&dense, &lexical, 10, &fusion())
+                        .iter()
+                        .map(|h| h.chunk.id.clone())
+                        .collect::<Vec<_>>(),
+                );
+            }
+            assert!(!fused[0].is_empty(), "{query:?} {filter:?}");
+            assert_eq!(fused[0], fused[1], "{query:?} {filter:?}");
+        }
+    }
+}
+
+/// A collection whose lexical index is lost (Redis flushed, or written before the index existed)
+/// is found by its words again: the index is rebuilt from ChromaDB at the first search.
+#[tokio::test]
+async fn a_lost_lexical_index_is_rebuilt_from_chroma() {
+    let database = unique("db");
+    let first = chroma_with(Arc::new(MemoryLexical::new()), &database);
+    let name = filled(first.store.as_ref()).await;
+    let expected = ids(&first
+        .store
+        .lexical_search(&name, "supervisor restarts", 4, &Filter::default())
+        .await
+        .unwrap());
+    assert_eq!(expected.len(), 2);
+    // The same collection through a store whose index is empty.
+    let second = chroma_with(Arc::new(MemoryLexical::new()), &database);
+    let hits = second
+        .store
+        .lexical_search(&name, "supervisor restarts", 4, &Filter::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(&hits), expected);
+    let filtered = second
+        .store
+        .lexical_search(&name, "json", 4, &Filter::source_url("https://b.test/"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&filtered), ["https://b.test/#0"]);
 }

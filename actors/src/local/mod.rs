@@ -5,11 +5,13 @@
 mod embedder;
 mod fetcher;
 mod jobs;
+mod lexical;
 mod state;
 mod vectors;
 
 pub use embedder::HashingEmbedder;
 pub use fetcher::StaticSite;
 pub use jobs::MemoryJobs;
+pub use lexical::MemoryLexical;
 pub use state::{MemoryState, write_private};
 pub use vectors::EmbeddedStore;

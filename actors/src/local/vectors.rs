@@ -1,6 +1,7 @@
 //! [`EmbeddedStore`]: the in-process vector store — the default when no ChromaDB is configured.
 //!
-//! Search runs in memory: a dense scan and an inverted index scored with BM25 (`crate::lexical`).
+//! Search runs in memory: a dense scan and an inverted index scored with BM25 (`super::lexical`,
+//! the same index the `LexicalIndex` port's embedded default uses, ranking as Redis does).
 //! The dense scan reads int8 copies of the vectors (a quarter of the memory traffic of f32),
 //! split across cores, then rescores the best candidates exactly in f32 — exact search in
 //! practice, linear in the number of chunks: a few milliseconds at 100k chunks; past a few
@@ -27,10 +28,11 @@ use std::sync::{Arc, RwLock};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::lexical::Index;
 use crate::lexical;
 use crate::ports::{
-    ChunkRecord, CollectionInfo, CollectionSpec, Filter, Hit, NewChunk, StoreError, VectorStore,
-    validate_collection_name,
+    ChunkRecord, CollectionInfo, CollectionSpec, Filter, Hit, LexicalDoc, NewChunk, StoreError,
+    VectorStore, validate_collection_name,
 };
 
 /// Compact when the log is bigger than this and than the snapshot.
@@ -83,13 +85,10 @@ struct Collection {
     quantized: Vec<i8>,
     scales: Vec<f32>,
     by_id: HashMap<String, usize>,
-    /// term → (slot, occurrences); may still list deleted slots, which scoring skips.
-    postings: HashMap<u32, Vec<(u32, u32)>>,
-    /// term → live chunks containing it.
-    frequencies: HashMap<u32, u64>,
-    lengths: Vec<u32>,
+    /// BM25 over the live chunks, by id. Weights are fixed when a chunk is written, so a restart
+    /// (which indexes the snapshot a frame at a time) may move scores by a rounding's worth.
+    lexical: Index,
     live: u64,
-    total_length: u64,
     log: File,
     log_bytes: u64,
     snapshot_bytes: u64,
@@ -183,6 +182,19 @@ impl VectorStore for EmbeddedStore {
         Box::pin(async move {
             match self.get(name) {
                 Ok(c) => Ok(Some(c.read().map_err(|_| poisoned())?.info())),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn spec<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CollectionSpec>, StoreError>> {
+        Box::pin(async move {
+            match self.get(name) {
+                Ok(c) => Ok(Some(c.read().map_err(|_| poisoned())?.spec.clone())),
                 Err(StoreError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
             }
@@ -386,11 +398,8 @@ impl Collection {
             quantized: Vec::new(),
             scales: Vec::new(),
             by_id: HashMap::new(),
-            postings: HashMap::new(),
-            frequencies: HashMap::new(),
-            lengths: Vec::new(),
+            lexical: Index::default(),
             live: 0,
-            total_length: 0,
             log,
             log_bytes: 0,
             snapshot_bytes: 0,
@@ -445,36 +454,30 @@ impl Collection {
     }
 
     fn apply(&mut self, op: LogOp) {
-        match op {
-            LogOp::Upsert(chunks) => chunks
-                .into_iter()
-                .for_each(|c| self.insert(c.record, &c.embedding)),
-            LogOp::Delete(ids) => ids.iter().for_each(|id| self.remove(id)),
-        }
+        self.apply_ref(&op);
     }
 
     fn apply_ref(&mut self, op: &LogOp) {
         match op {
-            LogOp::Upsert(chunks) => chunks
-                .iter()
-                .for_each(|c| self.insert(c.record.clone(), &c.embedding)),
+            LogOp::Upsert(chunks) => {
+                let docs: Vec<LexicalDoc> = chunks
+                    .iter()
+                    .map(|c| LexicalDoc::new(&c.record.id, &c.record.text))
+                    .collect();
+                chunks
+                    .iter()
+                    .for_each(|c| self.insert(c.record.clone(), &c.embedding));
+                // One write, one average: as the Redis index weighs an upsert.
+                self.lexical.index(&docs);
+            }
             LogOp::Delete(ids) => ids.iter().for_each(|id| self.remove(id)),
         }
     }
 
+    /// The chunk and its vectors (the caller indexes its words).
     fn insert(&mut self, record: ChunkRecord, embedding: &[f32]) {
-        self.remove(&record.id);
+        self.remove_slot(&record.id);
         let slot = self.records.len();
-        let counts = lexical::count_terms(&record.text);
-        for (&term, &tf) in &counts.counts {
-            self.postings
-                .entry(term)
-                .or_default()
-                .push((slot as u32, tf));
-            *self.frequencies.entry(term).or_insert(0) += 1;
-        }
-        self.lengths.push(counts.length);
-        self.total_length += u64::from(counts.length);
         self.vectors.extend_from_slice(embedding);
         let (quantized, scale) = quantize(embedding);
         self.quantized.extend(quantized);
@@ -486,17 +489,17 @@ impl Collection {
     }
 
     fn remove(&mut self, id: &str) {
+        self.remove_slot(id);
+        self.lexical.remove(id);
+    }
+
+    /// Frees the chunk's slot (the lexical index is the caller's business).
+    fn remove_slot(&mut self, id: &str) {
         let Some(slot) = self.by_id.remove(id) else {
             return;
         };
         self.alive[slot] = false;
-        if let Some(record) = self.records[slot].take() {
-            for term in lexical::count_terms(&record.text).counts.keys() {
-                if let Some(df) = self.frequencies.get_mut(term) {
-                    *df = df.saturating_sub(1);
-                }
-            }
-            self.total_length -= u64::from(self.lengths[slot]);
+        if self.records[slot].take().is_some() {
             self.live -= 1;
         }
     }
@@ -535,7 +538,8 @@ impl Collection {
             .map_err(|e| io_error("cannot truncate", &log, e))?;
         self.snapshot_bytes = bytes.len() as u64;
         self.log_bytes = 0;
-        // Rebuild without the deleted slots.
+        // Rebuild without the deleted slots. The lexical index is by id, not slot: it moves over
+        // as it is, weights and all.
         let (spec, dir, name) = (self.spec.clone(), self.dir.clone(), self.name.clone());
         let log_file = self
             .log
@@ -552,11 +556,8 @@ impl Collection {
             quantized: Vec::with_capacity(live.len() * dim),
             scales: Vec::with_capacity(live.len()),
             by_id: HashMap::with_capacity(live.len()),
-            postings: HashMap::new(),
-            frequencies: HashMap::new(),
-            lengths: Vec::with_capacity(live.len()),
+            lexical: std::mem::take(&mut self.lexical),
             live: 0,
-            total_length: 0,
             log: log_file,
             log_bytes: 0,
             snapshot_bytes: self.snapshot_bytes,
@@ -639,40 +640,26 @@ impl Collection {
     }
 
     fn lexical(&self, query: &str, k: usize, filter: &Filter) -> Vec<Hit> {
-        if self.live == 0 {
-            return Vec::new();
-        }
-        let average = self.total_length as f32 / self.live as f32;
-        // Scores by slot in a flat array: common terms touch most chunks, and indexing beats
-        // hashing there. `touched` lists the slots that scored, so the top-k pass skips the rest.
-        let mut scores = vec![0.0f32; self.records.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        for term in lexical::count_terms(query).counts.keys() {
-            let df = self.frequencies.get(term).copied().unwrap_or(0);
-            if df == 0 {
-                continue;
-            }
-            let idf = lexical::idf(self.live, df);
-            for &(slot, tf) in self.postings.get(term).into_iter().flatten() {
-                let i = slot as usize;
-                if !self.alive[i] {
-                    continue;
-                }
-                if scores[i] == 0.0 {
-                    touched.push(slot);
-                }
-                scores[i] += idf * lexical::doc_weight(tf, self.lengths[i], average);
-            }
-        }
-        let mut best = TopK::new(k);
-        for slot in touched {
-            let i = slot as usize;
-            if filter.all.is_empty() || self.records[i].as_ref().is_some_and(|r| filter.matches(r))
-            {
-                best.push(scores[i], i);
-            }
-        }
-        self.hits(best)
+        let accept = |id: &str| {
+            filter.all.is_empty()
+                || self
+                    .by_id
+                    .get(id)
+                    .and_then(|&slot| self.records[slot].as_ref())
+                    .is_some_and(|r| filter.matches(r))
+        };
+        self.lexical
+            .search(&lexical::count_terms(query), k, accept)
+            .into_iter()
+            .filter_map(|ranked| {
+                let slot = *self.by_id.get(&ranked.id)?;
+                let chunk = self.records[slot].clone()?;
+                Some(Hit {
+                    chunk,
+                    score: ranked.score,
+                })
+            })
+            .collect()
     }
 
     fn hits(&self, best: TopK) -> Vec<Hit> {
