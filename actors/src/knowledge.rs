@@ -22,7 +22,7 @@ use crate::ingest::chunking::{self, Chunker};
 use crate::ingest::quality::{self, Rules};
 use crate::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Condition, EmbedError, EmbedKind, Embedder, Field,
-    Filter, FilterValue, Hit, NewChunk, StateStore, StoreError, VectorStore,
+    Filter, FilterValue, NewChunk, Ranked, StateStore, StoreError, VectorStore,
 };
 use crate::scraper::extract::{self, Selectors};
 
@@ -437,28 +437,61 @@ impl Knowledge {
             .unwrap_or_default();
         let (dense, lexical) = futures::future::join(
             self.vectors
-                .dense_search(collection, &vector, candidates, filter),
+                .dense_rank(collection, &vector, candidates, filter),
             self.vectors
-                .lexical_search(collection, query, candidates, filter),
+                .lexical_rank(collection, query, candidates, filter),
         )
         .await;
-        Ok(fuse(&dense?, &lexical?, k, &self.config))
+        let fused = fuse(&dense?, &lexical?, k, &self.config);
+        // Only now the chunks, and only the ones returned.
+        let ids: Vec<String> = fused.iter().map(|f| f.id.clone()).collect();
+        let mut chunks: HashMap<String, ChunkRecord> = self
+            .vectors
+            .get(collection, &ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        Ok(fused
+            .into_iter()
+            .filter_map(|f| {
+                Some(SearchHit {
+                    chunk: chunks.remove(&f.id)?,
+                    score: f.score,
+                    dense_score: f.dense_score,
+                    lexical_score: f.lexical_score,
+                })
+            })
+            .collect())
     }
 }
 
-/// Weighted reciprocal rank fusion of two rankings (1-based ranks), best first.
-pub fn fuse(dense: &[Hit], lexical: &[Hit], k: usize, config: &KnowledgeConfig) -> Vec<SearchHit> {
-    let mut fused: HashMap<String, SearchHit> = HashMap::new();
-    let mut add = |hits: &[Hit], weight: f32, is_dense: bool| {
-        for (rank, hit) in hits.iter().enumerate() {
-            let entry = fused
-                .entry(hit.chunk.id.clone())
-                .or_insert_with(|| SearchHit {
-                    chunk: hit.chunk.clone(),
-                    score: 0.0,
-                    dense_score: None,
-                    lexical_score: None,
-                });
+/// One chunk of a fused ranking: the fused score and what each side scored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fused {
+    pub id: String,
+    pub score: f32,
+    pub dense_score: Option<f32>,
+    pub lexical_score: Option<f32>,
+}
+
+/// Weighted reciprocal rank fusion of two rankings (1-based ranks), best first; ties go to the
+/// smaller id.
+pub fn fuse<'a>(
+    dense: &'a [Ranked],
+    lexical: &'a [Ranked],
+    k: usize,
+    config: &KnowledgeConfig,
+) -> Vec<Fused> {
+    let mut fused: HashMap<&'a str, Fused> = HashMap::new();
+    let mut add = |ranked: &'a [Ranked], weight: f32, is_dense: bool| {
+        for (rank, hit) in ranked.iter().enumerate() {
+            let entry = fused.entry(hit.id.as_str()).or_insert_with(|| Fused {
+                id: hit.id.clone(),
+                score: 0.0,
+                dense_score: None,
+                lexical_score: None,
+            });
             entry.score += weight / (config.rrf_k + rank as f32 + 1.0);
             if is_dense {
                 entry.dense_score = Some(hit.score);
@@ -469,12 +502,8 @@ pub fn fuse(dense: &[Hit], lexical: &[Hit], k: usize, config: &KnowledgeConfig) 
     };
     add(dense, config.dense_weight, true);
     add(lexical, config.lexical_weight, false);
-    let mut hits: Vec<SearchHit> = fused.into_values().collect();
-    hits.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| a.chunk.id.cmp(&b.chunk.id))
-    });
+    let mut hits: Vec<Fused> = fused.into_values().collect();
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
     hits.truncate(k);
     hits
 }
@@ -555,19 +584,9 @@ mod tests {
         }
     }
 
-    fn hit(id: &str, score: f32) -> Hit {
-        Hit {
-            chunk: ChunkRecord {
-                id: id.to_string(),
-                text: String::new(),
-                source_url: String::new(),
-                title: String::new(),
-                heading: String::new(),
-                chunk_index: 0,
-                content_hash: String::new(),
-                fetched_at: 0,
-                crawl_id: None,
-            },
+    fn hit(id: &str, score: f32) -> Ranked {
+        Ranked {
+            id: id.to_string(),
             score,
         }
     }
@@ -577,7 +596,7 @@ mod tests {
         let dense = [hit("a", 0.9), hit("b", 0.8), hit("c", 0.7)];
         let lexical = [hit("c", 12.0), hit("d", 9.0)];
         let fused = fuse(&dense, &lexical, 3, &config());
-        let ids: Vec<&str> = fused.iter().map(|h| h.chunk.id.as_str()).collect();
+        let ids: Vec<&str> = fused.iter().map(|h| h.id.as_str()).collect();
         // c is found by both; b and d tie (rank 2 on one side each) and break by id.
         assert_eq!(ids, ["c", "a", "b"]);
         assert_eq!(

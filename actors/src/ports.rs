@@ -698,24 +698,88 @@ pub trait VectorStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChunkRecord>, StoreError>>;
 
-    /// The `k` chunks most similar to `vector` (cosine), best first.
+    /// The chunks with these ids, in no particular order (unknown ids are left out).
+    fn get<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ChunkRecord>, StoreError>>;
+
+    /// The ids of the `k` chunks most similar to `vector`, with their cosine similarity, best
+    /// first. Ids only: a search fuses rankings first and fetches just the chunks it returns.
+    fn dense_rank<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: &'a [f32],
+        k: usize,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Ranked>, StoreError>>;
+
+    /// The ids of the `k` chunks that best match the words of `query` by BM25 (`crate::lexical`),
+    /// with their scores, best first. Chunks sharing no term with the query are not returned.
+    fn lexical_rank<'a>(
+        &'a self,
+        collection: &'a str,
+        query: &'a str,
+        k: usize,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Ranked>, StoreError>>;
+
+    /// [`VectorStore::dense_rank`] with the chunks.
     fn dense_search<'a>(
         &'a self,
         collection: &'a str,
         vector: &'a [f32],
         k: usize,
         filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+        Box::pin(async move {
+            let ranked = self.dense_rank(collection, vector, k, filter).await?;
+            with_chunks(self, collection, ranked).await
+        })
+    }
 
-    /// The `k` chunks that best match the words of `query` by BM25 (`crate::lexical`), best
-    /// first. Chunks sharing no term with the query are not returned.
+    /// [`VectorStore::lexical_rank`] with the chunks.
     fn lexical_search<'a>(
         &'a self,
         collection: &'a str,
         query: &'a str,
         k: usize,
         filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+        Box::pin(async move {
+            let ranked = self.lexical_rank(collection, query, k, filter).await?;
+            with_chunks(self, collection, ranked).await
+        })
+    }
+}
+
+/// The chunks of `ranked`, in its order, each with its score; ids the store does not hold (a
+/// write still on its way) are left out.
+pub async fn with_chunks<S: VectorStore + ?Sized>(
+    store: &S,
+    collection: &str,
+    ranked: Vec<Ranked>,
+) -> Result<Vec<Hit>, StoreError> {
+    if ranked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
+    let mut chunks: std::collections::HashMap<String, ChunkRecord> = store
+        .get(collection, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    Ok(ranked
+        .into_iter()
+        .filter_map(|r| {
+            Some(Hit {
+                chunk: chunks.remove(&r.id)?,
+                score: r.score,
+            })
+        })
+        .collect())
 }
 
 /// One chunk's terms, as the lexical index takes them.

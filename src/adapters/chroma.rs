@@ -21,8 +21,8 @@ use std::time::Duration;
 use aurora_actors::lexical;
 use aurora_actors::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Condition, Field, Filter, FilterValue,
-    HealthCheck, Hit, LexicalDoc, LexicalIndex, NewChunk, Ranked, StateError, StoreError,
-    VectorStore, validate_collection_name,
+    HealthCheck, LexicalDoc, LexicalIndex, NewChunk, Ranked, StateError, StoreError, VectorStore,
+    validate_collection_name,
 };
 use dashmap::DashMap;
 use futures::future::BoxFuture;
@@ -279,35 +279,6 @@ impl ChromaStore {
             .unwrap_or_default())
     }
 
-    /// The chunks of `ranked` that pass `filter`, in rank order, with their scores.
-    async fn hits(
-        &self,
-        collection: &str,
-        ranked: Vec<Ranked>,
-        filter: &Filter,
-    ) -> Result<Vec<Hit>, StoreError> {
-        if ranked.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
-        let records = self
-            .get_records(collection, with_where(json!({"ids": ids}), filter))
-            .await?;
-        let mut by_id: std::collections::HashMap<String, ChunkRecord> =
-            records.into_iter().map(|r| (r.id.clone(), r)).collect();
-        // An id Chroma does not hold is a chunk indexed by a write still on its way (or one that
-        // failed after indexing): skipped, never removed from the index here.
-        Ok(ranked
-            .into_iter()
-            .filter_map(|r| {
-                Some(Hit {
-                    chunk: by_id.remove(&r.id)?,
-                    score: r.score,
-                })
-            })
-            .collect())
-    }
-
     /// BM25's best `k` chunks for `terms` that pass `filter`.
     async fn rank(
         &self,
@@ -315,15 +286,14 @@ impl ChromaStore {
         terms: &lexical::TermCounts,
         k: usize,
         filter: &Filter,
-    ) -> Result<Vec<Hit>, StoreError> {
+    ) -> Result<Vec<Ranked>, StoreError> {
         let index = self.index_name(collection);
         if filter.all.is_empty() {
-            let ranked = self
+            return self
                 .lexical
                 .search(&index, terms, k)
                 .await
-                .map_err(unavailable)?;
-            return self.hits(collection, ranked, filter).await;
+                .map_err(unavailable);
         }
         let admitted = self
             .ids_where(collection, filter, Some(FILTERED_EXACT + 1))
@@ -336,7 +306,7 @@ impl ChromaStore {
                 .map_err(unavailable)?;
             ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
             ranked.truncate(k);
-            return self.hits(collection, ranked, &Filter::default()).await;
+            return Ok(ranked);
         }
         let mut depth = (k * 4).min(FILTERED_DEPTH);
         loop {
@@ -346,10 +316,25 @@ impl ChromaStore {
                 .await
                 .map_err(unavailable)?;
             let exhausted = ranked.len() < depth;
-            let mut hits = self.hits(collection, ranked, filter).await?;
-            if hits.len() >= k || exhausted || depth >= FILTERED_DEPTH {
-                hits.truncate(k);
-                return Ok(hits);
+            let ids: Vec<String> = ranked.iter().map(|r| r.id.clone()).collect();
+            let mut body = with_where(json!({"ids": ids, "include": []}), filter);
+            body["limit"] = json!(ids.len());
+            let passing: std::collections::HashSet<String> =
+                self.record_op(collection, "get", &body).await?["ids"]
+                    .as_array()
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|id| id.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            let mut kept: Vec<Ranked> = ranked
+                .into_iter()
+                .filter(|r| passing.contains(&r.id))
+                .collect();
+            if kept.len() >= k || exhausted || depth >= FILTERED_DEPTH {
+                kept.truncate(k);
+                return Ok(kept);
             }
             depth = (depth * 4).min(FILTERED_DEPTH);
         }
@@ -716,67 +701,83 @@ impl VectorStore for ChromaStore {
         })
     }
 
-    fn dense_search<'a>(
+    fn get<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ChunkRecord>, StoreError>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.get_records(collection, json!({"ids": ids})).await
+        })
+    }
+
+    fn dense_rank<'a>(
         &'a self,
         collection: &'a str,
         vector: &'a [f32],
         k: usize,
         filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<Ranked>, StoreError>> {
         Box::pin(async move {
             if k == 0 {
                 return Ok(Vec::new());
             }
+            // Ids and distances only: the chunks a search returns are fetched once it has fused
+            // its rankings, so Chroma never reads (nor sends) the text of every candidate.
             let body = with_where(
                 json!({
                     "query_embeddings": [vector],
                     "n_results": k,
-                    "include": ["documents", "metadatas", "distances"],
+                    "include": ["distances"],
                 }),
                 filter,
             );
             let answer = self.record_op(collection, "query", &body).await?;
-            let found = records(
-                &answer["ids"][0],
-                &answer["documents"][0],
-                &answer["metadatas"][0],
-            );
+            let ids = answer["ids"][0]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let distances = answer["distances"][0]
                 .as_array()
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
-            Ok(found
-                .into_iter()
+            Ok(ids
+                .iter()
                 .zip(distances)
-                .map(|(chunk, distance)| Hit {
-                    chunk,
-                    // Cosine distance → similarity (Chroma may return tiny negatives for 0).
-                    score: 1.0 - distance.as_f64().unwrap_or(1.0) as f32,
+                .filter_map(|(id, distance)| {
+                    Some(Ranked {
+                        id: id.as_str()?.to_string(),
+                        // Cosine distance → similarity (Chroma may return tiny negatives for 0).
+                        score: 1.0 - distance.as_f64().unwrap_or(1.0) as f32,
+                    })
                 })
                 .collect())
         })
     }
 
-    fn lexical_search<'a>(
+    fn lexical_rank<'a>(
         &'a self,
         collection: &'a str,
         query: &'a str,
         k: usize,
         filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<Ranked>, StoreError>> {
         Box::pin(async move {
             let terms = lexical::count_terms(query);
             if k == 0 || terms.counts.is_empty() {
                 return Ok(Vec::new());
             }
-            let hits = self.rank(collection, &terms, k, filter).await?;
-            if !hits.is_empty() {
-                return Ok(hits);
+            let ranked = self.rank(collection, &terms, k, filter).await?;
+            if !ranked.is_empty() {
+                return Ok(ranked);
             }
             let (id, _) = self.resolve(collection).await?;
             match self.rebuild_if_lost(collection, &id).await? {
                 true => self.rank(collection, &terms, k, filter).await,
-                false => Ok(hits),
+                false => Ok(ranked),
             }
         })
     }

@@ -521,18 +521,12 @@ async fn hybrid_search_ranks_alike_on_chroma_and_embedded() {
         for filter in [Filter::default(), page_seven()] {
             let mut fused = Vec::new();
             for store in [chroma.store.as_ref(), embedded.store.as_ref()] {
-                let dense = store
-                    .dense_search(&name, &vector, 50, &filter)
-                    .await
-                    .unwrap();
-                let lexical = store
-                    .lexical_search(&name, query, 50, &filter)
-                    .await
-                    .unwrap();
+                let dense = store.dense_rank(&name, &vector, 50, &filter).await.unwrap();
+                let lexical = store.lexical_rank(&name, query, 50, &filter).await.unwrap();
                 fused.push(
                     knowledge::fuse(&dense, &lexical, 10, &fusion())
                         .iter()
-                        .map(|h| h.chunk.id.clone())
+                        .map(|h| h.id.clone())
                         .collect::<Vec<_>>(),
                 );
             }

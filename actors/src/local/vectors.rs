@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use super::lexical::Index;
 use crate::lexical;
 use crate::ports::{
-    ChunkRecord, CollectionInfo, CollectionSpec, Filter, Hit, LexicalDoc, NewChunk, StoreError,
+    ChunkRecord, CollectionInfo, CollectionSpec, Filter, LexicalDoc, NewChunk, Ranked, StoreError,
     VectorStore, validate_collection_name,
 };
 
@@ -311,13 +311,28 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    fn dense_search<'a>(
+    fn get<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ChunkRecord>, StoreError>> {
+        Box::pin(async move {
+            let collection = self.get(collection)?;
+            let collection = collection.read().map_err(|_| poisoned())?;
+            Ok(ids
+                .iter()
+                .filter_map(|id| collection.records[*collection.by_id.get(id)?].clone())
+                .collect())
+        })
+    }
+
+    fn dense_rank<'a>(
         &'a self,
         collection: &'a str,
         vector: &'a [f32],
         k: usize,
         filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<Ranked>, StoreError>> {
         let collection = self.get(collection);
         let (vector, filter) = (vector.to_vec(), filter.clone());
         Self::blocking(move || {
@@ -327,13 +342,13 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    fn lexical_search<'a>(
+    fn lexical_rank<'a>(
         &'a self,
         collection: &'a str,
         query: &'a str,
         k: usize,
         filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<Ranked>, StoreError>> {
         let collection = self.get(collection);
         let (query, filter) = (query.to_string(), filter.clone());
         Self::blocking(move || {
@@ -571,7 +586,7 @@ impl Collection {
         Ok(())
     }
 
-    fn dense(&self, query: &[f32], k: usize, filter: &Filter) -> Result<Vec<Hit>, StoreError> {
+    fn dense(&self, query: &[f32], k: usize, filter: &Filter) -> Result<Vec<Ranked>, StoreError> {
         let dim = self.spec.dimension;
         if query.len() != dim {
             return Err(StoreError::Backend(format!(
@@ -636,10 +651,17 @@ impl Collection {
                 slot,
             );
         }
-        Ok(self.hits(best))
+        Ok(best
+            .into_sorted()
+            .into_iter()
+            .filter_map(|(score, slot)| {
+                let id = self.records[slot].as_ref()?.id.clone();
+                Some(Ranked { id, score })
+            })
+            .collect())
     }
 
-    fn lexical(&self, query: &str, k: usize, filter: &Filter) -> Vec<Hit> {
+    fn lexical(&self, query: &str, k: usize, filter: &Filter) -> Vec<Ranked> {
         let accept = |id: &str| {
             filter.all.is_empty()
                 || self
@@ -648,28 +670,7 @@ impl Collection {
                     .and_then(|&slot| self.records[slot].as_ref())
                     .is_some_and(|r| filter.matches(r))
         };
-        self.lexical
-            .search(&lexical::count_terms(query), k, accept)
-            .into_iter()
-            .filter_map(|ranked| {
-                let slot = *self.by_id.get(&ranked.id)?;
-                let chunk = self.records[slot].clone()?;
-                Some(Hit {
-                    chunk,
-                    score: ranked.score,
-                })
-            })
-            .collect()
-    }
-
-    fn hits(&self, best: TopK) -> Vec<Hit> {
-        best.into_sorted()
-            .into_iter()
-            .filter_map(|(score, slot)| {
-                let chunk = self.records[slot].clone()?;
-                Some(Hit { chunk, score })
-            })
-            .collect()
+        self.lexical.search(&lexical::count_terms(query), k, accept)
     }
 }
 
