@@ -200,6 +200,8 @@ pub struct SearchSettings {
     pub dense_weight: f32,
     pub lexical_weight: f32,
     pub timeout_secs: u64,
+    /// Memory each replica may use to cache BM25 posting lists read from Redis.
+    pub lexical_cache_mb: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

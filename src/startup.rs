@@ -190,7 +190,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         );
         health_checks.push(redis.clone());
         let jobs = Arc::new(redis.jobs());
-        let lexical = Arc::new(redis.lexical());
+        let lexical = Arc::new(redis.lexical(settings.search.lexical_cache_mb << 20));
         (redis, jobs, lexical)
     };
     let vectors: Arc<dyn VectorStore> = if settings.chroma.url.is_empty() {

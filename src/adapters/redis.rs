@@ -131,9 +131,15 @@ impl RedisState {
         super::redis_jobs::RedisJobs::new(self.connection.clone(), &self.prefix, &self.shown)
     }
 
-    /// The lexical index on the same connection (and key prefix).
-    pub fn lexical(&self) -> super::redis_lexical::RedisLexical {
-        super::redis_lexical::RedisLexical::new(self.connection.clone(), &self.prefix, &self.shown)
+    /// The lexical index on the same connection (and key prefix), caching up to `cache_bytes`
+    /// of posting lists in this process.
+    pub fn lexical(&self, cache_bytes: usize) -> super::redis_lexical::RedisLexical {
+        super::redis_lexical::RedisLexical::new(
+            self.connection.clone(),
+            &self.prefix,
+            &self.shown,
+            cache_bytes,
+        )
     }
 }
 

@@ -16,12 +16,14 @@
 //! A write reads what it replaces (one read-only script), computes the weights here, and applies
 //! them with a script that first checks nothing it read has changed meanwhile (else it reads
 //! again). A query is the threshold algorithm over the postings, heads first: read the top of
-//! each query term's list, look up the missing weights of the chunks seen, and stop once the
-//! k-th best score beats anything a chunk not yet seen could reach; else read deeper. Exact, and
-//! usually two or three round trips whatever the collection's size.
+//! each query term's list, keep the chunks whose best possible score can still reach the k-th
+//! best certain one, and read deeper (four times as far) until no chunk not yet seen could;
+//! then look up the survivors' missing weights, once. Exact, a few round trips whatever the
+//! collection's size, and each list travels as one string (parsing replies cost more here
+//! than Redis spent answering them).
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use aurora_actors::lexical::{self, TermCounts};
 use aurora_actors::ports::{LexicalDoc, LexicalIndex, Ranked, StateError};
@@ -35,6 +37,8 @@ use super::redis::classify;
 const WRITE_BATCH: usize = 64;
 /// Postings read per term on a query's first pass, at least.
 const FIRST_DEPTH: usize = 32;
+/// Relative slack on score bounds: sums taken in another order round differently.
+const MARGIN: f32 = 1e-5;
 /// Attempts of a write whose inputs another writer changed meanwhile.
 const WRITE_ATTEMPTS: usize = 8;
 
@@ -59,14 +63,15 @@ static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: meta, num, id, doc, then every postings key a chunk below names (by position in KEYS).
+/// KEYS: meta, num, id, doc, ver, then every postings key a chunk below names (by position in
+/// KEYS); each of those lists' version is moved.
 /// ARGV: n, then per chunk: id, expected number ('' = none), old length, n old postings, their
 /// KEYS positions, new entry ('' = remove only), new length, n new postings, (KEYS position,
 /// weight) pairs. Returns 0, changing nothing, when a chunk's number is not the expected one.
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local meta, nums, ids, docs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+        local meta, nums, ids, docs, versions = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
         local n = tonumber(ARGV[1])
         local at = 2
         for _ = 1, n do
@@ -105,7 +110,63 @@ static WRITE: LazyLock<Script> = LazyLock::new(|| {
             end
             at = at + 3 + 2 * new
         end
+        for i = 6, #KEYS do
+            redis.call('HINCRBY', versions, string.match(KEYS[i], ':t:(%d+)$'), 1)
+        end
         return 1",
+    )
+});
+
+/// KEYS: postings keys. ARGV: per key, the first and last rank to read. Returns per key one
+/// string `"number weight number weight …"` in Redis' exact renderings: a deep read costs one
+/// bulk string per term to parse here, not two replies per posting.
+static READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local out = {}
+        for i = 1, #KEYS do
+            out[i] = table.concat(
+                redis.call('ZREVRANGE', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i], 'WITHSCORES'), ' ')
+        end
+        return out",
+    )
+});
+
+/// KEYS: ver, then postings keys. ARGV: their term ids. Returns per key its version and the whole
+/// list as one string (as READ), read together.
+static FETCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local out = {}
+        for i = 2, #KEYS do
+            out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i - 1]) or '0'
+            out[#out + 1] = table.concat(
+                redis.call('ZREVRANGE', KEYS[i], 0, -1, 'WITHSCORES'), ' ')
+        end
+        return out",
+    )
+});
+
+/// KEYS: postings keys. ARGV: per key, how many numbers follow, then the numbers. Returns per
+/// key one string of the numbers' weights in that list, `-` for absent.
+static WEIGHTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local out, at = {}, 1
+        for i = 1, #KEYS do
+            local n, weights = tonumber(ARGV[at]), {}
+            -- In slices: unpack has a stack limit.
+            for first = 1, n, 1000 do
+                local last = math.min(first + 999, n)
+                local found = redis.call('ZMSCORE', KEYS[i], unpack(ARGV, at + first, at + last))
+                for j = 1, last - first + 1 do
+                    weights[#weights + 1] = found[j] or '-'
+                end
+            end
+            out[i] = table.concat(weights, ' ')
+            at = at + n + 1
+        end
+        return out",
     )
 });
 
@@ -113,7 +174,35 @@ pub struct RedisLexical {
     connection: ConnectionManager,
     prefix: String,
     shown: String,
+    /// Whole posting lists by (index, term), each with the version it was read at: a query
+    /// checks versions (one short round trip) and reads from Redis only the lists written since.
+    /// Per replica, like any cache; bounded by postings held.
+    lists: quick_cache::sync::Cache<(String, u32), Arc<Postings>, ByPostings>,
+    /// Chunk ids by (index, number). Numbers are never reused, so an entry never goes stale.
+    ids: quick_cache::sync::Cache<(String, u64), Arc<str>>,
+    /// Longer lists are not cached (one would push out many others): read from Redis by rank.
+    max_cached_list: usize,
 }
+
+/// A posting list as cached: (number, weight), best first, and the version it was read at.
+struct Postings {
+    version: u64,
+    list: Vec<(u64, f32)>,
+}
+
+#[derive(Clone)]
+struct ByPostings;
+
+impl quick_cache::Weighter<(String, u32), Arc<Postings>> for ByPostings {
+    fn weight(&self, _: &(String, u32), postings: &Arc<Postings>) -> u64 {
+        postings.list.len() as u64 + 1
+    }
+}
+
+/// Bytes a cached posting takes, roughly (the pair, its share of the vector and the entry).
+const POSTING_BYTES: usize = 16;
+/// Chunk ids cached per replica.
+const CACHED_IDS: usize = 200_000;
 
 /// What a chunk's earlier version left in the index.
 struct Stored {
@@ -130,11 +219,25 @@ struct Change<'a> {
 }
 
 impl RedisLexical {
-    pub(super) fn new(connection: ConnectionManager, prefix: &str, shown: &str) -> Self {
+    /// `cache_bytes`: how much memory the posting-list cache may take (0 = none).
+    pub(super) fn new(
+        connection: ConnectionManager,
+        prefix: &str,
+        shown: &str,
+        cache_bytes: usize,
+    ) -> Self {
+        let postings = (cache_bytes / POSTING_BYTES).max(1);
         Self {
             connection,
             prefix: prefix.to_string(),
             shown: shown.to_string(),
+            lists: quick_cache::sync::Cache::with_weighter(
+                (postings / 256).max(16),
+                postings as u64,
+                ByPostings,
+            ),
+            ids: quick_cache::sync::Cache::new(CACHED_IDS),
+            max_cached_list: if cache_bytes == 0 { 0 } else { postings / 8 },
         }
     }
 
@@ -197,6 +300,7 @@ impl RedisLexical {
             self.key(index, "num"),
             self.key(index, "id"),
             self.key(index, "doc"),
+            self.key(index, "ver"),
         ];
         let mut positions: HashMap<u32, usize> = HashMap::new();
         let mut position = |term: u32, keys: &mut Vec<String>| {
@@ -294,7 +398,7 @@ impl RedisLexical {
         Ok(())
     }
 
-    /// `ZMSCORE` of `numbers` in each term's postings, as weights (`None` = absent).
+    /// The weights of `numbers` in each term's postings (`None` = absent), one list per lookup.
     async fn weights(
         &self,
         index: &str,
@@ -303,44 +407,158 @@ impl RedisLexical {
         if lookups.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut script = WEIGHTS.prepare_invoke();
         for (term, numbers) in lookups {
-            pipe.cmd("ZMSCORE")
-                .arg(self.term_key(index, *term))
-                .arg(numbers);
+            script.key(self.term_key(index, *term));
+            script.arg(numbers.len()).arg(numbers);
         }
         let mut connection = self.connection.clone();
-        let replies: Vec<Vec<Option<f64>>> = pipe
-            .query_async(&mut connection)
+        let replies: Vec<String> = script
+            .invoke_async(&mut connection)
             .await
             .map_err(|e| self.error(e))?;
         Ok(replies
-            .into_iter()
-            .map(|r| r.into_iter().map(|w| w.map(|w| w as f32)).collect())
+            .iter()
+            .map(|reply| {
+                reply
+                    .split(' ')
+                    .filter(|w| !w.is_empty())
+                    .map(|w| w.parse::<f64>().ok().map(|w| w as f32))
+                    .collect()
+            })
             .collect())
+    }
+
+    /// Postings `from..=to` (by rank) of each term: (number, weight), best first.
+    async fn read(
+        &self,
+        index: &str,
+        ranges: &[(u32, usize, usize)],
+    ) -> Result<Vec<Vec<(u64, f32)>>, StateError> {
+        let mut script = READ.prepare_invoke();
+        for &(term, from, to) in ranges {
+            script.key(self.term_key(index, term)).arg(from).arg(to);
+        }
+        let mut connection = self.connection.clone();
+        let replies: Vec<String> = script
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(replies.iter().map(|reply| parse_postings(reply)).collect())
+    }
+
+    /// Fills in the unknown weights of `numbers` (ZMSCORE in the lists concerned).
+    async fn look_up(
+        &self,
+        index: &str,
+        terms: &[QueryTerm],
+        candidates: &mut Candidates,
+        numbers: &[u64],
+    ) -> Result<(), StateError> {
+        let lookups: Vec<(usize, Vec<u64>)> = (0..terms.len())
+            .map(|i| {
+                let unknown = numbers
+                    .iter()
+                    .copied()
+                    .filter(|n| candidates.seen.get(n).is_some_and(|w| w[i].is_none()))
+                    .collect::<Vec<u64>>();
+                (i, unknown)
+            })
+            .filter(|(_, unknown)| !unknown.is_empty())
+            .collect();
+        let asked: Vec<(u32, Vec<u64>)> = lookups
+            .iter()
+            .map(|(i, unknown)| (terms[*i].term, unknown.clone()))
+            .collect();
+        for ((i, unknown), found) in lookups.iter().zip(self.weights(index, &asked).await?) {
+            for (number, weight) in unknown.iter().zip(found) {
+                if let Some(w) = candidates.seen.get_mut(number) {
+                    w[*i] = Some(weight);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `limit` best of `scored` (number, score), as `Ranked`: by score, then id (ids are
+    /// fetched for the best and whatever ties the last of them).
+    async fn best(
+        &self,
+        index: &str,
+        mut scored: Vec<(u64, f32)>,
+        limit: usize,
+    ) -> Result<Vec<Ranked>, StateError> {
+        // The limit-th best score, found in linear time; then what scores at least that.
+        if limit > 0 && scored.len() > limit {
+            let (_, &mut (_, cut), _) =
+                scored.select_nth_unstable_by(limit - 1, |a, b| b.1.total_cmp(&a.1));
+            scored.retain(|(_, s)| *s >= cut);
+        }
+        let numbers: Vec<u64> = scored.iter().map(|(n, _)| *n).collect();
+        let ids = self.ids(index, &numbers).await?;
+        let mut ranked: Vec<Ranked> = scored
+            .into_iter()
+            .zip(ids)
+            .filter_map(|((_, score), id)| Some(Ranked { id: id?, score }))
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        ranked.truncate(limit);
+        Ok(ranked)
     }
 
     /// Chunk ids of `numbers` (`None` for one removed meanwhile).
     async fn ids(&self, index: &str, numbers: &[u64]) -> Result<Vec<Option<String>>, StateError> {
-        if numbers.is_empty() {
-            return Ok(Vec::new());
+        let mut ids: Vec<Option<String>> = numbers
+            .iter()
+            .map(|&n| {
+                self.ids
+                    .get(&(index.to_string(), n))
+                    .map(|id| id.to_string())
+            })
+            .collect();
+        let missing: Vec<u64> = numbers
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| id.is_none())
+            .map(|(&n, _)| n)
+            .collect();
+        if missing.is_empty() {
+            return Ok(ids);
         }
         let mut connection = self.connection.clone();
-        redis::cmd("HMGET")
+        let found: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.key(index, "id"))
-            .arg(numbers)
+            .arg(&missing)
             .query_async(&mut connection)
             .await
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?;
+        let found: HashMap<u64, String> = missing
+            .into_iter()
+            .zip(found)
+            .filter_map(|(n, id)| Some((n, id?)))
+            .collect();
+        for (number, id) in numbers.iter().zip(ids.iter_mut()) {
+            if id.is_none()
+                && let Some(known) = found.get(number)
+            {
+                self.ids
+                    .insert((index.to_string(), *number), Arc::from(known.as_str()));
+                *id = Some(known.clone());
+            }
+        }
+        Ok(ids)
     }
 
-    /// The query's terms that some chunk holds, ascending, with their idf: the live chunk count
-    /// and each term's document frequency, read in one round trip.
+    /// The query's terms that some chunk holds, ascending, with their idf and the version of
+    /// their lists: the live chunk count, each term's document frequency and list version, read
+    /// in one round trip.
     async fn query_terms(&self, index: &str, all: &[u32]) -> Result<Vec<QueryTerm>, StateError> {
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(self.key(index, "meta")).arg("chunks");
+        let versions = self.key(index, "ver");
         for &term in all {
             pipe.cmd("ZCARD").arg(self.term_key(index, term));
+            pipe.cmd("HGET").arg(&versions).arg(term);
         }
         let mut connection = self.connection.clone();
         // HGET answers a number or nil, ZCARD a number: both read as Option<u64>.
@@ -348,23 +566,85 @@ impl RedisLexical {
             .query_async(&mut connection)
             .await
             .map_err(|e| self.error(e))?;
-        let mut values = reply.into_iter();
-        let chunks = values.next().flatten().unwrap_or(0);
+        let chunks = reply.first().copied().flatten().unwrap_or(0);
         Ok(all
             .iter()
-            .zip(values)
-            .filter_map(|(&term, df)| {
-                let df = df.filter(|&df| df > 0)?;
+            .zip(reply[1..].chunks(2))
+            .filter_map(|(&term, pair)| {
+                let df = pair.first().copied().flatten().filter(|&df| df > 0)?;
                 Some(QueryTerm {
                     term,
                     idf: lexical::idf(chunks, df),
                     df: df as usize,
+                    version: pair.get(1).copied().flatten().unwrap_or(0),
                     read: 0,
                     floor: 0.0,
                 })
             })
             .collect())
     }
+
+    /// The whole lists of `terms`, from this replica's cache when their version is current, else
+    /// read from Redis (and cached) when they are short enough; `None` for the longer ones.
+    async fn whole_lists(
+        &self,
+        index: &str,
+        terms: &[QueryTerm],
+    ) -> Result<Vec<Option<Arc<Postings>>>, StateError> {
+        let mut lists: Vec<Option<Arc<Postings>>> = terms
+            .iter()
+            .map(|t| {
+                self.lists
+                    .get(&(index.to_string(), t.term))
+                    .filter(|cached| cached.version == t.version)
+            })
+            .collect();
+        let missing: Vec<usize> = (0..terms.len())
+            .filter(|&i| lists[i].is_none() && terms[i].df <= self.max_cached_list)
+            .collect();
+        metrics::counter!("aurora_lexical_lists_total", "source" => "cache")
+            .increment((terms.len() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(lists);
+        }
+        metrics::counter!("aurora_lexical_lists_total", "source" => "redis")
+            .increment(missing.len() as u64);
+        let mut script = FETCH.prepare_invoke();
+        script.key(self.key(index, "ver"));
+        for &i in &missing {
+            script
+                .key(self.term_key(index, terms[i].term))
+                .arg(terms[i].term);
+        }
+        let mut connection = self.connection.clone();
+        let reply: Vec<String> = script
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.error(e))?;
+        for (&i, pair) in missing.iter().zip(reply.chunks(2)) {
+            let [version, list] = pair else { continue };
+            let postings = Arc::new(Postings {
+                version: version.parse().unwrap_or(0),
+                list: parse_postings(list),
+            });
+            self.lists
+                .insert((index.to_string(), terms[i].term), postings.clone());
+            lists[i] = Some(postings);
+        }
+        Ok(lists)
+    }
+}
+
+/// `"number weight number weight …"` as the scripts render lists.
+fn parse_postings(reply: &str) -> Vec<(u64, f32)> {
+    let mut fields = reply.split(' ').filter(|f| !f.is_empty());
+    let mut list = Vec::new();
+    while let (Some(number), Some(weight)) = (fields.next(), fields.next()) {
+        if let (Ok(number), Ok(weight)) = (number.parse(), weight.parse::<f64>()) {
+            list.push((number, weight as f32));
+        }
+    }
+    list
 }
 
 /// The average chunk length after writing `ids` (their `docs`, or nothing for a removal) over
@@ -396,6 +676,8 @@ struct QueryTerm {
     term: u32,
     idf: f32,
     df: usize,
+    /// Its list's version (moved by every write to it).
+    version: u64,
     /// Postings read so far (from the head).
     read: usize,
     /// The weight of the last posting read: no chunk further down weighs more.
@@ -405,6 +687,108 @@ struct QueryTerm {
 impl QueryTerm {
     fn exhausted(&self) -> bool {
         self.read >= self.df
+    }
+}
+
+/// What a chunk that no list has shown yet could score at most.
+fn ceiling(terms: &[QueryTerm]) -> f32 {
+    terms
+        .iter()
+        .filter(|t| !t.exhausted())
+        .map(|t| t.idf * t.floor)
+        .sum()
+}
+
+/// The chunks a query has seen so far, each with its weight per query term: `Some(Some(w))`
+/// present, `Some(None)` absent, `None` not known yet.
+struct Candidates {
+    width: usize,
+    seen: HashMap<u64, Vec<Option<Option<f32>>>>,
+    /// Chunks dropped for good: the bar they missed only rises, so deeper reads that meet them
+    /// again pass them by.
+    dropped: std::collections::HashSet<u64>,
+}
+
+impl Candidates {
+    fn new(width: usize) -> Self {
+        Self {
+            width,
+            seen: HashMap::new(),
+            dropped: Default::default(),
+        }
+    }
+
+    /// Postings read from term `i`'s list.
+    fn add(&mut self, i: usize, list: Vec<(u64, f32)>) {
+        for (number, weight) in list {
+            if self.dropped.contains(&number) {
+                continue;
+            }
+            self.seen
+                .entry(number)
+                .or_insert_with(|| vec![None; self.width])[i] = Some(Some(weight));
+        }
+    }
+
+    /// In a finished list, a chunk not read is a chunk without the term.
+    fn settle_finished(&mut self, terms: &[QueryTerm]) {
+        for weights in self.seen.values_mut() {
+            for (weight, term) in weights.iter_mut().zip(terms) {
+                if weight.is_none() && term.exhausted() {
+                    *weight = Some(None);
+                }
+            }
+        }
+    }
+
+    /// What a chunk scores at least (its known weights) and at most (plus the floor of every
+    /// list it may still be in).
+    fn bounds(terms: &[QueryTerm], weights: &[Option<Option<f32>>]) -> (f32, f32) {
+        let known: Vec<Option<f32>> = weights.iter().map(|w| w.flatten()).collect();
+        let slack: f32 = terms
+            .iter()
+            .zip(weights)
+            .filter(|(_, w)| w.is_none())
+            .map(|(t, _)| t.idf * t.floor)
+            .sum();
+        let low = total(terms, &known);
+        (low, low + slack)
+    }
+
+    /// Drops the chunks that cannot reach the `limit`-th best certain score; that score (less a
+    /// rounding margin), once `limit` chunks are known.
+    fn prune(&mut self, terms: &[QueryTerm], limit: usize) -> Option<f32> {
+        let mut lows: Vec<f32> = self
+            .seen
+            .values()
+            .map(|w| Self::bounds(terms, w).0)
+            .collect();
+        if lows.len() < limit {
+            return None;
+        }
+        lows.select_nth_unstable_by(limit - 1, |a, b| b.total_cmp(a));
+        let bar = lows[limit - 1] * (1.0 - MARGIN);
+        let dropped = &mut self.dropped;
+        self.seen.retain(|&number, w| {
+            let keep = Self::bounds(terms, w).1 >= bar;
+            if !keep {
+                dropped.insert(number);
+            }
+            keep
+        });
+        Some(bar)
+    }
+
+    /// The `n` chunks with the best upper bounds that still have unknown weights.
+    fn front(&self, terms: &[QueryTerm], n: usize) -> Vec<u64> {
+        let mut open: Vec<(f32, u64)> = self
+            .seen
+            .iter()
+            .filter(|(_, w)| w.iter().any(Option::is_none))
+            .map(|(&number, w)| (Self::bounds(terms, w).1, number))
+            .collect();
+        open.sort_by(|a, b| b.0.total_cmp(&a.0));
+        open.into_iter().take(n).map(|(_, number)| number).collect()
     }
 }
 
@@ -470,120 +854,81 @@ impl LexicalIndex for RedisLexical {
             if terms.is_empty() {
                 return Ok(Vec::new());
             }
-            // number → each term's weight: Some(Some(w)) known, Some(None) absent, None unknown.
-            let mut seen: HashMap<u64, Vec<Option<Option<f32>>>> = HashMap::new();
-            let mut depth = (limit * 2).max(FIRST_DEPTH);
-            loop {
+            let whole = self.whole_lists(index, &terms).await?;
+            if whole.iter().all(Option::is_some) {
+                // Every list at hand: scored here exactly as the in-process index scores.
+                let postings: usize = whole.iter().flatten().map(|l| l.list.len()).sum();
+                let mut scores: HashMap<u64, f32, foldhash::fast::RandomState> =
+                    HashMap::with_capacity_and_hasher(postings, Default::default());
+                for (term, list) in terms.iter().zip(whole.iter().flatten()) {
+                    for &(number, weight) in &list.list {
+                        *scores.entry(number).or_insert(0.0) += term.idf * weight;
+                    }
+                }
+                return self.best(index, scores.into_iter().collect(), limit).await;
+            }
+            // Some list too long to hold: the threshold algorithm, with the lists at hand
+            // counted as read to the end.
+            let mut candidates = Candidates::new(terms.len());
+            for (i, list) in whole.iter().enumerate() {
+                if let Some(list) = list {
+                    candidates.add(i, list.list.clone());
+                    terms[i].df = list.list.len();
+                    terms[i].read = list.list.len();
+                }
+            }
+            candidates.settle_finished(&terms);
+            let mut depth = limit.max(FIRST_DEPTH);
+            'deeper: loop {
                 // Read every unfinished list down to `depth`.
-                let mut pipe = redis::pipe();
                 let reading: Vec<usize> = (0..terms.len())
                     .filter(|&i| !terms[i].exhausted() && terms[i].read < depth)
                     .collect();
-                for &i in &reading {
-                    pipe.cmd("ZREVRANGE")
-                        .arg(self.term_key(index, terms[i].term))
-                        .arg(terms[i].read)
-                        .arg(depth - 1)
-                        .arg("WITHSCORES");
-                }
-                let mut connection = self.connection.clone();
-                let lists: Vec<Vec<(u64, f64)>> = pipe
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|e| self.error(e))?;
-                let width = terms.len();
-                for (&i, list) in reading.iter().zip(lists) {
+                let ranges: Vec<(u32, usize, usize)> = reading
+                    .iter()
+                    .map(|&i| (terms[i].term, terms[i].read, depth - 1))
+                    .collect();
+                for (&i, list) in reading.iter().zip(self.read(index, &ranges).await?) {
                     let term = &mut terms[i];
-                    // A list shorter than expected shrank meanwhile: it is exhausted.
+                    // A list shorter than asked for is finished (it may have shrunk meanwhile).
                     term.read = if list.len() < depth - term.read {
                         term.df
                     } else {
                         depth
                     };
                     if let Some(&(_, last)) = list.last() {
-                        term.floor = last as f32;
+                        term.floor = last;
                     }
-                    for (number, weight) in list {
-                        seen.entry(number).or_insert_with(|| vec![None; width])[i] =
-                            Some(Some(weight as f32));
-                    }
+                    candidates.add(i, list);
                 }
-                // Unknown weights in unfinished lists: look them up. In a finished list a
-                // chunk not read is a chunk without the term.
-                let mut lookups: Vec<(usize, Vec<u64>)> = Vec::new();
-                for (i, term) in terms.iter().enumerate() {
-                    let missing: Vec<u64> = seen
-                        .iter()
-                        .filter(|(_, w)| w[i].is_none())
-                        .map(|(&n, _)| n)
-                        .collect();
-                    if missing.is_empty() {
-                        continue;
+                candidates.settle_finished(&terms);
+                // Done once no chunk unseen could reach the limit-th best; looking up the
+                // missing weights of the front runners (once per depth) raises that bar.
+                let mut looked_up = false;
+                loop {
+                    let bar = candidates.prune(&terms, limit);
+                    let finished = terms.iter().all(QueryTerm::exhausted);
+                    if finished || bar.is_some_and(|bar| ceiling(&terms) < bar) {
+                        break 'deeper;
                     }
-                    if term.exhausted() {
-                        for number in missing {
-                            if let Some(w) = seen.get_mut(&number) {
-                                w[i] = Some(None);
-                            }
-                        }
-                    } else {
-                        lookups.push((i, missing));
+                    if looked_up {
+                        break;
                     }
-                }
-                let asked: Vec<(u32, Vec<u64>)> = lookups
-                    .iter()
-                    .map(|(i, numbers)| (terms[*i].term, numbers.clone()))
-                    .collect();
-                for ((i, numbers), found) in lookups.iter().zip(self.weights(index, &asked).await?)
-                {
-                    for (number, weight) in numbers.iter().zip(found) {
-                        if let Some(w) = seen.get_mut(number) {
-                            w[*i] = Some(weight);
-                        }
-                    }
-                }
-                // Done when the limit-th best beats whatever an unseen chunk could score.
-                let mut scores: Vec<f32> = seen
-                    .values()
-                    .map(|w| {
-                        let known: Vec<Option<f32>> = w.iter().map(|x| x.flatten()).collect();
-                        total(&terms, &known)
-                    })
-                    .collect();
-                let ceiling: f32 = terms
-                    .iter()
-                    .filter(|t| !t.exhausted())
-                    .map(|t| t.idf * t.floor)
-                    .sum();
-                let finished = terms.iter().all(QueryTerm::exhausted);
-                let enough = scores.len() >= limit && {
-                    scores.sort_by(|a, b| b.total_cmp(a));
-                    // A margin for the rounding of sums taken in another order.
-                    scores[limit - 1] > ceiling * (1.0 + 1e-5)
-                };
-                if finished || enough {
-                    break;
+                    let front = candidates.front(&terms, limit * 2);
+                    self.look_up(index, &terms, &mut candidates, &front).await?;
+                    looked_up = true;
                 }
                 depth *= 4;
             }
-            // Rank by score, then id (ids of every chunk seen: ties at the cut need them).
-            let numbers: Vec<u64> = seen.keys().copied().collect();
-            let ids = self.ids(index, &numbers).await?;
-            let mut ranked: Vec<Ranked> = numbers
+            // Every score exact: the survivors' weights still unknown, looked up.
+            let all: Vec<u64> = candidates.seen.keys().copied().collect();
+            self.look_up(index, &terms, &mut candidates, &all).await?;
+            let seen = candidates.seen;
+            let scored: Vec<(u64, f32)> = seen
                 .iter()
-                .zip(ids)
-                .filter_map(|(number, id)| {
-                    let weights: Vec<Option<f32>> =
-                        seen[number].iter().map(|x| x.flatten()).collect();
-                    Some(Ranked {
-                        id: id?,
-                        score: total(&terms, &weights),
-                    })
-                })
+                .map(|(&number, w)| (number, Candidates::bounds(&terms, w).0))
                 .collect();
-            ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-            ranked.truncate(limit);
-            Ok(ranked)
+            self.best(index, scored, limit).await
         })
     }
 

@@ -10,13 +10,26 @@ use aurora_actors::ports::{LexicalDoc, LexicalIndex, Ranked};
 
 use crate::{service_url, unique};
 
+/// Redis with `cache_bytes` of posting-list cache, under `prefix`.
+fn redis_with(prefix: &str, cache_bytes: usize) -> Arc<dyn LexicalIndex> {
+    let state = RedisState::connect(&service_url("AURORA_TEST_REDIS_URL"), prefix)
+        .expect("valid Redis URL");
+    Arc::new(state.lexical(cache_bytes))
+}
+
+/// Every list cached: scored in process.
 fn redis() -> Arc<dyn LexicalIndex> {
-    let state = RedisState::connect(
-        &service_url("AURORA_TEST_REDIS_URL"),
-        &unique("aurora-test"),
-    )
-    .expect("valid Redis URL");
-    Arc::new(state.lexical())
+    redis_with(&unique("aurora-test"), 64 << 20)
+}
+
+/// No cache: the threshold algorithm over Redis for every query.
+fn redis_uncached() -> Arc<dyn LexicalIndex> {
+    redis_with(&unique("aurora-test"), 0)
+}
+
+/// A cache too small for the common terms' lists: both paths in one query.
+fn redis_mixed() -> Arc<dyn LexicalIndex> {
+    redis_with(&unique("aurora-test"), 16 * 1200)
 }
 
 fn memory() -> Arc<dyn LexicalIndex> {
@@ -85,21 +98,59 @@ const QUERIES: [&str; 6] = [
 
 #[tokio::test]
 async fn redis_and_memory_rank_alike_to_the_bit() {
-    let (redis, memory) = (redis(), memory());
-    let (r, m) = (
-        written(redis.as_ref()).await,
-        written(memory.as_ref()).await,
-    );
-    assert_eq!(redis.len(&r).await.unwrap(), 1200);
+    let memory = memory();
+    let m = written(memory.as_ref()).await;
     assert_eq!(memory.len(&m).await.unwrap(), 1200);
-    for q in QUERIES {
-        for limit in [1, 5, 50, 2000] {
-            let a = redis.search(&r, &query(q), limit).await.unwrap();
-            let b = memory.search(&m, &query(q), limit).await.unwrap();
-            assert_eq!(a, b, "query {q:?}, limit {limit}");
-            assert!(!a.is_empty(), "{q}");
+    for redis in [redis(), redis_uncached(), redis_mixed()] {
+        let r = written(redis.as_ref()).await;
+        assert_eq!(redis.len(&r).await.unwrap(), 1200);
+        // Twice: from Redis, then (where it caches) from this replica's cache.
+        for _ in 0..2 {
+            for q in QUERIES {
+                for limit in [1, 5, 50, 2000] {
+                    let a = redis.search(&r, &query(q), limit).await.unwrap();
+                    let b = memory.search(&m, &query(q), limit).await.unwrap();
+                    assert_eq!(a, b, "query {q:?}, limit {limit}");
+                    assert!(!a.is_empty(), "{q}");
+                }
+            }
         }
     }
+}
+
+/// A replica's cached lists never hide another replica's writes.
+#[tokio::test]
+async fn a_cached_list_follows_writes_from_another_replica() {
+    let prefix = unique("aurora-test");
+    let (reader, writer) = (redis_with(&prefix, 64 << 20), redis_with(&prefix, 64 << 20));
+    let name = unique("lex");
+    writer
+        .index(
+            &name,
+            &[doc("a", "frontier politeness"), doc("b", "frontier")],
+        )
+        .await
+        .unwrap();
+    let first = reader.search(&name, &query("frontier"), 5).await.unwrap();
+    assert_eq!(ids(&first), ["b", "a"]);
+    writer
+        .index(&name, &[doc("c", "frontier frontier")])
+        .await
+        .unwrap();
+    writer.remove(&name, &["b".to_string()]).await.unwrap();
+    let second = reader.search(&name, &query("frontier"), 5).await.unwrap();
+    assert_eq!(ids(&second), ["c", "a"]);
+    writer
+        .index(&name, &[doc("a", "nothing about it")])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&reader
+            .search(&name, &query("frontier politeness"), 5)
+            .await
+            .unwrap()),
+        ["c"]
+    );
 }
 
 macro_rules! both {
@@ -108,6 +159,10 @@ macro_rules! both {
             #[tokio::test]
             async fn redis() {
                 super::$name(super::redis().as_ref()).await;
+            }
+            #[tokio::test]
+            async fn redis_uncached() {
+                super::$name(super::redis_uncached().as_ref()).await;
             }
             #[tokio::test]
             async fn memory() {

@@ -27,7 +27,7 @@ pub fn chroma() -> Subject {
         &unique("aurora-test"),
     )
     .expect("valid Redis URL");
-    chroma_with(Arc::new(state.lexical()), &unique("db"))
+    chroma_with(Arc::new(state.lexical(64 << 20)), &unique("db"))
 }
 
 /// A ChromaDB store over database `database`, with `lexical` as its lexical index.
