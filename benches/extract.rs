@@ -44,6 +44,23 @@ fn extraction(c: &mut Criterion) {
             })
         });
         group.bench_function(
+            format!("{name} ({} KB) links only", html.len() / 1024),
+            |b| {
+                b.iter(|| {
+                    let request = ScrapeRequest {
+                        formats: Formats {
+                            markdown: false,
+                            html: false,
+                            raw_html: false,
+                            links: true,
+                        },
+                        ..ScrapeRequest::new(url.clone())
+                    };
+                    build_page(request, fetched.clone(), &selectors).expect("fixture is HTML")
+                })
+            },
+        );
+        group.bench_function(
             format!("{name} ({} KB) all formats", html.len() / 1024),
             |b| {
                 b.iter(|| {

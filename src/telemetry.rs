@@ -136,6 +136,14 @@ fn describe_metrics() {
         "aurora_chroma_failures_total",
         "ChromaDB calls that failed after every retry."
     );
+    describe_counter!(
+        "aurora_lexical_lists_total",
+        "BM25 posting lists read by a Redis-backed search, by source (cache, redis)."
+    );
+    describe_counter!(
+        "aurora_lexical_rebuilds_total",
+        "BM25 indexes rebuilt from ChromaDB because the state store had lost them."
+    );
     metrics::gauge!("aurora_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     aurora_actors::metrics::describe();
 }

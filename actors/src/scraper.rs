@@ -189,7 +189,10 @@ pub fn build_page(
     }
 
     let formats = request.formats;
-    let extracted = if is_html {
+    let extracted = if is_html && !formats.markdown && !formats.html {
+        // Only links and metadata wanted (a crawl passing through, a map): no tree, no content.
+        extract::facts(&html, &fetched.final_url)
+    } else if is_html {
         extract::extract(
             &html,
             &fetched.final_url,
