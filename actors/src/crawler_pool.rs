@@ -16,6 +16,7 @@
 
 mod consumer;
 mod item;
+pub mod map;
 pub mod politeness;
 pub mod robots;
 pub mod scope;
@@ -39,7 +40,8 @@ use crate::model::{Formats, Page, ScrapeRequest};
 use crate::ports::{Fetcher, JobQueue, StateError, StateStore};
 use crate::router;
 use crate::supervisor::ChildSpec;
-use politeness::HostLimits;
+pub use map::{MapSpec, Mapped};
+use politeness::{HostClock, HostLimits};
 use robots::RobotsCache;
 use scope::{ScopeRules, TrapBounds};
 pub use store::{ErrorKind, JobError, JobKind, JobRecord, JobStatus};
@@ -114,20 +116,6 @@ pub enum SitemapMode {
     Include,
     /// Only the sitemaps' URLs (and the start URL); links are not followed.
     Only,
-}
-
-/// What a map should list (Firecrawl `map`): a site's URLs from its sitemaps and the links of its
-/// start page, without scraping the pages themselves.
-#[derive(Debug, Clone)]
-pub struct MapSpec {
-    pub url: Url,
-    /// Keep only URLs containing one of these words (case-insensitive), best matches first.
-    pub search: Option<String>,
-    pub sitemap: SitemapMode,
-    pub include_subdomains: bool,
-    pub ignore_query_parameters: bool,
-    pub limit: usize,
-    pub timeout: Duration,
 }
 
 /// What a job should do; the HTTP layer builds it from a Firecrawl request. Stored with the job,
@@ -246,6 +234,36 @@ impl Shared {
         while !self.contexts.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Robots.txt's verdict on `url` (the refusal when disallowed); when allowed, spaces the
+    /// host's requests on `clock` by the larger of `delay` and the site's Crawl-delay.
+    pub(crate) async fn robots_gate(
+        &self,
+        clock: &HostClock,
+        url: &Url,
+        delay: Duration,
+        ignore_robots: bool,
+    ) -> Result<(), String> {
+        let mut interval = delay;
+        if !ignore_robots {
+            let rules = self.robots.rules(url).await;
+            if !rules.allowed(url) {
+                return Err(rules.refusal().to_string());
+            }
+            interval = interval.max(rules.crawl_delay().unwrap_or_default());
+        }
+        if !interval.is_zero() {
+            clock.set_interval(url.host_str().unwrap_or_default(), interval);
+        }
+        Ok(())
+    }
+
+    /// Waits for the next slot of `url`'s host: this crawl's spacing, then the cluster's rate.
+    pub(crate) async fn host_turn(&self, clock: &HostClock, url: &Url) {
+        let host = url.host_str().unwrap_or_default();
+        clock.wait_turn(host).await;
+        self.hosts.until_ready(host).await;
     }
 
     /// Why this replica takes no crawl work now, if it does not.
@@ -461,89 +479,9 @@ impl Handle {
             .map_err(CrawlError::Refused)
     }
 
-    /// A site's URLs from its sitemaps and start page (no job: answered right away).
-    pub async fn map(&self, spec: MapSpec) -> Result<Vec<Url>, CrawlError> {
-        let shared = &self.shared;
-        shared
-            .fetcher
-            .admits(&spec.url)
-            .await
-            .map_err(CrawlError::Refused)?;
-        let rules = ScopeRules {
-            crawl_entire_domain: true,
-            allow_subdomains: spec.include_subdomains,
-            ignore_query_parameters: spec.ignore_query_parameters,
-            ..ScopeRules::default()
-        };
-        let scope = scope::Scope::new(&spec.url, rules, shared.config.traps.clone());
-        let mut found: Vec<Url> = Vec::new();
-        if spec.sitemap != SitemapMode::Only {
-            let mut request = ScrapeRequest::new(spec.url.clone());
-            request.formats = Formats {
-                markdown: false,
-                html: false,
-                raw_html: false,
-                links: true,
-            };
-            request.timeout = spec.timeout;
-            if let Ok(page) = shared.router.scrape(request).await {
-                found.push(page.url.clone());
-                found.extend(
-                    page.links
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|l| page.url.join(l).ok()),
-                );
-            }
-        }
-        if spec.sitemap != SitemapMode::Skip {
-            let robots = shared.robots.rules(&spec.url).await;
-            let mut roots: Vec<Url> = robots
-                .sitemaps()
-                .iter()
-                .filter_map(|s| spec.url.join(s).ok())
-                .collect();
-            if let Ok(default) = spec.url.join("/sitemap.xml")
-                && !roots.contains(&default)
-            {
-                roots.push(default);
-            }
-            let (urls, _) = sitemap::discover(
-                shared.fetcher.as_ref(),
-                &shared.hosts,
-                roots,
-                spec.limit.saturating_mul(4).max(1000),
-                spec.timeout,
-            )
-            .await;
-            found.extend(urls);
-        }
-        let terms: Vec<String> = spec
-            .search
-            .as_deref()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        let mut listed: Vec<(usize, Url)> = found
-            .iter()
-            .filter_map(|url| scope.admit(url, 0).ok())
-            .filter(|url| seen.insert(scope.seen_key(url)))
-            .filter_map(|url| {
-                let text = url.as_str().to_lowercase();
-                let matched = terms.iter().filter(|t| text.contains(t.as_str())).count();
-                (terms.is_empty() || matched > 0).then_some((matched, url))
-            })
-            .collect();
-        // Best matches first; otherwise the order found (start page, its links, sitemaps).
-        listed.sort_by_key(|(matched, _)| std::cmp::Reverse(*matched));
-        metrics::counter!("aurora_crawl_maps_total").increment(1);
-        Ok(listed
-            .into_iter()
-            .map(|(_, url)| url)
-            .take(spec.limit)
-            .collect())
+    /// A site's URLs, from its sitemaps and a link-only crawl (no job: answered right away).
+    pub async fn map(&self, spec: MapSpec) -> Result<Vec<Mapped>, CrawlError> {
+        map::map(&self.shared, spec).await
     }
 
     /// The job's record.

@@ -138,6 +138,19 @@ pub fn describe() {
     );
     describe_counter!("aurora_crawl_maps_total", "Site maps answered.");
     describe_counter!(
+        "aurora_crawl_map_pages_total",
+        "Pages a map read for their links, by outcome (ok, dead, failed, robots)."
+    );
+    describe_counter!(
+        "aurora_crawl_map_budget_spent_total",
+        "Maps that ran out of time and answered with what they had found."
+    );
+    describe_histogram!(
+        "aurora_crawl_map_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a map, sitemaps and link crawl together."
+    );
+    describe_counter!(
         "aurora_webhook_deliveries_total",
         "Webhook delivery attempts, by event (started, page, completed, failed) and outcome (delivered, failed_attempt, gave_up, dropped)."
     );

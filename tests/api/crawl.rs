@@ -709,6 +709,59 @@ async fn map_lists_a_sites_urls_from_sitemaps_and_links() {
             .any(|l| l.contains(".zip") || l.contains("example.invalid"))
     );
 
+    // Without the sitemaps, the link crawl finds every page a visitor can reach: all sections'
+    // pages, where a redirect lands, the calendar up to the trap bound; not what robots.txt
+    // disallows, what answers an error, or what only a sitemap lists.
+    let (code, answer) = app
+        .post_json(
+            Port::Crawler,
+            "/v1/map",
+            json!({"url": site.url("/"), "ignoreSitemap": true}),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let discovered = links(&answer);
+    let mut reachable: BTreeSet<String> = ["/", "/docs/", "/landing.html", "/files/report.pdf"]
+        .map(String::from)
+        .into();
+    for s in 0..SECTIONS {
+        reachable.insert(format!("/docs/s{s}/"));
+        reachable.extend((0..PAGES).map(|p| format!("/docs/s{s}/p{p}.html")));
+    }
+    let missing: Vec<_> = reachable.difference(&discovered).collect();
+    assert!(missing.is_empty(), "not mapped: {missing:?}");
+    for absent in ["/orphan.html", "/private/secret.html", "/broken", "/moved"] {
+        assert!(!discovered.contains(absent), "{absent} listed");
+    }
+    let months = discovered
+        .iter()
+        .filter(|l| l.starts_with("/calendar"))
+        .count();
+    assert!(
+        (2..=60).contains(&months),
+        "the calendar is followed to the trap bound, not forever: {months}"
+    );
+    assert!(
+        site.count("/private/secret.html") == 0,
+        "robots.txt is obeyed"
+    );
+
+    // v2 lists objects, with what each page said about itself.
+    let (code, answer) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/map",
+            json!({"url": site.url("/docs/s3/"), "sitemap": "skip", "search": "topic3x7"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["links"][0]["url"],
+        site.url("/docs/s3/p7.html"),
+        "{answer}"
+    );
+    assert_eq!(answer["links"][0]["title"], "Page 3.7 about topic3x7");
+
     let (_, answer) = app
         .post_json(
             Port::Crawler,

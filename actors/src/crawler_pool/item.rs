@@ -339,27 +339,18 @@ async fn fetch(
     let spec = &context.meta.spec;
     let config = &shared.config;
     let host = url.host_str().unwrap_or_default().to_string();
-    let mut interval = spec.delay.unwrap_or_default();
-    if !spec.ignore_robots {
-        let rules = shared.robots.rules(&url).await;
-        if !rules.allowed(&url) {
-            return Some(Fetched::Robots {
-                reason: rules.refusal().to_string(),
-            });
-        }
-        interval = interval.max(rules.crawl_delay().unwrap_or_default());
-    }
-    if !interval.is_zero() {
-        context.clock.set_interval(&host, interval);
+    let delay = spec.delay.unwrap_or_default();
+    if let Err(reason) = shared
+        .robots_gate(&context.clock, &url, delay, spec.ignore_robots)
+        .await
+    {
+        return Some(Fetched::Robots { reason });
     }
     let mut attempt = 0;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return None,
-            () = async {
-                context.clock.wait_turn(&host).await;
-                shared.hosts.until_ready(&host).await;
-            } => {}
+            () = shared.host_turn(&context.clock, &url) => {}
         }
         if cancel.is_cancelled() {
             return None;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use aurora_actors::crawler_pool::scope::ScopeRules;
-use aurora_actors::crawler_pool::{JobKind, JobSpec, MapSpec, SitemapMode};
+use aurora_actors::crawler_pool::{JobKind, JobSpec, MapSpec, Mapped, SitemapMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -269,7 +269,7 @@ pub async fn map(state: AppState, body: MapRequest) -> Result<Response, Rejectio
     Ok(match map_urls(&state, body).await {
         Ok(urls) => warp::reply::json(&MapResponse {
             success: true,
-            links: urls.into_iter().map(String::from).collect(),
+            links: urls.into_iter().map(|link| link.url.into()).collect(),
         })
         .into_response(),
         Err(error) => error.into_firecrawl_response(),
@@ -277,7 +277,7 @@ pub async fn map(state: AppState, body: MapRequest) -> Result<Response, Rejectio
 }
 
 /// The URLs a map request lists.
-pub async fn map_urls(state: &AppState, body: MapRequest) -> Result<Vec<url::Url>, ApiError> {
+pub async fn map_urls(state: &AppState, body: MapRequest) -> Result<Vec<Mapped>, ApiError> {
     let spec = body.into_spec(&state.limits)?;
     Ok(state.handles.crawler().map(spec).await?)
 }

@@ -191,10 +191,14 @@ async fn batch(
     })
 }
 
-/// A v2 map link.
+/// A v2 map link: what the page said about itself when the map read it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MapLink {
     pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -221,7 +225,11 @@ async fn map(state: AppState, body: Value) -> Result<Response, Rejection> {
             success: true,
             links: urls
                 .into_iter()
-                .map(|url| MapLink { url: url.into() })
+                .map(|link| MapLink {
+                    url: link.url.into(),
+                    title: link.title,
+                    description: link.description,
+                })
                 .collect(),
         })
         .into_response(),
