@@ -259,6 +259,28 @@ impl Shared {
         Ok(())
     }
 
+    /// The URLs a site's sitemaps list (robots.txt's sitemaps, else `/sitemap.xml`), at most
+    /// `max`, with the problems met reading them.
+    pub(crate) async fn sitemap_urls(
+        &self,
+        start: &Url,
+        max: usize,
+        budget: Duration,
+    ) -> (Vec<Url>, Vec<String>) {
+        let rules = self.robots.rules(start).await;
+        let mut roots: Vec<Url> = rules
+            .sitemaps()
+            .iter()
+            .filter_map(|s| start.join(s).ok())
+            .collect();
+        if let Ok(default) = start.join("/sitemap.xml")
+            && !roots.contains(&default)
+        {
+            roots.push(default);
+        }
+        sitemap::discover(self.fetcher.as_ref(), &self.hosts, roots, max, budget).await
+    }
+
     /// Waits for the next slot of `url`'s host: this crawl's spacing, then the cluster's rate.
     pub(crate) async fn host_turn(&self, clock: &HostClock, url: &Url) {
         let host = url.host_str().unwrap_or_default();

@@ -14,7 +14,6 @@ use url::Url;
 use super::consumer::{Done, Finished, JobContext};
 use super::politeness::backoff;
 use super::scope::Skip;
-use super::sitemap;
 use super::store::{ErrorKind, JobError, JobKind, Work, encode_page, new_error, now_ms};
 use super::{Shared, SitemapMode};
 use crate::ingest::IngestRequest;
@@ -138,25 +137,13 @@ fn error_entries(errors: &[JobError]) -> Vec<crate::ports::NewError> {
 /// Reads the site's sitemaps and queues what they list (one link from the start).
 async fn sitemaps(shared: &Arc<Shared>, context: &JobContext, start: &Url) -> ItemResult {
     let spec = &context.meta.spec;
-    let rules = shared.robots.rules(start).await;
-    let mut roots: Vec<Url> = rules
-        .sitemaps()
-        .iter()
-        .filter_map(|s| start.join(s).ok())
-        .collect();
-    if let Ok(default) = start.join("/sitemap.xml")
-        && !roots.contains(&default)
-    {
-        roots.push(default);
-    }
-    let (urls, problems) = sitemap::discover(
-        shared.fetcher.as_ref(),
-        &shared.hosts,
-        roots,
-        spec.limit.saturating_mul(2).max(100),
-        spec.scrape.timeout,
-    )
-    .await;
+    let (urls, problems) = shared
+        .sitemap_urls(
+            start,
+            spec.limit.saturating_mul(2).max(100),
+            spec.scrape.timeout,
+        )
+        .await;
     let errors: Vec<JobError> = problems
         .into_iter()
         .map(|problem| job_error(start.as_str(), ErrorKind::Sitemap, "SITEMAP", problem))

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::politeness::HostClock;
 use super::scope::{Scope, ScopeRules};
-use super::{CrawlError, Shared, SitemapMode, sitemap};
+use super::{CrawlError, Shared, SitemapMode};
 use crate::model::{Formats, Page, ScrapeRequest};
 
 /// What a map should list (Firecrawl `map`).
@@ -216,25 +216,13 @@ pub(super) async fn map(shared: &Arc<Shared>, spec: MapSpec) -> Result<Vec<Mappe
 
 /// The URLs the site's sitemaps (robots.txt's, else `/sitemap.xml`) list, within the budget.
 async fn sitemap_urls(shared: &Shared, spec: &MapSpec, deadline: Instant) -> Vec<Url> {
-    let rules = shared.robots.rules(&spec.url).await;
-    let mut roots: Vec<Url> = rules
-        .sitemaps()
-        .iter()
-        .filter_map(|s| spec.url.join(s).ok())
-        .collect();
-    if let Ok(default) = spec.url.join("/sitemap.xml")
-        && !roots.contains(&default)
-    {
-        roots.push(default);
-    }
-    let (urls, problems) = sitemap::discover(
-        shared.fetcher.as_ref(),
-        &shared.hosts,
-        roots,
-        spec.limit.saturating_mul(4).max(1000),
-        deadline.saturating_duration_since(Instant::now()),
-    )
-    .await;
+    let (urls, problems) = shared
+        .sitemap_urls(
+            &spec.url,
+            spec.limit.saturating_mul(4).max(1000),
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await;
     for problem in problems {
         tracing::debug!(%problem, "sitemap unreadable");
     }
