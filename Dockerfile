@@ -41,9 +41,10 @@ ENV CARGO_HTTP_CAINFO=/etc/ssl/certs/ca-certificates.crt \
 
 WORKDIR /src
 
-# The default embedding model (sha256-checked), in its own layer: it changes only with the script.
+# The embedding models and ONNX Runtime (sha256-checked), in their own layer: it changes only
+# with the script.
 COPY scripts/model scripts/model
-RUN AURORA_MODEL_DIR=/models/all-minilm-l6-v2 AURORA_CACHE_DIR=/tmp/aurora-cache scripts/model \
+RUN AURORA_MODELS_DIR=/models AURORA_CACHE_DIR=/tmp/aurora-cache scripts/model \
     && rm -rf /tmp/aurora-cache
 
 # Dependencies only, cached until a manifest, the lock file or .cargo/config.toml (jemalloc's
@@ -58,7 +59,7 @@ RUN set -eux; \
     echo 'fn main() {}' > src/main.rs; \
     : > src/lib.rs; \
     : > actors/src/lib.rs; \
-    for bench in extract knowledge auth; do echo 'fn main() {}' > "benches/$bench.rs"; done; \
+    for bench in extract knowledge auth embed; do echo 'fn main() {}' > "benches/$bench.rs"; done; \
     cargo build --release --locked --bin aurora; \
     rm -rf src actors/src
 
@@ -76,7 +77,7 @@ RUN set -eux; \
     /out/aurora --version
 
 # ---------------------------------------------------------------------------------------------
-# Runtime: debian slim, the binary, its config and the model; runs as an unprivileged user.
+# Runtime: debian slim, the binary, its config and the models; runs as an unprivileged user.
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 
@@ -93,7 +94,7 @@ RUN set -eux; \
 # The stock CA bundle for outbound HTTPS (crawling, LLM APIs), without any build-time extra CA.
 COPY --from=builder /runtime-ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=builder /out/aurora /usr/local/bin/aurora
-COPY --from=builder /models/all-minilm-l6-v2 /opt/aurora/models/all-minilm-l6-v2
+COPY --from=builder /models /opt/aurora/models
 COPY config/default.toml config/production.toml /etc/aurora/
 
 # Everything else is configured through AURORA__SECTION__KEY variables at run time.
@@ -102,6 +103,8 @@ ENV AURORA_CONFIG_DIR=/etc/aurora \
     AURORA__DATA_DIR=/data \
     AURORA__SERVER__HOST=0.0.0.0 \
     AURORA__EMBEDDING__MODEL_DIR=/opt/aurora/models/all-minilm-l6-v2 \
+    AURORA__EMBEDDING__INT8_MODEL_DIR=/opt/aurora/models/all-minilm-l6-v2-int8 \
+    AURORA__EMBEDDING__ONNXRUNTIME=/opt/aurora/models/onnxruntime/libonnxruntime.so.1.31.1 \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 
 VOLUME ["/data"]

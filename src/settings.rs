@@ -133,6 +133,9 @@ pub struct FetchSettings {
 pub struct EmbeddingSettings {
     pub provider: EmbeddingProvider,
     pub model_dir: PathBuf,
+    pub int8_model_dir: PathBuf,
+    pub onnxruntime: PathBuf,
+    pub threads: usize,
     pub static_model_dir: PathBuf,
     pub batch_size: usize,
     pub cache_ttl_secs: u64,
@@ -144,6 +147,8 @@ pub struct EmbeddingSettings {
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddingProvider {
     Minilm,
+    #[serde(rename = "minilm-int8")]
+    MinilmInt8,
     Static,
     Openai,
     Gemini,
@@ -492,8 +497,15 @@ impl Settings {
             "embedding.batch_size",
             "must be between 1 and 512",
         )?;
+        check(
+            e.threads <= 256,
+            "embedding.threads",
+            "must be at most 256 (0 = one per core)",
+        )?;
         match e.provider {
-            EmbeddingProvider::Minilm | EmbeddingProvider::Static => {}
+            EmbeddingProvider::Minilm
+            | EmbeddingProvider::MinilmInt8
+            | EmbeddingProvider::Static => {}
             EmbeddingProvider::Openai => {
                 check_url(
                     &e.openai.base_url,

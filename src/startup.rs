@@ -21,6 +21,7 @@ use crate::adapters::chroma::ChromaStore;
 use crate::adapters::gemini::{GeminiChatConfig, GeminiConfig, GeminiEmbedder, GeminiGenerator};
 use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
 use crate::adapters::local_model::MiniLm;
+use crate::adapters::onnx_model::{OnnxConfig, OnnxMiniLm};
 use crate::adapters::openai::{OpenAiChatConfig, OpenAiConfig, OpenAiEmbedder, OpenAiGenerator};
 use crate::adapters::redis::RedisState;
 use crate::adapters::remote::RetryPolicy;
@@ -100,6 +101,15 @@ pub fn build_embedder(settings: &Settings) -> Result<Arc<dyn Embedder>, StartupE
         EmbeddingProvider::Minilm => {
             Arc::new(MiniLm::new(&e.model_dir, e.batch_size).map_err(StartupError::Model)?)
         }
+        EmbeddingProvider::MinilmInt8 => Arc::new(
+            OnnxMiniLm::new(OnnxConfig {
+                runtime: e.onnxruntime.clone(),
+                model_dir: e.int8_model_dir.clone(),
+                batch_size: e.batch_size,
+                threads: e.threads,
+            })
+            .map_err(StartupError::Model)?,
+        ),
         EmbeddingProvider::Static => {
             Arc::new(StaticModel::load(&e.static_model_dir).map_err(StartupError::Model)?)
         }

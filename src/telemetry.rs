@@ -144,6 +144,15 @@ fn describe_metrics() {
         "aurora_lexical_rebuilds_total",
         "BM25 indexes rebuilt from ChromaDB because the state store had lost them."
     );
+    describe_counter!(
+        "aurora_embedding_tokens_total",
+        "Tokens the built-in int8 model embedded, by kind: text (real tokens) or padding."
+    );
+    describe_histogram!(
+        "aurora_embedding_inference_seconds",
+        Unit::Seconds,
+        "Time of one forward pass of the built-in int8 model, by kind of text (document, query)."
+    );
     metrics::gauge!("aurora_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     aurora_actors::metrics::describe();
 }

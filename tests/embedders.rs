@@ -355,7 +355,7 @@ async fn aurora_ingests_and_searches_through_a_hosted_model() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("built with openai:text-embedding-3-small:64 (64 dimensions)")
-            && message.contains("minilm-l6-v2 (384 dimensions)"),
+            && message.contains("minilm-l6-v2-int8 (384 dimensions)"),
         "{message}"
     );
 }

@@ -1,22 +1,39 @@
-//! The built-in embedding model: real sentence embeddings, matching an independent reference.
+//! The built-in embedding models — all-MiniLM-L6-v2 in f32 (candle) and with int8 weights (ONNX
+//! Runtime, the default): real sentence embeddings, matching an independent reference.
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aurora::adapters::local_model::MiniLm;
+use aurora::adapters::onnx_model::{OnnxConfig, OnnxMiniLm};
 use aurora_actors::ports::{EmbedError, EmbedKind, Embedder};
 
-fn model_dir() -> PathBuf {
-    std::env::var_os("AURORA_MODEL_DIR")
+fn models() -> PathBuf {
+    std::env::var_os("AURORA_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+fn model_dir() -> PathBuf {
+    models().join("all-minilm-l6-v2")
 }
 
 fn load() -> MiniLm {
     MiniLm::load(&model_dir(), 16).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn int8_config() -> OnnxConfig {
+    OnnxConfig {
+        runtime: models().join("onnxruntime/libonnxruntime.so.1.31.1"),
+        model_dir: models().join("all-minilm-l6-v2-int8"),
+        batch_size: 16,
+        threads: 2,
+    }
+}
+
+fn int8() -> OnnxMiniLm {
+    OnnxMiniLm::load(int8_config()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -54,9 +71,13 @@ async fn embed_pairs(model: &dyn Embedder) -> Vec<Vec<f32>> {
 
 #[tokio::test]
 async fn related_sentences_score_higher_than_unrelated_ones() {
-    let model = load();
+    related_beat_unrelated(&load()).await;
+    related_beat_unrelated(&int8()).await;
+}
+
+async fn related_beat_unrelated(model: &dyn Embedder) {
     let pairs = PAIRS;
-    let vectors = embed_pairs(&model).await;
+    let vectors = embed_pairs(model).await;
     assert_eq!(vectors.len(), 8);
     for v in &vectors {
         assert_eq!(v.len(), 384);
@@ -77,7 +98,11 @@ async fn related_sentences_score_higher_than_unrelated_ones() {
 
 #[tokio::test]
 async fn batching_and_order_do_not_change_results() {
-    let model = load();
+    batching_is_invisible(&load()).await;
+    batching_is_invisible(&int8()).await;
+}
+
+async fn batching_is_invisible(model: &dyn Embedder) {
     let texts: Vec<String> = [
         "short",
         "a somewhat longer sentence about rust",
@@ -97,7 +122,11 @@ async fn batching_and_order_do_not_change_results() {
             .zip(expected)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
-        assert!(diff < 1e-5, "{text}: padding changed the vector by {diff}");
+        assert!(
+            diff < 1e-5,
+            "{}: {text}: padding changed the vector by {diff}",
+            model.id()
+        );
     }
     assert!(
         model
@@ -110,7 +139,7 @@ async fn batching_and_order_do_not_change_results() {
 
 #[test]
 fn a_missing_model_says_how_to_get_it() {
-    let err = match MiniLm::load(std::path::Path::new("/nonexistent/model"), 8) {
+    let err = match MiniLm::load(Path::new("/nonexistent/model"), 8) {
         Err(e) => e,
         Ok(_) => panic!("loaded a model from nowhere"),
     };
@@ -147,6 +176,7 @@ async fn matches_an_independent_reference_implementation() {
     assert_eq!(sentences.len(), 12);
     let model = load();
     let got = model.embed(&sentences, EmbedKind::Document).await.unwrap();
+    let int8 = int8().embed(&sentences, EmbedKind::Document).await.unwrap();
     let mut worst = 0.0f32;
     for ((sentence, got), expected) in sentences.iter().zip(&got).zip(&expected) {
         let diff = got
@@ -158,6 +188,67 @@ async fn matches_an_independent_reference_implementation() {
         worst = worst.max(diff);
     }
     eprintln!("max |candle - reference| over 12 sentences: {worst:e}");
+
+    // int8 weights move every vector a little, never its meaning (the empty text moves most:
+    // its only tokens are [CLS] and [SEP]).
+    let cosines: Vec<f32> = int8
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| cosine(a, b))
+        .collect();
+    let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
+    eprintln!("cosine(int8, reference): mean {mean:.5}, each {cosines:.5?}");
+    assert!(cosines.iter().all(|&c| c > 0.995), "{cosines:?}");
+    assert!(mean > 0.999, "mean cosine {mean}");
+}
+
+#[test]
+fn the_int8_model_says_what_is_missing() {
+    let missing = |config: OnnxConfig| match OnnxMiniLm::new(config) {
+        Err(e @ EmbedError::ModelMissing(_)) => e.to_string(),
+        Err(e) => panic!("not a missing-model error: {e}"),
+        Ok(_) => panic!("accepted missing files"),
+    };
+    let message = missing(OnnxConfig {
+        runtime: "/nonexistent/libonnxruntime.so".into(),
+        ..int8_config()
+    });
+    assert!(
+        message.contains("ONNX Runtime") && message.contains("/nonexistent/libonnxruntime.so"),
+        "{message}"
+    );
+    let message = missing(OnnxConfig {
+        model_dir: "/nonexistent/int8".into(),
+        ..int8_config()
+    });
+    assert!(
+        message.contains("/nonexistent/int8/model.onnx"),
+        "{message}"
+    );
+    assert!(
+        message.contains("scripts/model") && !message.contains('\n'),
+        "{message}"
+    );
+}
+
+/// A file that is not a shared library, or a runtime of another version than the one loaded:
+/// an error naming it, never a panic.
+#[tokio::test]
+async fn a_broken_runtime_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libonnxruntime.so.1.31.1");
+    std::fs::write(&fake, b"not a shared library").unwrap();
+    let model = OnnxMiniLm::new(OnnxConfig {
+        runtime: fake.clone(),
+        ..int8_config()
+    })
+    .unwrap();
+    let err = model
+        .embed(&["text".to_string()], EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EmbedError::Failed(_)), "{err}");
+    assert!(err.to_string().contains(&*fake.to_string_lossy()), "{err}");
 }
 
 /// The static tier distilled from the built-in model (into `models/`, once; later runs reuse it):

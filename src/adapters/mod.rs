@@ -6,6 +6,7 @@ pub mod gemini;
 pub mod http_fetch;
 pub mod llm;
 pub mod local_model;
+pub mod onnx_model;
 pub mod openai;
 pub mod redis;
 pub mod redis_jobs;

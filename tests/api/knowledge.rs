@@ -114,7 +114,7 @@ async fn collections_have_a_lifecycle_over_http() {
     .unwrap();
     assert_eq!(
         list["collections"],
-        json!([{"name": "handbook", "embedder": "minilm-l6-v2", "dimension": 384, "chunks": 0}])
+        json!([{"name": "handbook", "embedder": "minilm-l6-v2-int8", "dimension": 384, "chunks": 0}])
     );
     let delete = |name: &'static str| {
         let app = &app;

@@ -77,8 +77,10 @@ pub async fn spawn_app_in(
 ) -> TestApp {
     let mut settings = test_settings();
     settings.data_dir = data.path().to_path_buf();
-    settings.embedding.model_dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    settings.embedding.model_dir = models.join("all-minilm-l6-v2");
+    settings.embedding.int8_model_dir = models.join("all-minilm-l6-v2-int8");
+    settings.embedding.onnxruntime = models.join("onnxruntime/libonnxruntime.so.1.31.1");
     tweak(&mut settings);
     let app = Application::build(settings)
         .await
