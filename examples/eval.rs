@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aurora::adapters::local_model::MiniLm;
+use aurora::adapters::onnx_model::{OnnxConfig, OnnxMiniLm};
 use aurora::adapters::redis::RedisState;
 use aurora::adapters::static_model::StaticModel;
 use aurora_actors::ingest::quality::Rules;
@@ -168,6 +169,10 @@ struct Args {
     set: PathBuf,
     model: PathBuf,
     static_model: PathBuf,
+    /// `minilm-int8` (the default model) or `minilm` (f32, candle).
+    embedder: String,
+    int8_model: PathBuf,
+    onnxruntime: PathBuf,
     redis: Option<String>,
     only: Option<String>,
 }
@@ -178,6 +183,9 @@ fn args() -> anyhow::Result<Args> {
         set: PathBuf::from("eval/python-docs"),
         model: PathBuf::from("models/all-minilm-l6-v2"),
         static_model: PathBuf::from("models/static-minilm-l6-v2"),
+        embedder: "minilm-int8".into(),
+        int8_model: PathBuf::from("models/all-minilm-l6-v2-int8"),
+        onnxruntime: PathBuf::from("models/onnxruntime/libonnxruntime.so.1.31.1"),
         redis: None,
         only: None,
     };
@@ -189,6 +197,9 @@ fn args() -> anyhow::Result<Args> {
             "--set" => args.set = value()?.into(),
             "--model" => args.model = value()?.into(),
             "--static-model" => args.static_model = value()?.into(),
+            "--embedder" => args.embedder = value()?,
+            "--int8-model" => args.int8_model = value()?.into(),
+            "--onnxruntime" => args.onnxruntime = value()?.into(),
             "--redis" => args.redis = Some(value()?),
             "--only" => args.only = Some(value()?),
             other => bail!("unknown argument {other}"),
@@ -425,7 +436,17 @@ async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let (pages, questions) = load(&args)?;
     eprintln!("{} pages, {} questions", pages.len(), questions.len());
-    let embedder: Arc<dyn Embedder> = Arc::new(MiniLm::load(&args.model, 32)?);
+    let embedder: Arc<dyn Embedder> = match args.embedder.as_str() {
+        "minilm" => Arc::new(MiniLm::load(&args.model, 32)?),
+        "minilm-int8" => Arc::new(OnnxMiniLm::load(OnnxConfig {
+            runtime: args.onnxruntime.clone(),
+            model_dir: args.int8_model.clone(),
+            batch_size: 32,
+            threads: 0,
+        })?),
+        other => bail!("unknown embedder {other}: minilm-int8 or minilm"),
+    };
+    eprintln!("embedder: {}", embedder.id());
     let fast: Option<Arc<dyn Embedder>> = StaticModel::load(&args.static_model)
         .ok()
         .map(|m| Arc::new(m) as Arc<dyn Embedder>);
