@@ -554,4 +554,45 @@ async fn the_embedded_queue_resumes_after_a_restart() {
     let snapshot = queue.snapshot(&running).await.unwrap().unwrap();
     assert_eq!(snapshot.status, "completed");
     assert_eq!(counter(&snapshot, "documents"), 4);
+    let expected: Vec<Vec<u8>> = [
+        "http://site/a",
+        "payload of b",
+        "payload of c",
+        "payload of d",
+    ]
+    .iter()
+    .map(|key| format!("document {key}").into_bytes())
+    .collect();
+    assert_eq!(queue.documents(&running, 0, 10).await.unwrap(), expected);
+    assert_eq!(
+        queue.documents(&running, 1, 3).await.unwrap(),
+        expected[1..3]
+    );
+
+    // The documents live in one file beside the journal, not in memory; each start rewrites it
+    // under the next name and removes the old one.
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("documents."))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let size = std::fs::metadata(dir.path().join(&before[0]))
+        .unwrap()
+        .len();
+    let total: usize = expected.iter().map(Vec::len).sum();
+    assert_eq!(size as usize, total, "only what the jobs hold");
+    drop(queue);
+    let queue = MemoryJobs::open(dir.path()).unwrap();
+    let after = files();
+    assert!(
+        after.len() == 1 && after != before,
+        "{before:?} then {after:?}"
+    );
+    assert_eq!(queue.documents(&running, 0, 10).await.unwrap(), expected);
 }

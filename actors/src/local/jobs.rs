@@ -10,12 +10,19 @@
 //! once and the disk at least every second (like Redis' `appendfsync everysec`): a killed process
 //! loses nothing, a power cut at most the last second, and the journal stays a consistent prefix.
 //! The journal is rewritten from the live state when it is opened, dropping expired jobs.
+//!
+//! Documents (the crawled pages, most of a job's bytes) do not stay in memory in a durable queue:
+//! each is appended to a documents file beside the journal and only its place is kept, so a
+//! process that crawls all day keeps a flat footprint. The documents file is rewritten with the
+//! journal, under a new name that the new journal records, so the switch is one atomic rename.
+//! Expired jobs leave memory at the next job creation.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
@@ -43,6 +50,10 @@ struct Inner {
     /// Distinguishes leases of one item over time.
     lease_seq: u64,
     journal: Option<Journal>,
+    /// Where documents go in a durable queue; without one they stay in memory.
+    documents: Option<Documents>,
+    /// The documents file the replayed journal named.
+    documents_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -64,6 +75,7 @@ struct Job {
     seen: HashSet<String>,
     done: HashSet<String>,
     once: HashSet<String>,
+    /// Each document, or where it is in the documents file (see [`DocRef`]).
     documents: Vec<Vec<u8>>,
     errors: Vec<String>,
 }
@@ -97,6 +109,103 @@ enum Entry {
         job: Box<Job>,
         active: bool,
     },
+    /// The documents file the entries after this one point into (journals from before documents
+    /// left memory have none: their documents are inline).
+    Documents {
+        file: String,
+    },
+}
+
+/// Where a document is in the documents file, stored in the document's place. It is recognised
+/// by its first byte: a stored document starts with `{` (JSON) or 0x04 (compressed), never 0xFF,
+/// so a journal written before documents left memory replays unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DocRef {
+    at: u64,
+    len: u32,
+}
+
+impl DocRef {
+    const MARK: u8 = 0xFF;
+    const SIZE: usize = 13;
+
+    fn encode(self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(Self::SIZE);
+        bytes.push(Self::MARK);
+        bytes.extend_from_slice(&self.at.to_le_bytes());
+        bytes.extend_from_slice(&self.len.to_le_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::SIZE || bytes[0] != Self::MARK {
+            return None;
+        }
+        let at = u64::from_le_bytes(bytes[1..9].try_into().ok()?);
+        let len = u32::from_le_bytes(bytes[9..13].try_into().ok()?);
+        Some(Self { at, len })
+    }
+}
+
+/// The append-only documents file of a durable queue.
+struct Documents {
+    dir: PathBuf,
+    /// Its name in `dir` (`documents.N`), recorded in the journal.
+    name: String,
+    /// Shared with readers, who read outside the queue's lock (`pread` needs no cursor).
+    file: Arc<File>,
+    end: u64,
+}
+
+impl Documents {
+    fn open(dir: &Path, name: &str) -> Result<Self, StateError> {
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| backend_error(&path.display().to_string(), e))?;
+        let end = file
+            .metadata()
+            .map_err(|e| backend_error(&path.display().to_string(), e))?
+            .len();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            file: Arc::new(file),
+            end,
+        })
+    }
+
+    /// Appends `bytes`; their place goes where they would have been.
+    fn put(&mut self, bytes: &[u8]) -> Result<Vec<u8>, StateError> {
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| StateError::Backend("a document over 4 GiB".into()))?;
+        (&*self.file)
+            .write_all(bytes)
+            .map_err(|e| backend_error(&self.dir.join(&self.name).display().to_string(), e))?;
+        let place = DocRef { at: self.end, len };
+        self.end += u64::from(len);
+        Ok(place.encode())
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// A document as stored in a job: itself, or read from `file` at its place.
+fn resolve(file: Option<&File>, stored: Vec<u8>) -> Result<Vec<u8>, StateError> {
+    match (DocRef::decode(&stored), file) {
+        (Some(place), Some(file)) => {
+            let mut bytes = vec![0; place.len as usize];
+            file.read_exact_at(&mut bytes, place.at)
+                .map_err(|e| backend_error("reading a crawled document", e))?;
+            Ok(bytes)
+        }
+        _ => Ok(stored),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -161,12 +270,15 @@ impl MemoryJobs {
                 file.read_to_end(&mut bytes)
                     .map_err(|e| backend_error(&path.display().to_string(), e))?;
                 inner.replay(&bytes);
+                if let Some(name) = inner.documents_file.clone() {
+                    inner.documents = Some(Documents::open(dir, &name)?);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(backend_error(&path.display().to_string(), e)),
         }
         inner.drop_expired(now_ms());
-        inner.journal = Some(Journal::rewrite(&path, &inner)?);
+        inner.journal = Some(Journal::rewrite(dir, &path, &mut inner)?);
         Ok(Self {
             inner: Mutex::new(inner),
         })
@@ -186,10 +298,31 @@ impl MemoryJobs {
 
 impl Journal {
     /// Writes the live state as a new journal (temp file, fsync, rename) and opens it to append.
-    fn rewrite(path: &Path, inner: &Inner) -> Result<Journal, StateError> {
+    /// The live documents move to a new documents file first, which the new journal names: until
+    /// the rename, the old journal and its documents file are untouched and whole.
+    fn rewrite(dir: &Path, path: &Path, inner: &mut Inner) -> Result<Journal, StateError> {
         let shown = path.display().to_string();
+        let old = inner.documents.take();
+        let generation = old
+            .as_ref()
+            .and_then(|d| d.name.strip_prefix("documents.")?.parse::<u64>().ok())
+            .map_or(0, |n| n + 1);
+        let name = format!("documents.{generation}");
+        let _ = std::fs::remove_file(dir.join(&name)); // a leftover of an interrupted rewrite
+        let mut documents = Documents::open(dir, &name)?;
+        let old_file = old.as_ref().map(|d| d.file.clone());
+        for job in inner.jobs.values_mut() {
+            for stored in &mut job.documents {
+                let bytes = resolve(old_file.as_deref(), std::mem::take(stored))?;
+                *stored = documents.put(&bytes)?;
+            }
+        }
+        documents
+            .sync()
+            .map_err(|e| backend_error(&dir.join(&name).display().to_string(), e))?;
         let temp = path.with_extension("tmp");
         let mut bytes = Vec::new();
+        frame(&mut bytes, &Entry::Documents { file: name.clone() })?;
         for (id, job) in &inner.jobs {
             let entry = Entry::Image {
                 id: id.clone(),
@@ -206,6 +339,17 @@ impl Journal {
             OpenOptions::new().append(true).open(path)
         };
         let file = write().map_err(|e| backend_error(&shown, e))?;
+        inner.documents = Some(documents);
+        // The old documents (and any other generation) are no longer named by the journal.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let file = entry.file_name();
+                let file = file.to_string_lossy();
+                if file.starts_with("documents.") && file != name {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(Journal {
             path: path.to_path_buf(),
             file,
@@ -214,7 +358,8 @@ impl Journal {
         })
     }
 
-    fn append(&mut self, entry: &Entry) -> Result<(), StateError> {
+    /// Appends `entry`; the documents it points to are synced with it.
+    fn append(&mut self, entry: &Entry, documents: Option<&Documents>) -> Result<(), StateError> {
         let mut bytes = Vec::new();
         frame(&mut bytes, entry)?;
         let shown = || self.path.display().to_string();
@@ -223,6 +368,9 @@ impl Journal {
             .map_err(|e| backend_error(&shown(), e))?;
         self.dirty = true;
         if self.last_sync.elapsed() >= SYNC_EVERY {
+            if let Some(documents) = documents {
+                documents.sync().map_err(|e| backend_error(&shown(), e))?;
+            }
             self.file
                 .sync_data()
                 .map_err(|e| backend_error(&shown(), e))?;
@@ -287,6 +435,7 @@ impl Inner {
                 self.finish(&job, &status, &reason, error, now);
             }
             Entry::Retire { job } => self.active.retain(|id| *id != job),
+            Entry::Documents { file } => self.documents_file = Some(file),
             Entry::Image { id, job, active } => {
                 if active && !self.active.contains(&id) {
                     self.active.push(id.clone());
@@ -304,7 +453,7 @@ impl Inner {
 
     fn journal(&mut self, entry: &Entry) -> Result<(), StateError> {
         match &mut self.journal {
-            Some(journal) => journal.append(entry),
+            Some(journal) => journal.append(entry, self.documents.as_ref()),
             None => Ok(()),
         }
     }
@@ -314,6 +463,8 @@ impl Inner {
     }
 
     fn create(&mut self, job: NewJobImage, now: u64) {
+        // Expired jobs would otherwise stay until the next start: now is as good a time as any.
+        self.drop_expired(now);
         let mut state = Job {
             meta: job.meta,
             limit: job.limit,
@@ -643,6 +794,10 @@ impl JobQueue for MemoryJobs {
                 if !state {
                     return Ok(Recorded::Duplicate);
                 }
+                let mut image = image;
+                if let (Some(documents), Some(bytes)) = (&mut inner.documents, &image.document) {
+                    image.document = Some(documents.put(bytes)?);
+                }
                 let entry = Entry::Record {
                     job: id.to_string(),
                     item: item.item,
@@ -740,12 +895,18 @@ impl JobQueue for MemoryJobs {
         to: u64,
     ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, StateError>> {
         Box::pin(async move {
-            self.with(|inner| {
-                Ok(inner
+            let (stored, file) = self.with(|inner| {
+                let file = inner.documents.as_ref().map(|d| d.file.clone());
+                let stored = inner
                     .live(id, now_ms())
                     .map(|job| slice(&job.documents, from, to))
-                    .unwrap_or_default())
-            })
+                    .unwrap_or_default();
+                Ok((stored, file))
+            })?;
+            stored
+                .into_iter()
+                .map(|bytes| resolve(file.as_deref(), bytes))
+                .collect()
         })
     }
 
