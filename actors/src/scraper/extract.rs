@@ -536,10 +536,11 @@ impl Builder<'_> {
     fn children(&self, from: NodeRef<'_, Node>, into: &Handle, in_article: bool) {
         for child in from.children() {
             match child.value() {
+                // A tendril clone shares the parsed text's buffer: no copy.
                 Node::Text(text) => append(
                     into,
                     DomNode::new(NodeData::Text {
-                        contents: RefCell::new(StrTendril::from(&**text)),
+                        contents: RefCell::new(text.text.clone()),
                     }),
                 ),
                 Node::Element(_) => self.element(child, into, in_article),
@@ -571,13 +572,16 @@ impl Builder<'_> {
         {
             return;
         }
+        // Values are shared tendrils: cloning them copies no text. Names are re-interned: the
+        // markdown converter's html5ever is another version than the parser's, so atoms differ.
         let attrs = el
-            .attrs()
+            .attrs
+            .iter()
             .filter_map(|(attr, value)| {
-                let kept = match attr {
-                    "href" | "src" => absolutize(self.base, value),
+                let kept = match &*attr.local {
+                    "href" | "src" => absolutize(self.base, value).map(StrTendril::from),
                     "alt" | "title" | "colspan" | "rowspan" | "start" | "lang" => {
-                        Some(value.to_string())
+                        Some(value.clone())
                     }
                     // Only a code block's language survives, for the fence's info string.
                     "class" if name == "code" || name == "pre" => {
@@ -585,14 +589,15 @@ impl Builder<'_> {
                             .split_ascii_whitespace()
                             .filter(|c| c.starts_with("language-") || c.starts_with("lang-"))
                             .collect();
-                        (!langs.is_empty())
-                            .then(|| langs.join(" ").replacen("lang-", "language-", 1))
+                        (!langs.is_empty()).then(|| {
+                            StrTendril::from(langs.join(" ").replacen("lang-", "language-", 1))
+                        })
                     }
                     _ => None,
                 };
                 kept.map(|value| Attribute {
-                    name: QualName::new(None, ns!(), LocalName::from(attr)),
-                    value: StrTendril::from(value),
+                    name: QualName::new(None, ns!(), LocalName::from(&*attr.local)),
+                    value,
                 })
             })
             .collect();
