@@ -174,7 +174,7 @@ pub async fn scrape(settings: &Settings, args: ScrapeArgs) -> anyhow::Result<()>
     };
 
     let fetcher = build_fetcher(settings)?;
-    let page = aurora_actors::scraper::scrape(&fetcher, request).await?;
+    let page = aurora_actors::scraper::scrape(&fetcher, None, request).await?;
     if page.status_code >= 400 {
         eprintln!("aurora: {} answered HTTP {}", page.url, page.status_code);
     }

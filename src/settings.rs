@@ -50,6 +50,7 @@ pub struct Settings {
     pub actors: ActorSettings,
     pub router: RouterSettings,
     pub scraper: ScraperSettings,
+    pub browser: BrowserSettings,
     pub fetch: FetchSettings,
     pub embedding: EmbeddingSettings,
     pub ingest: IngestSettings,
@@ -116,6 +117,28 @@ pub struct ScraperSettings {
     pub default_timeout_ms: u64,
     pub max_timeout_ms: u64,
     pub call_margin_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserSettings {
+    pub enabled: BrowserEnabled,
+    pub chromedriver: PathBuf,
+    pub chromium: PathBuf,
+    pub pool_size: usize,
+    pub max_pages_per_session: u32,
+    pub launch_timeout_ms: u64,
+    pub profile_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserEnabled {
+    /// When chromedriver is installed.
+    Auto,
+    /// Start-up fails without it.
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -474,6 +497,22 @@ impl Settings {
             "scraper.default_timeout_ms",
             "must be between 1 and scraper.max_timeout_ms",
         )?;
+        let b = &self.browser;
+        check(
+            (1..=64).contains(&b.pool_size),
+            "browser.pool_size",
+            "must be between 1 and 64",
+        )?;
+        check(
+            b.max_pages_per_session >= 1,
+            "browser.max_pages_per_session",
+            "must be at least 1",
+        )?;
+        check(
+            b.launch_timeout_ms >= 100,
+            "browser.launch_timeout_ms",
+            "must be at least 100",
+        )?;
         let f = &self.fetch;
         check(
             !f.user_agent.trim().is_empty()
@@ -789,6 +828,10 @@ impl Settings {
             },
             max_in_flight: self.router.max_in_flight,
             scraper_workers: self.scraper.workers,
+            browser: aurora_actors::browser::BrowserConfig {
+                pool_size: self.browser.pool_size,
+                max_pages: self.browser.max_pages_per_session,
+            },
             ingest_workers: self.ingest.workers,
             rag_workers: self.search.workers,
             knowledge: KnowledgeConfig {

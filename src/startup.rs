@@ -7,9 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::local::{EmbeddedStore, MemoryJobs, MemoryLexical, MemoryState, write_private};
+use aurora_actors::local::{
+    EmbeddedStore, MemoryJobs, MemoryLexical, MemoryState, NoBrowser, write_private,
+};
 use aurora_actors::ports::{
-    Embedder, Generator, HealthCheck, JobQueue, LexicalIndex, Ports, StateStore, VectorStore,
+    Browser, Embedder, Generator, HealthCheck, JobQueue, LexicalIndex, Ports, StateStore,
+    VectorStore,
 };
 use aurora_actors::session::{AuthError, SigningKey};
 use aurora_actors::supervisor::TreeExit;
@@ -17,6 +20,7 @@ use aurora_actors::{Handles, Tree};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::adapters::browser::{Chrome, ChromeConfig};
 use crate::adapters::chroma::ChromaStore;
 use crate::adapters::gemini::{GeminiChatConfig, GeminiConfig, GeminiEmbedder, GeminiGenerator};
 use crate::adapters::http_fetch::{FetchConfig, HttpFetcher};
@@ -30,7 +34,9 @@ use crate::adapters::static_model::StaticModel;
 use crate::http::auth::{Cors, ErrorStyle, Gate, Route, parse_networks};
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
-use crate::settings::{EmbeddingProvider, GeneratorProvider, JwtAlgorithm, Settings};
+use crate::settings::{
+    BrowserEnabled, EmbeddingProvider, GeneratorProvider, JwtAlgorithm, Settings,
+};
 use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +97,57 @@ pub fn build_fetcher(settings: &Settings) -> Result<HttpFetcher, StartupError> {
         max_body_bytes: settings.fetch.max_body_bytes,
         allow,
     })?)
+}
+
+/// The headless browser `browser.enabled` asks for: Chromium through chromedriver when it is
+/// installed (`auto`) or required (`on`), else none (render requests fail clearly).
+pub async fn build_browser(settings: &Settings) -> Result<Arc<dyn Browser>, StartupError> {
+    let b = &settings.browser;
+    if b.enabled == BrowserEnabled::Off {
+        return Ok(Arc::new(NoBrowser::new(
+            "the browser is off (browser.enabled = \"off\")",
+        )));
+    }
+    let Some(driver) = Chrome::find_driver(&b.chromedriver) else {
+        let reason = format!(
+            "`{}` was not found (install chromium and chromium-driver, or set browser.chromedriver)",
+            b.chromedriver.display()
+        );
+        if b.enabled == BrowserEnabled::On {
+            return Err(StartupError::Config {
+                key: "browser.chromedriver",
+                reason,
+            });
+        }
+        tracing::info!(%reason, "running without a browser");
+        return Ok(Arc::new(NoBrowser::new(reason)));
+    };
+    let allow =
+        AllowList::parse(&settings.fetch.allow_private).map_err(|reason| StartupError::Config {
+            key: "fetch.allow_private",
+            reason,
+        })?;
+    let profile_root = if b.profile_dir.as_os_str().is_empty() {
+        std::env::temp_dir()
+    } else {
+        b.profile_dir.clone()
+    };
+    let chrome = Chrome::start(
+        ChromeConfig {
+            chromedriver: driver,
+            chromium: (!b.chromium.as_os_str().is_empty()).then(|| b.chromium.clone()),
+            profile_root,
+            launch_timeout: Duration::from_millis(b.launch_timeout_ms),
+        },
+        allow,
+        Duration::from_millis(settings.fetch.connect_timeout_ms),
+    )
+    .await
+    .map_err(|e| StartupError::Config {
+        key: "browser.enabled",
+        reason: format!("cannot start the browser's proxy: {e}"),
+    })?;
+    Ok(Arc::new(chrome))
 }
 
 /// The embedding model `embedding.provider` names.
@@ -224,6 +281,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let embedder = build_embedder(settings)?;
     let ports = Ports {
         fetcher: Arc::new(fetcher),
+        browser: build_browser(settings).await?,
         state,
         jobs,
         vectors,

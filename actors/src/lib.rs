@@ -5,7 +5,10 @@
 //! aurora root (supervisor::Supervisor: one-for-one, backoff, intensity → escalation)
 //! ├── session   ractor Factory of SessionWorker × auth.workers: logins (argon2), refresh,
 //! │             logout, users, API keys; the per-request token check runs in the caller
-//! ├── scraper   ractor Factory of ScraperWorker × scraper_workers: fetch → decode → extract
+//! ├── browser   ractor Factory of BrowserWorker × browser.pool_size: one headless browser
+//! │             session each (launched on first use, recycled after N pages or any failure)
+//! ├── scraper   ractor Factory of ScraperWorker × scraper_workers: fetch (HTTP, or the browser
+//! │             when the page needs it) → decode → extract
 //! ├── ingest    ractor Factory of IngestWorker × ingest_workers: clean → filter → chunk → embed → upsert
 //! ├── rag       ractor Factory of RagWorker × rag_workers: hybrid search (dense + BM25, RRF)
 //! ├── router    RouterActor: admission control (503 when full), routes jobs to the pools
@@ -18,6 +21,7 @@
 //! live in one process (tests) and callers always reach the current incarnation of an actor:
 //! handles look actors up by name on every call and never keep an `ActorRef`.
 
+pub mod browser;
 pub mod crawler_pool;
 pub mod ingest;
 pub mod knowledge;
@@ -57,6 +61,7 @@ pub struct TreeConfig {
     /// Requests admitted at once; beyond that the router answers `Overloaded`.
     pub max_in_flight: usize,
     pub scraper_workers: usize,
+    pub browser: browser::BrowserConfig,
     pub ingest_workers: usize,
     pub rag_workers: usize,
     pub knowledge: KnowledgeConfig,
@@ -84,6 +89,7 @@ pub struct Names {
     pub session: String,
     pub router: String,
     pub scraper: String,
+    pub browser: String,
     pub ingest: String,
     pub rag: String,
     pub crawler: String,
@@ -102,6 +108,7 @@ impl Names {
             session: format!("{ns}/session"),
             router: format!("{ns}/router"),
             scraper: format!("{ns}/scraper"),
+            browser: format!("{ns}/browser"),
             ingest: format!("{ns}/ingest"),
             rag: format!("{ns}/rag"),
             crawler: format!("{ns}/crawler"),
@@ -164,6 +171,7 @@ impl Handles {
             ("actor:session", &self.names.session),
             ("actor:router", &self.names.router),
             ("actor:scraper", &self.names.scraper),
+            ("actor:browser", &self.names.browser),
             ("actor:ingest", &self.names.ingest),
             ("actor:rag", &self.names.rag),
             ("actor:crawler", &self.names.crawler),
@@ -245,7 +253,7 @@ impl Tree {
         // The crawl consumer first: it gives its leases back while the store is still there,
         // so another replica (or this one, restarted) takes the items at once.
         self.handles.crawls.shut_down(self.shutdown_timeout).await;
-        let children = 6u32;
+        let children = 7u32;
         let bound = self.shutdown_timeout * (children + 1);
         let _ = self
             .root
@@ -298,7 +306,13 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
     };
     let children = vec![
         session::child_spec(&names, accounts, config.session.workers),
-        scraper::child_spec(names.clone(), ports.fetcher.clone(), config.scraper_workers),
+        browser::child_spec(names.clone(), ports.browser.clone(), &config.browser),
+        scraper::child_spec(
+            names.clone(),
+            ports.fetcher.clone(),
+            browser::Handle::new(names.clone(), ports.browser.available(), config.call_margin),
+            config.scraper_workers,
+        ),
         ingest::child_spec(&names, knowledge.clone(), config.ingest_workers),
         rag::child_spec(
             &names,

@@ -51,9 +51,124 @@ pub struct ScrapeRequest {
     pub remove_base64_images: bool,
     /// Accept invalid TLS certificates on the target (self-signed intranet sites).
     pub skip_tls_verification: bool,
+    /// Whether the page goes through the headless browser (see [`RenderMode`]).
+    #[serde(default)]
+    pub render: RenderMode,
+    /// Browser only: how long to let the page's scripts run after it loaded.
+    #[serde(default)]
+    pub wait_for: Duration,
+    /// Browser only: a PNG of the page after rendering and actions.
+    #[serde(default)]
+    pub screenshot: Option<Screenshot>,
+    /// Browser only: what to do on the page before it is captured, in order.
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    /// Browser only: a phone's viewport and user agent.
+    #[serde(default)]
+    pub mobile: bool,
     /// Set by a crawl: once cancelled, a queued scrape never starts and a running one stops.
     #[serde(skip)]
     pub cancel: Option<CancellationToken>,
+}
+
+impl ScrapeRequest {
+    /// Whether the request asks for something only a browser can do.
+    pub fn needs_browser(&self) -> bool {
+        self.wait_for > Duration::ZERO
+            || self.screenshot.is_some()
+            || !self.actions.is_empty()
+            || self.mobile
+    }
+}
+
+/// When a page is rendered in the headless browser rather than fetched over plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenderMode {
+    /// HTTP first; the browser only for a page that needs it (an application shell) or a
+    /// request that asks for browser-only features. Without a browser, plain HTTP.
+    #[default]
+    Auto,
+    /// Always the browser; an error when there is none.
+    Always,
+    /// Never the browser; browser-only features are refused.
+    Never,
+}
+
+impl RenderMode {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "auto" => Some(Self::Auto),
+            "always" => Some(Self::Always),
+            "never" => Some(Self::Never),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Screenshot {
+    /// The whole scrollable page rather than the viewport.
+    pub full_page: bool,
+}
+
+/// One browser action, as Firecrawl defines them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Action {
+    /// Wait a fixed time, or until `selector` is on the page.
+    Wait {
+        #[serde(default)]
+        milliseconds: Option<u64>,
+        #[serde(default)]
+        selector: Option<String>,
+    },
+    Click {
+        selector: String,
+        /// Click every match rather than the first.
+        #[serde(default)]
+        all: bool,
+    },
+    /// Types into the focused element (click it first).
+    Write {
+        text: String,
+    },
+    /// A key such as `Enter`, `Tab`, `ArrowDown`, or a single character.
+    Press {
+        key: String,
+    },
+    Scroll {
+        /// `down` (default) or `up`.
+        #[serde(default)]
+        direction: Option<String>,
+        /// Scroll this element rather than the window.
+        #[serde(default)]
+        selector: Option<String>,
+    },
+    Screenshot {
+        #[serde(default, rename = "fullPage")]
+        full_page: bool,
+    },
+    /// Captures the page's HTML at this point.
+    Scrape,
+    ExecuteJavascript {
+        script: String,
+    },
+}
+
+/// What a page's actions produced, in the order the actions ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionResults {
+    /// PNGs, base64.
+    pub screenshots: Vec<String>,
+    pub scrapes: Vec<ActionScrape>,
+    pub javascript_returns: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionScrape {
+    pub url: String,
+    pub html: String,
 }
 
 impl ScrapeRequest {
@@ -69,6 +184,11 @@ impl ScrapeRequest {
             timeout: Duration::from_secs(30),
             remove_base64_images: true,
             skip_tls_verification: false,
+            render: RenderMode::Auto,
+            wait_for: Duration::ZERO,
+            screenshot: None,
+            actions: Vec::new(),
+            mobile: false,
             cancel: None,
         }
     }
@@ -107,6 +227,15 @@ pub struct Page {
     /// The server's `Retry-After`, when it sent one (429, 503): crawls slow down for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<Duration>,
+    /// The content is the browser's rendering of the page, not the HTTP response.
+    #[serde(default)]
+    pub rendered: bool,
+    /// A PNG of the rendered page, base64, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<String>,
+    /// What the request's actions produced, when it had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<ActionResults>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -82,6 +82,93 @@ pub trait Fetcher: Send + Sync + 'static {
     fn post(&self, request: PostRequest) -> BoxFuture<'_, Result<u16, FetchError>>;
 }
 
+/// One page for the headless browser: load it, let its scripts run, act on it, capture it.
+#[derive(Debug, Clone)]
+pub struct RenderRequest {
+    pub url: Url,
+    /// Sent with every request the page makes to its own origin.
+    pub headers: Vec<(String, String)>,
+    /// Budget for the whole render: navigation, waiting, actions and capture.
+    pub timeout: Duration,
+    /// Extra time for the page's scripts after the load event.
+    pub wait_for: Duration,
+    pub actions: Vec<crate::model::Action>,
+    pub screenshot: Option<crate::model::Screenshot>,
+    pub mobile: bool,
+}
+
+/// A rendered page: the live DOM after scripts and actions.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub final_url: Url,
+    /// The navigation's HTTP status as the browser saw it (200 when it cannot tell).
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub html: String,
+    /// PNG bytes, when the request asked for a screenshot.
+    pub screenshot: Option<Vec<u8>>,
+    pub actions: Option<crate::model::ActionResults>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// No browser is installed or configured.
+    #[error("no browser is available: {0}")]
+    Unavailable(String),
+    #[error("the page did not finish rendering within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The browser, its driver or the page's tab died.
+    #[error("the browser failed: {0}")]
+    Crashed(String),
+    /// The SSRF guard refused the page itself.
+    #[error("refused to render {target}: {reason}")]
+    Blocked { target: String, reason: String },
+    #[error("the browser could not load the page: {0}")]
+    Navigation(String),
+    /// Action number `index` (from 0) could not be carried out; nothing was captured.
+    #[error("action {index} ({kind}) failed: {reason}")]
+    Action {
+        index: usize,
+        kind: &'static str,
+        reason: String,
+    },
+}
+
+impl RenderError {
+    /// Whether the session that produced this error may serve another page. A timeout or a
+    /// crash leaves it in an unknown state; a refused page or a failed action does not.
+    pub fn session_is_sound(&self) -> bool {
+        matches!(
+            self,
+            Self::Blocked { .. } | Self::Action { .. } | Self::Navigation(_)
+        )
+    }
+}
+
+/// Starts browser sessions. The pool in [`crate::browser`] decides how many, when to recycle
+/// them and what to do when one fails; the implementation only launches and drives one.
+pub trait Browser: Send + Sync + 'static {
+    /// Whether sessions can be launched at all (a browser is installed and enabled).
+    fn available(&self) -> bool;
+
+    /// A new session with nothing in it: own processes, own profile.
+    fn launch(&self) -> BoxFuture<'_, Result<Box<dyn BrowserSession>, RenderError>>;
+}
+
+/// One running browser. Dropping it must stop every process it started, whatever state it is in.
+pub trait BrowserSession: Send + 'static {
+    fn render<'a>(
+        &'a mut self,
+        request: &'a RenderRequest,
+    ) -> BoxFuture<'a, Result<Rendered, RenderError>>;
+
+    /// The operating-system processes this session started (driver first), for diagnostics.
+    fn pids(&self) -> Vec<u32>;
+
+    /// Ends the session politely, then stops its processes.
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
 /// A backend the process depends on (Redis, ChromaDB…), probed by `/ready`.
 pub trait HealthCheck: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -864,6 +951,8 @@ pub trait LexicalIndex: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Ports {
     pub fetcher: Arc<dyn Fetcher>,
+    /// Headless browser sessions; `crate::local::NoBrowser` when none is installed or enabled.
+    pub browser: Arc<dyn Browser>,
     pub state: Arc<dyn StateStore>,
     /// Crawl and batch jobs as durable work (Redis when configured, else in process).
     pub jobs: Arc<dyn JobQueue>,

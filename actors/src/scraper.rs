@@ -5,6 +5,10 @@
 //! caller's reply port and its admission permit. A worker awaits the fetch (I/O) and runs the
 //! extraction (CPU) on the blocking pool, so async threads never stall on a large page.
 //!
+//! Rendering ([`RenderMode`]): `auto` fetches over HTTP and sends the page to the browser pool
+//! only when it looks like an application shell ([`crate::browser::needs_render`]) or the
+//! request wants a browser-only feature; `always` renders every page; `never` none.
+//!
 //! Restart: the pool is a permanent child of the root supervisor. The factory replaces a crashed
 //! worker at once and keeps the jobs queued for it; the job that was running is lost, and the
 //! caller's handle retries it once. Each replacement is reported to the root, which counts it
@@ -19,9 +23,10 @@ use std::time::{Duration, Instant, SystemTime};
 use ractor::RpcReplyPort;
 
 use crate::Names;
-use crate::model::{Page, ScrapeRequest, Timings};
+use crate::browser;
+use crate::model::{Page, RenderMode, ScrapeRequest, Timings};
 use crate::pool::{self, JobHandler, PoolJob};
-use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher};
+use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, RenderError, RenderRequest};
 use crate::router::AdmissionPermit;
 use crate::supervisor::ChildSpec;
 
@@ -31,6 +36,11 @@ use crate::supervisor::ChildSpec;
 pub enum ScrapeError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// A browser-only feature with `render: never`.
+    #[error("{0} needs the browser, but the request says `render: never`")]
+    BrowserOnly(String),
     #[error(
         "unsupported content type `{0}`: Aurora scrapes HTML pages (documents come in a later release)"
     )]
@@ -74,6 +84,7 @@ impl PoolJob for ScrapeJob {
 
 pub struct ScraperWorker {
     fetcher: Arc<dyn Fetcher>,
+    browser: browser::Handle,
 }
 
 impl JobHandler for ScraperWorker {
@@ -86,7 +97,7 @@ impl JobHandler for ScraperWorker {
                 reply,
                 permit,
             } => {
-                let result = scrape(self.fetcher.as_ref(), *request).await;
+                let result = scrape(self.fetcher.as_ref(), Some(&self.browser), *request).await;
                 let _ = reply.send(result);
                 drop(permit);
             }
@@ -103,23 +114,41 @@ static EXTRACT_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
         tokio::sync::Semaphore::new(cores)
     });
 
-/// Fetch + extract one page. Public for the CLI's and benches' sake; the pool is the normal path.
-pub async fn scrape(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<Page, ScrapeError> {
+/// Fetch (or render) + extract one page. Public for the CLI's and benches' sake (they pass no
+/// browser); the pool is the normal path.
+pub async fn scrape(
+    fetcher: &dyn Fetcher,
+    browser: Option<&browser::Handle>,
+    request: ScrapeRequest,
+) -> Result<Page, ScrapeError> {
     let result = match request.cancel.clone() {
         Some(cancel) => tokio::select! {
             biased;
             () = cancel.cancelled() => Err(ScrapeError::Cancelled),
-            result = scrape_inner(fetcher, request) => result,
+            result = scrape_inner(fetcher, browser, request) => result,
         },
-        None => scrape_inner(fetcher, request).await,
+        None => scrape_inner(fetcher, browser, request).await,
     };
     metrics::counter!("aurora_scrapes_total", "outcome" => outcome_label(&result)).increment(1);
     result
 }
 
-async fn scrape_inner(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<Page, ScrapeError> {
+async fn scrape_inner(
+    fetcher: &dyn Fetcher,
+    browser: Option<&browser::Handle>,
+    request: ScrapeRequest,
+) -> Result<Page, ScrapeError> {
     // Selectors are checked before any network traffic: a typo should not cost a fetch.
     let selectors = extract::Selectors::compile(&request.include_tags, &request.exclude_tags)?;
+    if request.needs_browser() {
+        if request.render == RenderMode::Never {
+            return Err(ScrapeError::BrowserOnly(browser_features(&request)));
+        }
+        return rendered(fetcher, browser, request, selectors, Vec::new()).await;
+    }
+    if request.render == RenderMode::Always {
+        return rendered(fetcher, browser, request, selectors, Vec::new()).await;
+    }
     let started = Instant::now();
     let fetched = fetcher
         .fetch(FetchRequest {
@@ -133,6 +162,128 @@ async fn scrape_inner(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<P
     metrics::histogram!("aurora_scrape_fetch_duration_seconds").record(fetch_time.as_secs_f64());
     metrics::counter!("aurora_scrape_fetched_bytes_total").increment(fetched.body.len() as u64);
 
+    // Smart mode: a page that only a browser can fill goes to the browser, when there is one.
+    let shell = request.render == RenderMode::Auto
+        && fetched.status < 400
+        && extract::is_html(fetched.content_type.as_deref().unwrap_or(""), &fetched.body)
+        && browser::needs_render(&String::from_utf8_lossy(&fetched.body));
+    let available = browser.is_some_and(browser::Handle::available);
+    metrics::counter!("aurora_render_decisions_total", "decision" => match (shell, available) {
+        (false, _) => "http",
+        (true, true) => "browser",
+        (true, false) => "http_no_browser",
+    })
+    .increment(1);
+    if shell && available {
+        let fallback = (request.clone(), fetched.clone(), fetch_time);
+        return match rendered(fetcher, browser, request, selectors.clone(), Vec::new()).await {
+            Ok(page) => Ok(page),
+            // The HTTP page is still a page: better an application shell with a warning than
+            // nothing at all.
+            Err(ScrapeError::Render(error)) => {
+                let (request, fetched, fetch_time) = fallback;
+                let warning = format!(
+                    "the page looks like it needs JavaScript, but rendering it failed ({error}); this is the page as served over HTTP"
+                );
+                extract_page(request, fetched, fetch_time, selectors, vec![warning]).await
+            }
+            Err(other) => Err(other),
+        };
+    }
+    let mut warnings = Vec::new();
+    if shell {
+        warnings.push(
+            "the page looks like it needs JavaScript to show its content, and Aurora runs without a browser"
+                .to_string(),
+        );
+    }
+    extract_page(request, fetched, fetch_time, selectors, warnings).await
+}
+
+/// The request's browser-only features, named as the API names them.
+fn browser_features(request: &ScrapeRequest) -> String {
+    let mut features = Vec::new();
+    if request.wait_for > Duration::ZERO {
+        features.push("`waitFor`");
+    }
+    if request.screenshot.is_some() {
+        features.push("the `screenshot` format");
+    }
+    if !request.actions.is_empty() {
+        features.push("`actions`");
+    }
+    if request.mobile {
+        features.push("`mobile`");
+    }
+    features.join(", ")
+}
+
+/// Renders the page in the browser pool, then extracts it like a fetched one.
+async fn rendered(
+    fetcher: &dyn Fetcher,
+    browser: Option<&browser::Handle>,
+    request: ScrapeRequest,
+    selectors: extract::Selectors,
+    warnings: Vec<String>,
+) -> Result<Page, ScrapeError> {
+    let Some(browser) = browser.filter(|b| b.available()) else {
+        let what = match request.needs_browser() {
+            true => browser_features(&request),
+            false => "`render: always`".to_string(),
+        };
+        return Err(ScrapeError::Render(RenderError::Unavailable(format!(
+            "{what} needs a browser, and Aurora runs without one (install chromium and chromium-driver)"
+        ))));
+    };
+    // The page itself gets the HTTP fetcher's clear refusal; everything it loads meets the
+    // same guard in the browser's proxy.
+    fetcher.admits(&request.url).await?;
+    let started = Instant::now();
+    let page = browser
+        .render(RenderRequest {
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            timeout: request.timeout,
+            wait_for: request.wait_for,
+            actions: request.actions.clone(),
+            screenshot: request.screenshot,
+            mobile: request.mobile,
+        })
+        .await?;
+    let fetch_time = started.elapsed();
+    let screenshot = page.screenshot.as_deref().map(base64_png);
+    let actions = page.actions.clone();
+    let fetched = FetchResponse {
+        final_url: page.final_url,
+        status: page.status,
+        content_type: Some(
+            page.content_type
+                .unwrap_or_else(|| "text/html; charset=utf-8".to_string()),
+        ),
+        body: page.html.into_bytes(),
+        truncated: false,
+        redirects: Vec::new(),
+        retry_after: None,
+    };
+    let mut page = extract_page(request, fetched, fetch_time, selectors, warnings).await?;
+    page.rendered = true;
+    page.screenshot = screenshot;
+    page.actions = actions;
+    Ok(page)
+}
+
+fn base64_png(png: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(png)
+}
+
+async fn extract_page(
+    request: ScrapeRequest,
+    fetched: FetchResponse,
+    fetch_time: Duration,
+    selectors: extract::Selectors,
+    warnings: Vec<String>,
+) -> Result<Page, ScrapeError> {
     // Extraction is CPU-bound: more at once than there are cores only adds parsed DOMs in
     // memory (a 100 KB page is megabytes of tree) and lock contention, not throughput.
     let _slot = EXTRACT_SLOTS.acquire().await;
@@ -143,6 +294,7 @@ async fn scrape_inner(fetcher: &dyn Fetcher, request: ScrapeRequest) -> Result<P
             fetch: fetch_time,
             extract: started.elapsed(),
         };
+        page.warnings.extend(warnings);
         metrics::histogram!("aurora_scrape_extract_duration_seconds")
             .record(page.timings.extract.as_secs_f64());
         Ok::<_, ScrapeError>(page)
@@ -228,6 +380,9 @@ pub fn build_page(
         timings: Timings::default(),
         warnings,
         retry_after: fetched.retry_after,
+        rendered: false,
+        screenshot: None,
+        actions: None,
     })
 }
 
@@ -252,6 +407,11 @@ fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
         Err(ScrapeError::UnsupportedContentType(_)) => "unsupported_content_type",
         Err(ScrapeError::Overloaded) | Err(ScrapeError::Unavailable(_)) => "unavailable",
         Err(ScrapeError::Internal(_)) => "internal",
+        Err(ScrapeError::Render(RenderError::Timeout(_))) => "timeout",
+        Err(ScrapeError::Render(RenderError::Blocked { .. })) => "blocked",
+        Err(ScrapeError::Render(RenderError::Unavailable(_)))
+        | Err(ScrapeError::BrowserOnly(_)) => "invalid_request",
+        Err(ScrapeError::Render(_)) => "render_error",
         Err(ScrapeError::Cancelled) => "cancelled",
     }
 }
@@ -259,6 +419,7 @@ fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
 pub(crate) fn child_spec(
     names: Arc<Names>,
     fetcher: Arc<dyn Fetcher>,
+    browser: browser::Handle,
     workers: usize,
 ) -> ChildSpec {
     pool::child_spec(
@@ -269,6 +430,7 @@ pub(crate) fn child_spec(
         workers,
         move || ScraperWorker {
             fetcher: fetcher.clone(),
+            browser: browser.clone(),
         },
     )
 }

@@ -7,7 +7,6 @@
 //! address past the guard. Bodies are read up to a cap and cut cleanly there.
 
 use std::error::Error as StdError;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::{Host, Url};
 
-use super::ssrf::AllowList;
+use super::ssrf::{AllowList, Refused, ResolveError, resolve_allowed};
 
 #[derive(Debug, Clone)]
 pub struct FetchConfig {
@@ -229,30 +228,14 @@ impl Fetcher for HttpFetcher {
             let Some(Host::Domain(host)) = url.host() else {
                 return Ok(());
             };
-            if self.allow.allows_host(host) {
-                return Ok(());
-            }
-            // As the resolver does: refused only when every address is refused.
-            let Ok(resolved) = tokio::net::lookup_host((host, 0)).await else {
-                return Ok(());
-            };
-            let mut refused = None;
-            for addr in resolved {
-                match self.allow.check_ip(addr.ip()) {
-                    Ok(()) => return Ok(()),
-                    Err(reason) => {
-                        refused.get_or_insert((addr.ip(), reason));
-                    }
-                }
-            }
-            match refused {
-                Some((ip, reason)) => Err(FetchError::Blocked {
+            // As the resolver does: refused only when every address is refused; a name that
+            // does not resolve is not a refusal (the fetch reports it).
+            match resolve_allowed(&self.allow, host, 0).await {
+                Err(ResolveError::Refused(refused)) => Err(FetchError::Blocked {
                     target: url.to_string(),
-                    reason: format!(
-                        "{host} resolves to {ip}, which is {reason}; allow it with fetch.allow_private"
-                    ),
+                    reason: refused.to_string(),
                 }),
-                None => Ok(()),
+                Ok(_) | Err(ResolveError::Lookup(_)) => Ok(()),
             }
         })
     }
@@ -286,15 +269,6 @@ fn error_chain(error: &(dyn StdError + 'static)) -> String {
     message
 }
 
-/// The resolver refused every address a name resolved to.
-#[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to {ip}, which is {reason}; allow it with fetch.allow_private")]
-struct Refused {
-    host: String,
-    ip: std::net::IpAddr,
-    reason: &'static str,
-}
-
 /// System resolution, then only the addresses the guard allows are handed to the connector.
 struct GuardedResolver {
     allow: Arc<AllowList>,
@@ -305,25 +279,10 @@ impl Resolve for GuardedResolver {
         let allow = self.allow.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if allow.allows_host(&host) {
-                return Ok(Box::new(resolved.into_iter()) as Addrs);
-            }
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = resolved
-                .into_iter()
-                .filter(|addr| match allow.check_ip(addr.ip()) {
-                    Ok(()) => true,
-                    Err(reason) => {
-                        refused.get_or_insert((addr.ip(), reason));
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), refused) {
-                (true, Some((ip, reason))) => Err(Box::new(Refused { host, ip, reason }) as _),
-                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            match resolve_allowed(&allow, &host, 0).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
+                Err(ResolveError::Refused(refused)) => Err(Box::new(refused) as _),
+                Err(ResolveError::Lookup(e)) => Err(Box::new(e) as _),
             }
         })
     }

@@ -1,6 +1,8 @@
 //! Network-backed implementations of the actors' ports, one file each. Only `startup` builds
 //! them; the HTTP layer never touches them.
 
+pub mod browser;
+pub mod browser_proxy;
 pub mod chroma;
 pub mod gemini;
 pub mod http_fetch;

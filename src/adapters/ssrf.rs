@@ -3,7 +3,7 @@
 //! cloud metadata, multicast, reserved — unless its host or network is on the allow-list from
 //! `fetch.allow_private`. Checked on resolved addresses, for every hop of a redirect chain.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -55,6 +55,70 @@ impl AllowList {
             None => Ok(()),
         }
     }
+}
+
+/// A destination the guard refused, with the address that made it refuse.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{host} resolves to {ip}, which is {reason}; allow it with fetch.allow_private")]
+pub struct Refused {
+    pub host: String,
+    pub ip: IpAddr,
+    pub reason: &'static str,
+}
+
+/// Resolves `host` and keeps the addresses the guard allows: every one when the host itself is
+/// allow-listed, else the public ones (and allow-listed networks). `Err(Refused)` when every
+/// address was refused; an IP literal is judged as itself.
+pub async fn resolve_allowed(
+    allow: &AllowList,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, ResolveError> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return match allow.check_ip(ip) {
+            Ok(()) => Ok(vec![SocketAddr::new(ip, port)]),
+            Err(reason) => Err(ResolveError::Refused(Refused {
+                host: host.to_string(),
+                ip,
+                reason,
+            })),
+        };
+    }
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(ResolveError::Lookup)?
+        .collect();
+    if allow.allows_host(host) {
+        return Ok(resolved);
+    }
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(|addr| match allow.check_ip(addr.ip()) {
+            Ok(()) => true,
+            Err(reason) => {
+                refused.get_or_insert((addr.ip(), reason));
+                false
+            }
+        })
+        .collect();
+    match (allowed.is_empty(), refused) {
+        (true, Some((ip, reason))) => Err(ResolveError::Refused(Refused {
+            host: host.to_string(),
+            ip,
+            reason,
+        })),
+        _ => Ok(allowed),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Refused(Refused),
+    #[error("could not resolve the host: {0}")]
+    Lookup(std::io::Error),
 }
 
 /// Why `ip` is not a public unicast address, or `None` when it is.

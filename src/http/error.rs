@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aurora_actors::knowledge::KnowledgeError;
-use aurora_actors::ports::{EmbedError, FetchError, StoreError};
+use aurora_actors::ports::{EmbedError, FetchError, RenderError, StoreError};
 use aurora_actors::scraper::ScrapeError;
 use aurora_actors::session::AuthError;
 use serde::Serialize;
@@ -287,6 +287,17 @@ impl From<ScrapeError> for ApiError {
                 | FetchError::RedirectLoop(_)
                 | FetchError::BadRedirect(_) => ApiError::BadGateway(message),
             },
+            ScrapeError::Render(render) => match render {
+                // A browser-only feature asked of an Aurora without a browser.
+                RenderError::Unavailable(_) => ApiError::InvalidRequest(message),
+                RenderError::Blocked { .. } => ApiError::TargetForbidden(message),
+                RenderError::Timeout(_) => ApiError::GatewayTimeout(message),
+                RenderError::Crashed(_) | RenderError::Navigation(_) => {
+                    ApiError::BadGateway(message)
+                }
+                RenderError::Action { .. } => ApiError::UnprocessableTarget(message),
+            },
+            ScrapeError::BrowserOnly(_) => ApiError::InvalidRequest(message),
             ScrapeError::InvalidSelector { .. } => ApiError::InvalidRequest(message),
             ScrapeError::UnsupportedContentType(_) => ApiError::UnprocessableTarget(message),
             ScrapeError::DeadlineExceeded(_) => ApiError::GatewayTimeout(message),

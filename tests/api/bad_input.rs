@@ -109,13 +109,13 @@ async fn malformed_requests_get_clear_4xx_and_the_process_stays_healthy() {
             Port::Crawler,
             r#"{"url": "example.org", "formats": ["screenshot"]}"#,
             400,
-            "needs the browser renderer",
+            "the `screenshot` format needs a browser, and Aurora runs without one",
         ),
         case(
             Port::Crawler,
             r#"{"url": "example.org", "actions": [{"type": "click"}]}"#,
             400,
-            "`actions` is not supported yet",
+            "`actions[0]` (click): missing field `selector`",
         ),
         case(
             Port::Crawler,

@@ -7,6 +7,7 @@ mod answers;
 mod auth;
 mod backends;
 mod bad_input;
+mod browser;
 mod chat;
 mod crawl;
 mod durable;

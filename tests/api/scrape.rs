@@ -400,7 +400,7 @@ async fn include_and_exclude_tags() {
 }
 
 #[tokio::test]
-async fn wait_for_without_a_browser_is_reported_not_ignored() {
+async fn browser_features_without_a_browser_are_a_clear_error() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     let (status, body) = app
         .post_json(
@@ -409,14 +409,39 @@ async fn wait_for_without_a_browser_is_reported_not_ignored() {
             json!({"url": site.url("/article"), "waitFor": 1000}),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 400, "{body}");
     assert!(
-        body["warning"]
+        body["error"]
             .as_str()
             .unwrap()
-            .contains("waitFor=1000 was not applied"),
+            .contains("`waitFor` needs a browser, and Aurora runs without one"),
         "{body}"
     );
+    // `render: never` says no browser, so a browser-only feature contradicts the request.
+    let (status, body) = app
+        .post_json(
+            Port::Crawler,
+            "/v1/scrape",
+            json!({"url": site.url("/article"), "mobile": true, "render": "never"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`mobile` needs the browser"),
+        "{body}"
+    );
+    // Plain scrapes are untouched.
+    let (status, body) = app
+        .post_json(
+            Port::Crawler,
+            "/v1/scrape",
+            json!({"url": site.url("/article"), "render": "auto"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use super::{Shared, SitemapMode};
 use crate::ingest::IngestRequest;
 use crate::knowledge::Document;
 use crate::model::Page;
-use crate::ports::{FetchError, LeaseRef, LeasedItem, Outcome, Recorded};
+use crate::ports::{FetchError, LeaseRef, LeasedItem, Outcome, Recorded, RenderError};
 use crate::scraper::ScrapeError;
 
 /// Attempts at recording one result while the store is unreachable, before leaving the item to
@@ -398,6 +398,7 @@ fn transient(error: &ScrapeError) -> bool {
             | ScrapeError::Unavailable(_)
             | ScrapeError::DeadlineExceeded(_)
             | ScrapeError::Fetch(FetchError::Timeout(_) | FetchError::Unreachable(_))
+            | ScrapeError::Render(RenderError::Crashed(_))
     )
 }
 
@@ -417,6 +418,14 @@ fn scrape_code(error: &ScrapeError) -> &'static str {
         ScrapeError::Overloaded | ScrapeError::Unavailable(_) => "UNAVAILABLE",
         ScrapeError::Cancelled => "CANCELLED",
         ScrapeError::Internal(_) => "INTERNAL",
+        ScrapeError::Render(RenderError::Timeout(_)) => "TIMEOUT",
+        ScrapeError::Render(RenderError::Blocked { .. }) => "BLOCKED",
+        ScrapeError::Render(RenderError::Unavailable(_)) | ScrapeError::BrowserOnly(_) => {
+            "INVALID_REQUEST"
+        }
+        ScrapeError::Render(RenderError::Crashed(_)) => "BROWSER_CRASHED",
+        ScrapeError::Render(RenderError::Navigation(_)) => "UNREACHABLE",
+        ScrapeError::Render(RenderError::Action { .. }) => "ACTION_FAILED",
     }
 }
 

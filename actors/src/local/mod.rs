@@ -2,6 +2,7 @@
 //! ChromaDB configured) and the backends actor tests run on. Each behaves like its production
 //! counterpart: the conformance suites in the root package's `tests/` run against both.
 
+mod browser;
 mod embedder;
 mod fetcher;
 mod jobs;
@@ -9,6 +10,7 @@ mod lexical;
 mod state;
 mod vectors;
 
+pub use browser::NoBrowser;
 pub use embedder::HashingEmbedder;
 pub use fetcher::StaticSite;
 pub use jobs::MemoryJobs;

@@ -50,7 +50,7 @@ static MARKDOWN: LazyLock<htmd::HtmlToMarkdown> = LazyLock::new(|| {
 });
 
 /// The caller's `includeTags` / `excludeTags`, parsed once per request.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Selectors {
     include: Vec<Selector>,
     exclude: Vec<Selector>,

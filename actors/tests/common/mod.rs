@@ -62,6 +62,10 @@ pub fn config() -> TreeConfig {
         },
         max_in_flight: 8,
         scraper_workers: 2,
+        browser: aurora_actors::browser::BrowserConfig {
+            pool_size: 1,
+            max_pages: 10,
+        },
         call_margin: Duration::from_secs(5),
         lookup_grace: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(1),
@@ -73,6 +77,9 @@ pub fn ports(fetcher: impl Fetcher) -> Ports {
     let dir = Box::leak(Box::new(tempfile::tempdir().expect("temp dir")));
     Ports {
         fetcher: Arc::new(fetcher),
+        browser: Arc::new(aurora_actors::local::NoBrowser::new(
+            "actor tests run without one",
+        )),
         state: Arc::new(MemoryState::new()),
         jobs: Arc::new(MemoryJobs::new()),
         vectors: Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")),

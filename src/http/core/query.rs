@@ -38,6 +38,11 @@ pub struct QueryBody {
     /// Pages to scrape and ingest into the collection before answering (a deep dive).
     #[serde(default)]
     pub urls: Vec<String>,
+    /// How the deep dive's pages are fetched: `auto` (default: the headless browser only for
+    /// pages that need JavaScript), `always` or `never`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub render: Option<aurora_actors::model::RenderMode>,
     /// Metadata conditions on the chunks used, as for `/v1/search`.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
@@ -327,6 +332,7 @@ fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
                     })?;
                     let mut page = ScrapeRequest::new(url);
                     page.timeout = limits.default_timeout;
+                    page.render = body.render.unwrap_or_default();
                     Ok(page)
                 })
                 .collect::<Result<Vec<_>, ApiError>>()?,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use aurora_actors::ingest::IngestRequest;
 use aurora_actors::knowledge::Document;
-use aurora_actors::model::{Formats, Page, ScrapeRequest};
+use std::time::Duration;
+
+use aurora_actors::model::{Formats, Page, RenderMode, ScrapeRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warp::reply::Response;
@@ -39,6 +41,14 @@ pub struct ScrapeBody {
     /// Accept invalid TLS certificates on the target.
     #[serde(default)]
     pub skip_tls_verification: bool,
+    /// `auto` (default): the headless browser only for pages that need JavaScript; `always`;
+    /// `never`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub render: Option<RenderMode>,
+    /// Milliseconds to let the page's scripts run after it loaded (renders in the browser).
+    #[serde(default)]
+    pub wait_for_ms: u64,
     /// Also store the page in this collection (as its extracted Markdown).
     pub ingest: Option<IngestTarget>,
 }
@@ -86,13 +96,24 @@ impl ScrapeBody {
                 links: list.contains(&Format::Links),
             },
         };
+        let timeout = scrape::timeout(self.timeout_ms, "timeout_ms", limits)?;
+        let wait_for = Duration::from_millis(self.wait_for_ms);
+        if wait_for >= timeout {
+            return Err(ApiError::InvalidRequest(format!(
+                "`wait_for_ms` ({}) must be less than the timeout ({} ms)",
+                self.wait_for_ms,
+                timeout.as_millis()
+            )));
+        }
         Ok(ScrapeRequest {
             formats,
+            render: self.render.unwrap_or_default(),
+            wait_for,
             only_main_content: self.only_main_content,
             include_tags: self.include_tags,
             exclude_tags: self.exclude_tags,
             headers: scrape::header_pairs(self.headers),
-            timeout: scrape::timeout(self.timeout_ms, "timeout_ms", limits)?,
+            timeout,
             remove_base64_images: true,
             skip_tls_verification: self.skip_tls_verification,
             ..ScrapeRequest::new(url)

@@ -1,14 +1,18 @@
 //! Firecrawl v1 on the crawler port: `POST /v1/scrape`.
 //!
-//! Every key of Firecrawl's v1 scrape request is known. Those the HTTP engine can honour are
-//! honoured; those that need what Aurora does not have yet (a browser, an LLM, proxies) are
-//! refused with a 400 saying so when set to anything but their default — never silently
-//! ignored. `origin` and `integration`, which the SDKs always send, are accepted; any other key
+//! Every key of Firecrawl's v1 scrape request is known. Those Aurora can honour are honoured —
+//! the browser ones (`waitFor`, `actions`, `mobile`, screenshots) through the browser pool;
+//! those that need what Aurora does not have yet (an LLM, proxies) are refused with a 400 saying
+//! so when set to anything but their default — never silently ignored. Aurora adds one key of
+//! its own, `render` (`auto`, `always`, `never`). `origin` and `integration`, which the SDKs always send, are accepted; any other key
 //! is a 400 that names it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use aurora_actors::model::{Formats, Page, ScrapeRequest as EngineRequest};
+use aurora_actors::model::{
+    Action, ActionResults, Formats, Page, RenderMode, ScrapeRequest as EngineRequest, Screenshot,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warp::reply::Response;
@@ -38,7 +42,7 @@ pub struct ScrapeRequest {
     /// Headers sent to the target.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Milliseconds to wait before extracting; only meaningful with browser rendering.
+    /// Milliseconds to let the page's scripts run after it loaded (renders in the browser).
     #[serde(default)]
     pub wait_for: u64,
     /// Milliseconds for the whole fetch. Default 30000.
@@ -48,10 +52,13 @@ pub struct ScrapeRequest {
     pub remove_base64_images: bool,
     #[serde(default)]
     pub skip_tls_verification: bool,
-    /// Needs browser rendering: only `false` is accepted for now.
+    /// A phone's viewport and user agent (renders in the browser).
     #[serde(default)]
     pub mobile: bool,
-    /// The HTTP engine never runs scripts, so no ads are loaded either way.
+    /// Aurora's own: `auto` (default: the browser only for pages that need it), `always`,
+    /// `never`.
+    pub render: Option<String>,
+    /// Accepted for compatibility; Aurora loads what the page loads.
     pub block_ads: Option<bool>,
     /// Documents come in a later release; accepted for compatibility.
     #[serde(rename = "parsePDF")]
@@ -66,7 +73,8 @@ pub struct ScrapeRequest {
     pub store_in_cache: Option<bool>,
     /// Scrape results are never stored, so this always holds.
     pub zero_data_retention: Option<bool>,
-    /// Browser actions: not available yet.
+    /// Browser actions (`wait`, `click`, `write`, `press`, `scroll`, `screenshot`, `scrape`,
+    /// `executeJavascript`), run in order after the page loaded.
     #[schema(value_type = Option<Vec<Object>>)]
     pub actions: Option<Vec<serde_json::Value>>,
     /// LLM extraction: not available yet.
@@ -129,14 +137,13 @@ impl ScrapeRequest {
         url: url::Url,
         limits: &Limits,
     ) -> Result<(EngineRequest, Vec<String>), ApiError> {
+        let mut screenshot = None;
         for format in &self.formats {
             match format {
-                Format::Screenshot | Format::ScreenshotFullPage => {
-                    return Err(unsupported(
-                        "format `screenshot`",
-                        "it needs the browser renderer",
-                    ));
+                Format::Screenshot => {
+                    screenshot.get_or_insert(Screenshot { full_page: false });
                 }
+                Format::ScreenshotFullPage => screenshot = Some(Screenshot { full_page: true }),
                 Format::Extract | Format::Json => {
                     return Err(unsupported(
                         "LLM extraction (`extract`/`json` formats)",
@@ -157,12 +164,18 @@ impl ScrapeRequest {
                 "`formats` must name at least one format".to_string(),
             ));
         }
-        if self.mobile {
-            return Err(unsupported("`mobile`", "it needs the browser renderer"));
-        }
-        if self.actions.as_ref().is_some_and(|a| !a.is_empty()) {
-            return Err(unsupported("`actions`", "they need the browser renderer"));
-        }
+        let actions = match self.actions {
+            Some(actions) => parse_actions(actions)?,
+            None => Vec::new(),
+        };
+        let render = match self.render.as_deref() {
+            None => RenderMode::Auto,
+            Some(mode) => RenderMode::parse(mode).ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "`render` must be `auto`, `always` or `never`, got `{mode}`"
+                ))
+            })?,
+        };
         if self.extract.is_some() || self.json_options.is_some() {
             return Err(unsupported(
                 "LLM extraction (`extract`/`jsonOptions`)",
@@ -200,13 +213,15 @@ impl ScrapeRequest {
                 headers.push(("Accept-Language".to_string(), languages.join(", ")));
             }
         }
-        let mut warnings = Vec::new();
-        if self.wait_for > 0 {
-            warnings.push(format!(
-                "waitFor={} was not applied: it only affects browser rendering, and this page was fetched over plain HTTP",
-                self.wait_for
-            ));
+        let timeout = scrape::timeout(self.timeout, "timeout", limits)?;
+        if self.wait_for > 30_000 || Duration::from_millis(self.wait_for) >= timeout {
+            return Err(ApiError::InvalidRequest(format!(
+                "`waitFor` ({} ms) must be at most 30000 and less than `timeout` ({} ms)",
+                self.wait_for,
+                timeout.as_millis()
+            )));
         }
+        let warnings = Vec::new();
         tracing::debug!(origin = ?self.origin, integration = ?self.integration, "firecrawl v1 scrape");
         let request = EngineRequest {
             formats: Formats {
@@ -219,13 +234,78 @@ impl ScrapeRequest {
             include_tags: self.include_tags,
             exclude_tags: self.exclude_tags,
             headers,
-            timeout: scrape::timeout(self.timeout, "timeout", limits)?,
+            timeout,
             remove_base64_images: self.remove_base64_images,
             skip_tls_verification: self.skip_tls_verification,
+            render,
+            wait_for: Duration::from_millis(self.wait_for),
+            screenshot,
+            actions,
+            mobile: self.mobile,
             ..EngineRequest::new(url)
         };
         Ok((request, warnings))
     }
+}
+
+/// Firecrawl's action objects → the engine's, with the index and the problem named on error.
+pub fn parse_actions(actions: Vec<serde_json::Value>) -> Result<Vec<Action>, ApiError> {
+    const KINDS: &[&str] = &[
+        "wait",
+        "click",
+        "write",
+        "press",
+        "scroll",
+        "screenshot",
+        "scrape",
+        "executeJavascript",
+    ];
+    if actions.len() > 50 {
+        return Err(ApiError::InvalidRequest(
+            "`actions` holds at most 50 actions".to_string(),
+        ));
+    }
+    actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, action)| {
+            let kind = action
+                .get("type")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            match kind.as_deref() {
+                Some("pdf") => Err(unsupported(
+                    &format!("`actions[{i}]` of type `pdf`"),
+                    "Aurora does not print pages",
+                )),
+                Some(kind) if KINDS.contains(&kind) => serde_json::from_value(action)
+                    .map_err(|e| ApiError::InvalidRequest(format!("`actions[{i}]` ({kind}): {e}"))),
+                Some(other) => Err(ApiError::InvalidRequest(format!(
+                    "`actions[{i}]`: unknown type `{other}` (one of {})",
+                    KINDS.join(", ")
+                ))),
+                None => Err(ApiError::InvalidRequest(format!(
+                    "`actions[{i}]` needs a `type`"
+                ))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|actions| {
+            match actions.iter().position(|a| {
+                matches!(
+                    a,
+                    Action::Wait {
+                        milliseconds: None,
+                        selector: None
+                    }
+                )
+            }) {
+                Some(i) => Err(ApiError::InvalidRequest(format!(
+                    "`actions[{i}]` (wait) needs `milliseconds` or `selector`"
+                ))),
+                None => Ok(actions),
+            }
+        })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -247,9 +327,49 @@ pub struct Document {
     pub raw_html: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<Vec<String>>,
+    /// `data:image/png;base64,…`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<ActionsDocument>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
     pub metadata: Metadata,
+}
+
+/// What the actions produced, in Firecrawl's shape.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionsDocument {
+    /// `data:image/png;base64,…`, one per `screenshot` action.
+    pub screenshots: Vec<String>,
+    /// `{url, html}`, one per `scrape` action.
+    #[schema(value_type = Vec<Object>)]
+    pub scrapes: Vec<serde_json::Value>,
+    /// `{type, value}`, one per `executeJavascript` action.
+    #[schema(value_type = Vec<Object>)]
+    pub javascript_returns: Vec<serde_json::Value>,
+    /// Aurora does not print pages; always empty.
+    pub pdfs: Vec<String>,
+}
+
+impl From<ActionResults> for ActionsDocument {
+    fn from(results: ActionResults) -> Self {
+        Self {
+            screenshots: results
+                .screenshots
+                .into_iter()
+                .map(|png| format!("data:image/png;base64,{png}"))
+                .collect(),
+            scrapes: results
+                .scrapes
+                .into_iter()
+                .map(|s| serde_json::json!({"url": s.url, "html": s.html}))
+                .collect(),
+            javascript_returns: results.javascript_returns,
+            pdfs: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -349,6 +469,10 @@ pub fn document(page: Page, request_warnings: &[String]) -> (Document, Option<St
         html: page.html,
         raw_html: page.raw_html,
         links: page.links,
+        screenshot: page
+            .screenshot
+            .map(|png| format!("data:image/png;base64,{png}")),
+        actions: page.actions.map(ActionsDocument::from),
         warning: warning.clone(),
         metadata: Metadata {
             title: page.title,
