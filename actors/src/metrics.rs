@@ -28,7 +28,38 @@ pub fn describe() {
     );
     describe_counter!(
         "aurora_scrapes_total",
-        "Scrapes finished, by outcome (ok, http_error, timeout, blocked, unreachable, redirect_error, invalid_request, unsupported_content_type, unavailable, internal)."
+        "Scrapes finished, by outcome (ok, http_error, timeout, blocked, unreachable, redirect_error, invalid_request, unsupported_content_type, unavailable, internal, render_error, cancelled)."
+    );
+    describe_counter!(
+        "aurora_render_decisions_total",
+        "Smart-mode decisions on pages fetched with render=auto, by decision (http: a static page, browser: an application shell rendered, http_no_browser: one that would have been)."
+    );
+    describe_counter!(
+        "aurora_browser_renders_total",
+        "Pages rendered by the browser pool, by outcome (ok, timeout, crashed, blocked, navigation_error, action_error, unavailable)."
+    );
+    describe_histogram!(
+        "aurora_browser_render_seconds",
+        Unit::Seconds,
+        "Time to render a page in the browser, session start included when it had to start one."
+    );
+    describe_histogram!(
+        "aurora_browser_launch_seconds",
+        Unit::Seconds,
+        "Time to start one browser session (driver, browser, WebDriver session)."
+    );
+    describe_gauge!("aurora_browser_sessions", "Browser sessions running.");
+    describe_gauge!(
+        "aurora_browser_sessions_busy",
+        "Browser sessions rendering a page right now."
+    );
+    describe_counter!(
+        "aurora_browser_session_restarts_total",
+        "Browser sessions replaced, by reason (recycled after max pages, failed)."
+    );
+    describe_counter!(
+        "aurora_browser_proxy_requests_total",
+        "Requests of the browser through the guarded proxy, by kind (http, connect) and outcome (allowed, blocked, unreachable)."
     );
     describe_histogram!(
         "aurora_scrape_fetch_duration_seconds",

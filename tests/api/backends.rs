@@ -27,6 +27,7 @@ async fn ready_when_configured_backends_answer() {
             "actor:session",
             "actor:router",
             "actor:scraper",
+            "actor:browser",
             "actor:ingest",
             "actor:rag",
             "actor:crawler",
