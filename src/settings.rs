@@ -129,6 +129,7 @@ pub struct BrowserSettings {
     pub max_pages_per_session: u32,
     pub launch_timeout_ms: u64,
     pub profile_dir: PathBuf,
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -138,6 +138,7 @@ pub async fn build_browser(settings: &Settings) -> Result<Arc<dyn Browser>, Star
             chromium: (!b.chromium.as_os_str().is_empty()).then(|| b.chromium.clone()),
             profile_root,
             launch_timeout: Duration::from_millis(b.launch_timeout_ms),
+            sandbox: b.sandbox,
         },
         allow,
         Duration::from_millis(settings.fetch.connect_timeout_ms),

@@ -1,6 +1,7 @@
 //! The production shape, for real: `docker-compose.yml` brings up two Aurora replicas behind
 //! nginx, with Redis, ChromaDB and Prometheus, from the image `scripts/build-image` builds. Through
-//! nginx: a login's token works on both replicas; a rate limit holds across them; a crawl of a
+//! nginx: a login's token works on both replicas; each renders a script-built page with the
+//! Chromium in its image; a rate limit holds across them; a crawl of a
 //! 520-page site (served to the containers by a site container of the test's own) survives
 //! `docker kill` of the replica doing most of it and a Redis restart (crawling pauses, `/ready`
 //! says why), ending with every page exactly once, found by `/v1/search`; Prometheus sees both replicas up, then the dead one down with its alert raised.
@@ -204,6 +205,25 @@ fn site() -> tempfile::TempDir {
     }
     index.push_str("</body></html>");
     std::fs::write(dir.path().join("index.html"), index).expect("index");
+    // An application shell (linked from nowhere, so the crawl never sees it): its text exists
+    // only once a browser runs its script.
+    std::fs::write(
+        dir.path().join("app.html"),
+        r#"<!doctype html><html><head><title>App</title></head>
+<body><div id="root"></div><script src="/app.js"></script></body></html>"#,
+    )
+    .expect("app");
+    std::fs::write(
+        dir.path().join("app.js"),
+        "fetch('/data.json').then(r => r.json()).then(d => {\n\
+         document.getElementById('root').innerHTML = '<main><h1>' + d.title + '</h1><p>' + d.body + '</p></main>';\n});\n",
+    )
+    .expect("script");
+    std::fs::write(
+        dir.path().join("data.json"),
+        r#"{"title": "Rendered in the container", "body": "Chromium inside the image ran this page's script."}"#,
+    )
+    .expect("data");
     // Readable by the site container's nginx, whatever its user.
     run(Command::new("chmod").args(["-R", "a+rX"]).arg(dir.path()));
     dir
@@ -296,6 +316,27 @@ async fn a_crawl_outlives_a_killed_replica_behind_nginx() {
             .await
             .expect("replica answers");
         assert_eq!(me.status(), 200, "the token works on {ip}");
+    }
+
+    // Each replica's image carries a browser: a page that only a script fills is rendered (smart
+    // mode sends it to Chromium), asked of each replica directly.
+    for (_, ip) in &replicas {
+        let scraped: Value = http
+            .post(format!("http://{ip}:8001/v1/scrape"))
+            .header("authorization", &bearer)
+            .timeout(Duration::from_secs(90))
+            .json(&json!({"url": "http://site/app.html"}))
+            .send()
+            .await
+            .expect("scrape")
+            .json()
+            .await
+            .expect("JSON");
+        let markdown = scraped["data"]["markdown"].as_str().unwrap_or_default();
+        assert!(
+            markdown.contains("Chromium inside the image ran this page's script."),
+            "{ip}: {scraped}"
+        );
     }
 
     // Five login attempts a minute per account, cluster-wide: nginx spreads eight attempts over
@@ -459,7 +500,9 @@ async fn a_crawl_outlives_a_killed_replica_behind_nginx() {
         Duration::from_secs(300),
         async || {
             last = status(&http).await;
-            last["status"] != "scraping" && !last.is_null()
+            // An error envelope (a 503 while a replica reconnects to the restarted Redis) has
+            // no status yet: keep asking.
+            last["status"].is_string() && last["status"] != "scraping"
         },
     )
     .await;

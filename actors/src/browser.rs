@@ -27,6 +27,9 @@ use crate::pool::{self, JobHandler, PoolJob};
 use crate::ports::{Browser, BrowserSession, RenderError, RenderRequest, Rendered};
 use crate::supervisor::ChildSpec;
 
+/// How long a warm session may take to prove it is alive before it is replaced.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct BrowserConfig {
     /// Sessions at most, hence pages rendered at once.
@@ -114,18 +117,22 @@ impl BrowserWorker {
         request: &RenderRequest,
     ) -> Result<Rendered, RenderError> {
         let deadline = Instant::now() + request.timeout;
-        let reused = slot.session.is_some();
-        let result = self.render_once(slot, request, deadline).await;
-        match result {
-            // A warm session can have died while it idled (its browser killed or crashed):
-            // the page is not at fault, so it gets one more try on a fresh session.
-            Err(RenderError::Crashed(reason)) if reused && Instant::now() < deadline => {
-                tracing::warn!(%reason, "an idle browser session had died; retrying on a new one");
-                self.replace(slot, "failed").await;
-                self.render_once(slot, request, deadline).await
+        // A warm session can have died while it idled (its browser killed or crashed): the page
+        // is not at fault, so it goes to a fresh session instead. Probing first, rather than
+        // retrying after a failure, keeps a page that crashes its own tab from running twice.
+        if let Some(session) = slot.session.as_mut() {
+            let probe = deadline
+                .saturating_duration_since(Instant::now())
+                .min(PROBE_TIMEOUT);
+            if !tokio::time::timeout(probe, session.alive())
+                .await
+                .unwrap_or(false)
+            {
+                tracing::warn!("an idle browser session had died; starting a new one");
+                self.replace(slot, "died_idle").await;
             }
-            other => other,
         }
+        self.render_once(slot, request, deadline).await
     }
 
     async fn render_once(

@@ -55,7 +55,7 @@ pub fn describe() {
     );
     describe_counter!(
         "aurora_browser_session_restarts_total",
-        "Browser sessions replaced, by reason (recycled after max pages, failed)."
+        "Browser sessions replaced, by reason (recycled after max pages, failed during a render, died_idle: found dead before one)."
     );
     describe_counter!(
         "aurora_browser_proxy_requests_total",

@@ -162,6 +162,10 @@ pub trait BrowserSession: Send + 'static {
         request: &'a RenderRequest,
     ) -> BoxFuture<'a, Result<Rendered, RenderError>>;
 
+    /// Whether the session still answers (its driver and browser are running). Checked before
+    /// a warm session takes a page, so a browser that died while idle costs that page nothing.
+    fn alive(&mut self) -> BoxFuture<'_, bool>;
+
     /// The operating-system processes this session started (driver first), for diagnostics.
     fn pids(&self) -> Vec<u32>;
 

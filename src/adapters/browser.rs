@@ -43,6 +43,8 @@ pub struct ChromeConfig {
     /// Each session's profile folder is created under here and removed with the session.
     pub profile_root: PathBuf,
     pub launch_timeout: Duration,
+    /// Chromium's renderer sandbox; forced off as root, where Chromium cannot start with it.
+    pub sandbox: bool,
 }
 
 /// Launches Chromium sessions whose traffic passes the SSRF guard.
@@ -111,8 +113,7 @@ impl Chrome {
             // WebRTC would otherwise open UDP sockets around the proxy.
             "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".into(),
         ];
-        // Chromium's sandbox cannot start as root; as any other user it stays on.
-        if nix::unistd::geteuid().is_root() {
+        if !self.config.sandbox || nix::unistd::geteuid().is_root() {
             args.push("--no-sandbox".into());
         }
         let mut options = json!({
@@ -238,6 +239,13 @@ impl BrowserSession for ChromeSession {
             }
             result
         })
+    }
+
+    fn alive(&mut self) -> BoxFuture<'_, bool> {
+        // A script needs the driver, the browser and a live renderer: it fails at once when any
+        // of them is gone (the driver answers some commands, such as window handles, from what
+        // it remembers).
+        Box::pin(async move { self.client.execute("return 1", Vec::new()).await.is_ok() })
     }
 
     fn pids(&self) -> Vec<u32> {

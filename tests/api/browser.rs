@@ -20,12 +20,23 @@ use crate::common::{Port, TestApp, spawn_app_with};
 /// scripts reach for the trap.
 struct JsSite {
     addr: SocketAddr,
+    /// Paths served, in order: how many times the browser really loaded a page.
+    served: Arc<Mutex<Vec<String>>>,
     _stop: oneshot::Sender<()>,
 }
 
 impl JsSite {
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.served
+            .lock()
+            .expect("the request log")
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }
 
@@ -136,7 +147,21 @@ fetch('{trap_data}').then(r => r.text()).then(t => {{
             .body(String::new())
             .expect("response")
     });
-    let routes = app_page
+    let doomed = warp::path!("doomed").map(|| {
+        html("<html><head><title>Doomed</title></head><body><main><p>This tab is about to crash.</p></main></body></html>".to_string())
+    });
+    let served: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = {
+        let served = served.clone();
+        warp::log::custom(move |info| {
+            served
+                .lock()
+                .expect("the request log")
+                .push(info.path().to_string())
+        })
+    };
+    let routes = doomed
+        .or(app_page)
         .or(app_js)
         .or(data)
         .or(button)
@@ -144,13 +169,18 @@ fetch('{trap_data}').then(r => r.text()).then(t => {{
         .or(forever)
         .or(hang)
         .or(sneaky)
-        .or(bounce);
+        .or(bounce)
+        .with(log);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the JS site");
     let addr = listener.local_addr().expect("bound");
     let stop = crate::common::serve_until_dropped(listener, routes);
-    JsSite { addr, _stop: stop }
+    JsSite {
+        addr,
+        served,
+        _stop: stop,
+    }
 }
 
 async fn browser_app(pool_size: usize) -> TestApp {
@@ -598,6 +628,173 @@ async fn killed_browsers_fail_their_render_cleanly_and_the_pool_heals() {
         2,
         "browsers running with our profiles: {stray:?}"
     );
+}
+
+/// Every live process below `pid`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = children(pid);
+    let mut i = 0;
+    while i < found.len() {
+        let more = children(found[i]);
+        found.extend(more);
+        i += 1;
+    }
+    found
+}
+
+/// A tab that dies under its page, the way an out-of-memory or a renderer bug kills it
+/// ("Aw, Snap!"): the renderer process showing the page is killed mid-render. The browser and
+/// its driver live on, so only the page's own render may fail, and only once.
+#[tokio::test]
+async fn a_page_whose_tab_crashes_fails_cleanly_and_the_session_is_replaced() {
+    let trap = Trap::spawn().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let marker = profiles.path().display().to_string();
+    let site = spawn_js_site(&trap).await;
+    let app = Arc::new(
+        spawn_app_with(|s| {
+            s.browser.enabled = aurora::settings::BrowserEnabled::On;
+            s.browser.pool_size = 1;
+            s.browser.profile_dir = profiles.path().to_path_buf();
+        })
+        .await,
+    );
+    let (status, _) = scrape(&app, json!({"url": site.url("/app/1"), "render": "always"})).await;
+    assert_eq!(status, 200);
+    let [(_, browser)] = sessions(&marker)[..] else {
+        panic!("one session expected: {:?}", sessions(&marker));
+    };
+
+    let restarts_before = app
+        .metric(r#"aurora_browser_session_restarts_total{reason="failed"}"#)
+        .await
+        .unwrap_or(0.0);
+    let doomed = {
+        let (app, url) = (app.clone(), site.url("/doomed"));
+        tokio::spawn(async move {
+            scrape(
+                &app,
+                json!({"url": url, "render": "always", "waitFor": 5000}),
+            )
+            .await
+        })
+    };
+    // Once the browser has loaded the page (and sits in its wait), crash every tab it has.
+    for _ in 0..200 {
+        if site.hits("/doomed") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(site.hits("/doomed"), 1, "the browser never loaded the page");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut killed = Vec::new();
+    for pid in descendants(browser) {
+        if cmdline(pid).contains("--type=renderer") {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed.push(pid);
+        }
+    }
+    assert!(
+        !killed.is_empty(),
+        "no renderer found below browser {browser}"
+    );
+    let (status, body) = doomed.await.unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("browser failed"),
+        "{body}"
+    );
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(
+        site.hits("/doomed"),
+        1,
+        "a page that crashed its tab is not retried"
+    );
+
+    // The session was replaced at once, and the next page renders on it.
+    // The replacement is counted once the old session is closed, just after the reply.
+    let mut restarts = 0.0;
+    for _ in 0..100 {
+        restarts = app
+            .metric(r#"aurora_browser_session_restarts_total{reason="failed"}"#)
+            .await
+            .unwrap_or(0.0);
+        if restarts > restarts_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(restarts > restarts_before);
+    let (status, body) = scrape(&app, json!({"url": site.url("/app/2"), "render": "always"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["data"]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("page 2")
+    );
+    let after = sessions(&marker);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0].1, browser, "the crashed browser was replaced");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{browser}")).exists()
+            || stat(browser).is_some_and(|(s, _)| s == 'Z'),
+        "the old browser {browser} still runs"
+    );
+    trap.assert_untouched();
+}
+
+/// A browser that dies while its session idles costs the next page nothing: the pool finds it
+/// dead before handing it the page and starts a fresh one.
+#[tokio::test]
+async fn a_session_that_died_while_idle_is_replaced_before_the_next_page() {
+    let trap = Trap::spawn().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let marker = profiles.path().display().to_string();
+    let site = spawn_js_site(&trap).await;
+    let app = spawn_app_with(|s| {
+        s.browser.enabled = aurora::settings::BrowserEnabled::On;
+        s.browser.pool_size = 1;
+        s.browser.profile_dir = profiles.path().to_path_buf();
+    })
+    .await;
+    let (status, _) = scrape(&app, json!({"url": site.url("/app/1"), "render": "always"})).await;
+    assert_eq!(status, 200);
+    let [(_, browser)] = sessions(&marker)[..] else {
+        panic!("one session expected: {:?}", sessions(&marker));
+    };
+    let died_before = app
+        .metric(r#"aurora_browser_session_restarts_total{reason="died_idle"}"#)
+        .await
+        .unwrap_or(0.0);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(browser as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let (status, body) = scrape(&app, json!({"url": site.url("/app/2"), "render": "always"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["data"]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("page 2")
+    );
+    let died = app
+        .metric(r#"aurora_browser_session_restarts_total{reason="died_idle"}"#)
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        died > died_before,
+        "the dead session was noticed before the page"
+    );
+    let after = sessions(&marker);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0].1, browser);
+    trap.assert_untouched();
 }
 
 #[tokio::test]
