@@ -77,12 +77,23 @@ RUN set -eux; \
     /out/aurora --version
 
 # ---------------------------------------------------------------------------------------------
-# Runtime: debian slim, the binary, its config and the models; runs as an unprivileged user.
+# Runtime: debian slim, the binary, its config, the models and headless Chromium; runs as an
+# unprivileged user.
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 
 ARG AURORA_UID=10001
 ARG AURORA_GID=10001
+
+# Chromium and chromedriver render the pages that need JavaScript, Firecrawl's actions and
+# screenshots (about 700 MB of the image); fonts-liberation gives screenshots real glyphs. First
+# in the stage, so rebuilding Aurora never downloads them again.
+# hadolint ignore=DL3008
+RUN set -eux; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        chromium chromium-driver fonts-liberation; \
+    rm -rf /var/lib/apt/lists/*
 
 RUN set -eux; \
     groupadd --system --gid "$AURORA_GID" aurora; \
@@ -98,6 +109,9 @@ COPY --from=builder /models /opt/aurora/models
 COPY config/default.toml config/production.toml /etc/aurora/
 
 # Everything else is configured through AURORA__SECTION__KEY variables at run time.
+# Chromium's own sandbox needs user namespaces, which Docker's default seccomp profile refuses;
+# the container is the browser's sandbox here, and every request it makes still passes Aurora's
+# SSRF-guarded proxy.
 ENV AURORA_CONFIG_DIR=/etc/aurora \
     AURORA_ENV=production \
     AURORA__DATA_DIR=/data \
@@ -105,6 +119,7 @@ ENV AURORA_CONFIG_DIR=/etc/aurora \
     AURORA__EMBEDDING__MODEL_DIR=/opt/aurora/models/all-minilm-l6-v2 \
     AURORA__EMBEDDING__INT8_MODEL_DIR=/opt/aurora/models/all-minilm-l6-v2-int8 \
     AURORA__EMBEDDING__ONNXRUNTIME=/opt/aurora/models/onnxruntime/libonnxruntime.so.1.31.1 \
+    AURORA__BROWSER__SANDBOX=false \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 
 VOLUME ["/data"]
