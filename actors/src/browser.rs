@@ -293,8 +293,36 @@ pub fn needs_render(html: &str) -> bool {
     }
     scan.visible_chars < 200
         || (scan.empty_mount && scan.visible_chars < 1_000)
-        || (scan.noscript_asks_for_js && scan.visible_chars < 2_000)
+        || (scan.noscript_asks_for_js && scan.visible_chars < ENOUGH_TEXT)
 }
+
+/// Visible characters past which no rule above can call a page a shell: the scan stops there, so
+/// a real article costs a few kilobytes of scanning, not the whole page (smart mode must cost a
+/// static site nothing).
+const ENOUGH_TEXT: usize = 2_000;
+
+/// Elements whose content is never shown as text, with their closing tags.
+const HIDDEN: [(&str, &str); 5] = [
+    ("script", "</script"),
+    ("style", "</style"),
+    ("noscript", "</noscript"),
+    ("template", "</template"),
+    ("svg", "</svg"),
+];
+
+/// The mount points of client-side applications (`<div id="root"></div>`), either quote.
+const MOUNTS: [&str; 10] = [
+    "id=\"root\"",
+    "id='root'",
+    "id=\"app\"",
+    "id='app'",
+    "id=\"__next\"",
+    "id='__next'",
+    "id=\"__nuxt\"",
+    "id='__nuxt'",
+    "id=\"svelte\"",
+    "id='svelte'",
+];
 
 #[derive(Debug, Default, PartialEq)]
 struct Scan {
@@ -314,32 +342,30 @@ fn scan(html: &str) -> Scan {
         if bytes[i] != b'<' {
             if in_body && !bytes[i].is_ascii_whitespace() {
                 scan.visible_chars += 1;
+                if scan.visible_chars >= ENOUGH_TEXT {
+                    return scan;
+                }
             }
             i += 1;
             continue;
         }
-        let rest = &lower[i..];
-        let tag_end = rest.find('>').map_or(bytes.len(), |e| i + e + 1);
-        let tag = &lower[i..tag_end];
-        // Elements whose content is never shown as text: skip to their closing tag.
-        let skipped = ["script", "style", "noscript", "template", "svg"]
-            .into_iter()
-            .find(|name| {
-                tag.strip_prefix('<')
-                    .and_then(|t| t.strip_prefix(name))
-                    .is_some_and(|t| t.starts_with(['>', ' ', '\t', '\n', '\r', '/']))
-            });
-        if tag.starts_with("<body") {
-            in_body = true;
-        }
-        if tag.starts_with("<!--") {
+        if lower[i..].starts_with("<!--") {
             i = lower[i..].find("-->").map_or(bytes.len(), |e| i + e + 3);
             continue;
         }
-        if let Some(name) = skipped {
-            let close = format!("</{name}");
+        let tag_end = lower[i..].find('>').map_or(bytes.len(), |e| i + e + 1);
+        let tag = &lower[i..tag_end];
+        if tag.starts_with("<body") {
+            in_body = true;
+        }
+        let hidden = HIDDEN.into_iter().find(|(name, _)| {
+            tag[1..]
+                .strip_prefix(name)
+                .is_some_and(|t| t.starts_with(['>', ' ', '\t', '\n', '\r', '/']))
+        });
+        if let Some((name, close)) = hidden {
             let end = lower[tag_end..]
-                .find(&close)
+                .find(close)
                 .map_or(bytes.len(), |e| tag_end + e);
             let inner = &lower[tag_end.min(end)..end];
             match name {
@@ -350,14 +376,12 @@ fn scan(html: &str) -> Scan {
             i = end;
             continue;
         }
-        // `<div id="root"></div>`: the mount point of a client-side application, still empty.
-        for id in ["root", "app", "__next", "__nuxt", "svelte"] {
-            for quote in ['"', '\''] {
-                let attr = format!("id={quote}{id}{quote}");
-                if tag.contains(&attr) && lower[tag_end..].trim_start().starts_with("</") {
-                    scan.empty_mount = true;
-                }
-            }
+        if !scan.empty_mount
+            && tag.contains("id=")
+            && MOUNTS.iter().any(|mount| tag.contains(mount))
+            && lower[tag_end..].trim_start().starts_with("</")
+        {
+            scan.empty_mount = true;
         }
         i = tag_end;
     }
@@ -405,5 +429,13 @@ mod tests {
         assert_eq!(scan.scripts, 1);
         assert_eq!(scan.visible_chars, 2);
         assert!(!scan.empty_mount);
+        // Past the text no shell has, the rest of the page is not read.
+        let long = format!(
+            "<body><p>{}</p><script src=/late.js></script></body>",
+            "x".repeat(5_000)
+        );
+        let stopped = super::scan(&long);
+        assert_eq!(stopped.scripts, 0);
+        assert_eq!(stopped.visible_chars, ENOUGH_TEXT);
     }
 }

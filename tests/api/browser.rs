@@ -113,7 +113,10 @@ async fn spawn_js_site(trap: &Trap) -> JsSite {
         let links: Vec<u32> = (1..=4).filter(|l| *l != n).collect();
         let body = json!({
             "title": format!("Rendered page {n}"),
-            "body": format!("Only a browser sees this text, fetched as JSON for page {n}."),
+            "body": format!(
+                "Only a browser sees this text, fetched as JSON for page {n}. It tells of green \
+                 curtains of light rippling over a harbour town on long winter nights."
+            ),
             "links": links,
         });
         Response::builder()
@@ -312,6 +315,102 @@ async fn actions_click_write_and_capture_in_firecrawls_shape() {
     assert!(
         error.contains("action 1 (click) failed: no element matches `#no-such-button`"),
         "{error}"
+    );
+    trap.assert_untouched();
+}
+
+/// The core API's own scrape and a deep dive render through the same pool, and a v2 batch scrape
+/// carries its actions to every page.
+#[tokio::test]
+async fn the_core_api_and_batch_jobs_render_through_the_pool() {
+    let trap = Trap::spawn().await;
+    let (app, site) = (browser_app(1).await, spawn_js_site(&trap).await);
+
+    let (status, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/scrape",
+            json!({"url": site.url("/app/2"), "render": "always", "wait_for_ms": 100}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("fetched as JSON for page 2"),
+        "{body}"
+    );
+    let (status, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/scrape",
+            json!({"url": site.url("/app/2"), "render": "never"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("fetched as JSON")
+    );
+
+    // A deep dive into an application shell: smart mode renders it before it is stored.
+    let (status, answer) = app
+        .post_json(
+            Port::Core,
+            "/v1/query",
+            json!({"question": "What does only a browser see on page 3?", "collection": "js-app",
+                   "urls": [site.url("/app/3")]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["pages"][0].get("error").is_none(), "{answer:#}");
+    let (status, found) = app
+        .post_json(
+            Port::Core,
+            "/v1/search",
+            json!({"query": "fetched as JSON for page 3", "collection": "js-app"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found.to_string().contains("fetched as JSON for page 3"),
+        "{found:#}"
+    );
+
+    // A v2 batch: the same click on every page.
+    let (status, started) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/batch/scrape",
+            json!({"urls": [site.url("/button")], "formats": ["markdown"],
+                   "actions": [{"type": "click", "selector": "#reveal"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        last = app
+            .get(Port::Crawler, &format!("/v2/batch/scrape/{id}"))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        if last["status"] != "scraping" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+    assert!(
+        last["data"][0]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("ultraviolet-42"),
+        "{last}"
     );
     trap.assert_untouched();
 }
