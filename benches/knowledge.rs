@@ -172,6 +172,8 @@ fn search(c: &mut Criterion) {
                                 content_hash: "h".into(),
                                 fetched_at: 0,
                                 crawl_id: None,
+                                locator: None,
+                                file_name: None,
                             },
                             embedding: rng.unit_vector(),
                         }

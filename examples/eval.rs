@@ -232,12 +232,15 @@ fn load(args: &Args) -> anyhow::Result<(Pages, Vec<Question>)> {
 
 fn knowledge_config(config: &Config, dense: f32, lexical: f32) -> KnowledgeConfig {
     KnowledgeConfig {
+        documents: Default::default(),
         chunk_size: config.chunk_size,
         chunk_overlap: config.chunk_overlap,
         quality: Rules {
             min_chars: 100,
             max_link_ratio: 0.7,
+            ..Rules::default()
         },
+        near_duplicates: false,
         embed_context: config.context,
         embed_batch: 32,
         cache_ttl: Duration::from_secs(30 * 86_400),
@@ -282,6 +285,8 @@ async fn baseline(
                 content_hash: String::new(),
                 fetched_at: 0,
                 crawl_id: None,
+                locator: None,
+                file_name: None,
             });
         }
     }
@@ -387,6 +392,7 @@ async fn aurora(
                 content_type: ContentType::Html,
                 fetched_at: None,
                 crawl_id: None,
+                ..Default::default()
             })
             .collect();
         let report = ingest.ingest("eval", documents, false).await?;

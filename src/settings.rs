@@ -11,6 +11,7 @@ use aurora_actors::TreeConfig;
 use aurora_actors::crawler_pool::CrawlerConfig;
 use aurora_actors::crawler_pool::scope::TrapBounds;
 use aurora_actors::crawler_pool::webhook::DeliveryConfig;
+use aurora_actors::ingest::document::Limits as DocumentLimits;
 use aurora_actors::ingest::quality::Rules;
 use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
 use aurora_actors::ports::Quota;
@@ -205,10 +206,21 @@ pub struct IngestSettings {
     pub chunk_overlap: usize,
     pub min_chars: usize,
     pub max_link_ratio: f32,
+    pub min_unique_words: usize,
+    pub max_garbage_ratio: f32,
+    pub max_boilerplate_ratio: f32,
+    pub languages: Vec<String>,
+    pub near_duplicates: bool,
     pub embed_context: EmbedContextSetting,
     pub body_limit_bytes: u64,
     pub max_documents: usize,
     pub timeout_secs: u64,
+    pub upload_limit_bytes: u64,
+    pub max_file_bytes: u64,
+    pub max_inflated_bytes: u64,
+    pub max_document_parts: usize,
+    pub max_document_chars: usize,
+    pub document_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -603,8 +615,44 @@ impl Settings {
             "must be between 0 and 1",
         )?;
         check(
+            (0.0..=1.0).contains(&i.max_garbage_ratio)
+                && (0.0..=1.0).contains(&i.max_boilerplate_ratio),
+            "ingest.max_garbage_ratio",
+            "max_garbage_ratio and max_boilerplate_ratio must be between 0 and 1",
+        )?;
+        if let Some(bad) = i
+            .languages
+            .iter()
+            .find(|l| aurora_actors::ingest::quality::language::normalise(l).is_none())
+        {
+            return Err(SettingsError::Invalid {
+                key: "ingest.languages",
+                reason: format!("`{bad}` is not an ISO 639-1 code of a language Aurora detects"),
+            });
+        }
+        check(
             i.max_documents >= 1,
             "ingest.max_documents",
+            "must be at least 1",
+        )?;
+        check(
+            i.max_file_bytes >= 1024 && i.max_file_bytes <= i.upload_limit_bytes,
+            "ingest.max_file_bytes",
+            "must be at least 1024 and at most ingest.upload_limit_bytes",
+        )?;
+        check(
+            i.max_inflated_bytes >= 1 << 20,
+            "ingest.max_inflated_bytes",
+            "must be at least 1 MiB",
+        )?;
+        check(
+            i.max_document_parts >= 1 && i.max_document_chars >= 1000,
+            "ingest.max_document_parts",
+            "max_document_parts must be at least 1 and max_document_chars at least 1000",
+        )?;
+        check(
+            i.document_timeout_secs >= 1,
+            "ingest.document_timeout_secs",
             "must be at least 1",
         )?;
         let q = &self.search;
@@ -836,12 +884,24 @@ impl Settings {
             ingest_workers: self.ingest.workers,
             rag_workers: self.search.workers,
             knowledge: KnowledgeConfig {
+                documents: DocumentLimits {
+                    max_bytes: self.ingest.max_file_bytes as usize,
+                    max_inflated: self.ingest.max_inflated_bytes as usize,
+                    max_parts: self.ingest.max_document_parts,
+                    max_chars: self.ingest.max_document_chars,
+                    deadline: Duration::from_secs(self.ingest.document_timeout_secs),
+                },
                 chunk_size: self.ingest.chunk_size,
                 chunk_overlap: self.ingest.chunk_overlap,
                 quality: Rules {
                     min_chars: self.ingest.min_chars,
                     max_link_ratio: self.ingest.max_link_ratio,
+                    min_unique_words: self.ingest.min_unique_words,
+                    max_garbage_ratio: self.ingest.max_garbage_ratio,
+                    max_boilerplate_ratio: self.ingest.max_boilerplate_ratio,
+                    languages: self.ingest.languages.clone(),
                 },
+                near_duplicates: self.ingest.near_duplicates,
                 embed_context: match self.ingest.embed_context {
                     EmbedContextSetting::TitleHeading => EmbedContext::TitleAndHeading,
                     EmbedContextSetting::None => EmbedContext::None,

@@ -426,6 +426,8 @@ impl Application {
             limits: Arc::new(Limits {
                 body_bytes: settings.server.body_limit_bytes,
                 ingest_body_bytes: settings.ingest.body_limit_bytes,
+                upload_bytes: settings.ingest.upload_limit_bytes,
+                max_file_bytes: settings.ingest.max_file_bytes,
                 max_documents: settings.ingest.max_documents,
                 default_timeout: Duration::from_millis(settings.scraper.default_timeout_ms),
                 max_timeout: Duration::from_millis(settings.scraper.max_timeout_ms),

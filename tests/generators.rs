@@ -26,6 +26,7 @@ fn request() -> GenerateRequest {
         title: format!("All about {topic}"),
         heading: "Sleep".into(),
         text: format!("What {topic} do all day."),
+        ..Source::default()
     };
     GenerateRequest {
         question: "How long do cats sleep?".into(),

@@ -9,6 +9,7 @@
 //! retries a job that a crash lost.
 
 pub mod chunking;
+pub mod document;
 pub mod quality;
 
 use std::sync::Arc;
@@ -26,8 +27,19 @@ use crate::supervisor::ChildSpec;
 pub struct IngestRequest {
     pub collection: String,
     pub documents: Vec<Document>,
+    /// Files to read first (PDF, office files, e-books, text), each becoming a document.
+    pub files: Vec<Upload>,
     /// Create the collection when it does not exist (otherwise: not found).
     pub create: bool,
+}
+
+/// An uploaded file, as received.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The name the client gave it (its last path component), used in citations.
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,10 +106,14 @@ impl JobHandler for IngestWorker {
                 let IngestRequest {
                     collection,
                     documents,
+                    files,
                     create,
                 } = *request;
                 let started = std::time::Instant::now();
-                let result = self.knowledge.ingest(&collection, documents, create).await;
+                let result = self
+                    .knowledge
+                    .ingest_with_files(&collection, documents, files, create)
+                    .await;
                 metrics::histogram!("aurora_ingest_duration_seconds")
                     .record(started.elapsed().as_secs_f64());
                 let _ = reply.send(result);

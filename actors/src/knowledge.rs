@@ -11,15 +11,19 @@
 //! - **One model per collection**: a collection records the embedder that built it; writing or
 //!   searching with another one is refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::ingest::Upload;
 use crate::ingest::chunking::{self, Chunker};
+use crate::ingest::document::{self, Parsed};
+use crate::ingest::quality::near_dup::{self, Signature};
 use crate::ingest::quality::{self, Rules};
+use crate::model::{Locator, Mark, Unit};
 use crate::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Condition, EmbedError, EmbedKind, Embedder, Field,
     Filter, FilterValue, NewChunk, Ranked, StateStore, StoreError, VectorStore,
@@ -38,9 +42,13 @@ pub enum EmbedContext {
 
 #[derive(Debug, Clone)]
 pub struct KnowledgeConfig {
+    /// Bounds on reading one uploaded file.
+    pub documents: document::Limits,
     pub chunk_size: usize,
     pub chunk_overlap: usize,
     pub quality: Rules,
+    /// Skip documents that nearly duplicate one already in the collection.
+    pub near_duplicates: bool,
     pub embed_context: EmbedContext,
     pub embed_batch: usize,
     pub cache_ttl: Duration,
@@ -52,14 +60,15 @@ pub struct KnowledgeConfig {
     pub lexical_weight: f32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContentType {
     Html,
+    #[default]
     Markdown,
     Text,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Document {
     pub url: String,
     pub title: Option<String>,
@@ -68,6 +77,13 @@ pub struct Document {
     /// Unix seconds; now when absent.
     pub fetched_at: Option<u64>,
     pub crawl_id: Option<String>,
+    /// Where each page, slide or chapter starts in `content` (Markdown only), in order.
+    pub marks: Vec<Mark>,
+    /// The file it came from, for citations.
+    pub file_name: Option<String>,
+    /// Share of the text that repeated on most of a document's pages (see
+    /// [`crate::model::DocumentFacts::boilerplate`]).
+    pub boilerplate: Option<f32>,
 }
 
 impl Document {
@@ -84,6 +100,28 @@ impl Document {
                 .ok()
                 .map(|d| d.as_secs()),
             crawl_id,
+            marks: page
+                .document
+                .as_ref()
+                .map(|d| d.marks.clone())
+                .unwrap_or_default(),
+            file_name: page.document.as_ref().and_then(|d| d.file_name.clone()),
+            boilerplate: page.document.as_ref().and_then(|d| d.boilerplate),
+        }
+    }
+
+    /// A parsed file (an upload) as a document; `url` is what identifies it in the collection.
+    pub fn from_file(url: String, file_name: &str, parsed: Parsed) -> Self {
+        Self {
+            url,
+            title: parsed.title.or_else(|| Some(file_name.to_string())),
+            content: parsed.markdown,
+            content_type: ContentType::Markdown,
+            fetched_at: None,
+            crawl_id: None,
+            marks: parsed.marks,
+            file_name: Some(file_name.to_string()),
+            boilerplate: parsed.boilerplate,
         }
     }
 }
@@ -236,6 +274,45 @@ impl Knowledge {
         Ok(())
     }
 
+    /// Reads each file into a document (a file that cannot be read is rejected with its reason;
+    /// the others go on), then ingests them with `documents`.
+    pub async fn ingest_with_files(
+        &self,
+        collection: &str,
+        mut documents: Vec<Document>,
+        files: Vec<Upload>,
+        create: bool,
+    ) -> Result<IngestReport, KnowledgeError> {
+        if files.is_empty() {
+            return self.ingest(collection, documents, create).await;
+        }
+        // The collection is checked before any file is parsed: a typo costs no CPU.
+        self.usable(collection, create).await?;
+        let mut unreadable = Vec::new();
+        for file in files {
+            let url = upload_url(&file.file_name);
+            let hint = document::OwnedHint {
+                content_type: file.content_type,
+                file_name: Some(file.file_name.clone()),
+            };
+            match document::parse_blocking(file.bytes, hint, self.config.documents).await {
+                Ok(parsed) => documents.push(Document::from_file(url, &file.file_name, parsed)),
+                Err(e) => {
+                    metrics::counter!("aurora_ingest_rejected_total", "reason" => e.label())
+                        .increment(1);
+                    unreadable.push(Rejected {
+                        url,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        let mut report = self.ingest(collection, documents, create).await?;
+        unreadable.append(&mut report.rejected);
+        report.rejected = unreadable;
+        Ok(report)
+    }
+
     pub async fn ingest(
         &self,
         collection: &str,
@@ -251,22 +328,22 @@ impl Knowledge {
         // Clean, filter and chunk every document; remember which ones replace older versions.
         let mut records: Vec<(ChunkRecord, String)> = Vec::new();
         let mut replaced: Vec<(String, String)> = Vec::new();
+        // Documents accepted earlier in this batch: they count as in the collection for the
+        // near-duplicate check before they are written.
+        let mut accepted: HashSet<String> = HashSet::new();
+        let mut signatures: Vec<(String, Signature)> = Vec::new();
         for document in documents {
-            let (title, text) = clean(&document);
-            if let Err(rejection) = quality::check(&text, &self.config.quality) {
-                metrics::counter!("aurora_ingest_rejected_total", "reason" => rejection.label())
-                    .increment(1);
-                report.rejected.push(Rejected {
-                    url: document.url,
-                    reason: rejection.to_string(),
-                });
-                continue;
-            }
+            let (title, text, marks) = clean(&document);
+            let mut verdict = self.quality(&document, &text);
             let hash = hex(&Sha256::digest(text.as_bytes()))[..32].to_string();
-            let stored = self
-                .vectors
-                .find(collection, &Filter::source_url(&document.url), 1)
-                .await?;
+            let stored = match verdict {
+                Ok(()) => {
+                    self.vectors
+                        .find(collection, &Filter::source_url(&document.url), 1)
+                        .await?
+                }
+                Err(_) => Vec::new(),
+            };
             match stored.first() {
                 Some(old) if old.content_hash == hash => {
                     report.skipped += 1;
@@ -275,8 +352,38 @@ impl Knowledge {
                 Some(_) => replaced.push((document.url.clone(), hash.clone())),
                 None => {}
             }
+            let signature = match (&verdict, self.config.near_duplicates) {
+                (Ok(()), true) => Signature::of(&text),
+                _ => None,
+            };
+            if let Some(signature) = &signature {
+                verdict = self
+                    .near_duplicate(collection, &document.url, signature, &accepted)
+                    .await;
+            }
+            if let Err(rejection) = verdict {
+                metrics::counter!("aurora_ingest_rejected_total", "reason" => rejection.label())
+                    .increment(1);
+                replaced.retain(|(url, _)| url != &document.url);
+                report.rejected.push(Rejected {
+                    url: document.url,
+                    reason: rejection.to_string(),
+                });
+                continue;
+            }
+            accepted.insert(document.url.clone());
+            if let Some(signature) = signature {
+                signatures.push((document.url.clone(), signature));
+            }
             let url_key = hex(&Sha256::digest(document.url.as_bytes()))[..16].to_string();
-            for (index, chunk) in self.chunker.chunk(&text).into_iter().enumerate() {
+            let cuts: Vec<usize> = marks
+                .iter()
+                .filter(|m| m.locator.unit != Unit::Time)
+                .map(|m| m.offset)
+                .collect();
+            let chunks = self.chunker.chunk_with_cuts(&text, &cuts);
+            for (index, chunk) in chunks.into_iter().enumerate() {
+                let locator = locate(&marks, chunk.offset, chunk.offset + chunk.text.len());
                 let record = ChunkRecord {
                     id: format!("{url_key}:{index}"),
                     text: chunk.text,
@@ -287,6 +394,8 @@ impl Knowledge {
                     content_hash: hash.clone(),
                     fetched_at: document.fetched_at.unwrap_or(now),
                     crawl_id: document.crawl_id.clone(),
+                    locator,
+                    file_name: document.file_name.clone(),
                 };
                 let embedded = self.embedding_text(&record);
                 records.push((record, embedded));
@@ -317,6 +426,7 @@ impl Knowledge {
         if changes {
             self.changed(collection).await;
         }
+        self.remember_signatures(collection, signatures).await;
         metrics::counter!("aurora_ingest_documents_total", "outcome" => "ingested")
             .increment(report.ingested as u64);
         metrics::counter!("aurora_ingest_documents_total", "outcome" => "skipped")
@@ -325,6 +435,101 @@ impl Knowledge {
             .increment(report.rejected.len() as u64);
         metrics::counter!("aurora_ingest_chunks_total").increment(report.chunks as u64);
         Ok(report)
+    }
+
+    /// The quality filter: the rules on the text, and on a many-page document its share of
+    /// repeated lines.
+    fn quality(&self, document: &Document, text: &str) -> Result<(), quality::Rejection> {
+        let rules = &self.config.quality;
+        if let Some(ratio) = document.boilerplate
+            && ratio > rules.max_boilerplate_ratio
+        {
+            return Err(quality::Rejection::Boilerplate {
+                percent: (ratio * 100.0).round() as u32,
+                max: (rules.max_boilerplate_ratio * 100.0).round() as u32,
+            });
+        }
+        quality::check(text, rules)
+    }
+
+    /// Whether a document already in the collection (or accepted earlier in this batch) says
+    /// nearly the same: candidates come from the MinHash bands in the state store, shared by
+    /// every replica; each is confirmed by its full signature and by still being stored.
+    /// The state store being down costs only the check.
+    async fn near_duplicate(
+        &self,
+        collection: &str,
+        url: &str,
+        signature: &Signature,
+        accepted: &HashSet<String>,
+    ) -> Result<(), quality::Rejection> {
+        let bands: Vec<String> = signature
+            .bands()
+            .into_iter()
+            .map(|band| format!("dup:{collection}:{band}"))
+            .collect();
+        let found = match self.state.get_many(&bands).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "near-duplicate check skipped");
+                return Ok(());
+            }
+        };
+        let mut candidates: Vec<String> = found
+            .into_iter()
+            .flatten()
+            .filter_map(|bytes| String::from_utf8(bytes).ok())
+            .filter(|candidate| candidate != url)
+            .collect();
+        candidates.sort();
+        candidates.dedup();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = candidates
+            .iter()
+            .map(|c| signature_key(collection, c))
+            .collect();
+        let stored = self.state.get_many(&keys).await.unwrap_or_default();
+        for (candidate, bytes) in candidates.iter().zip(stored) {
+            let Some(theirs) = bytes.as_deref().and_then(Signature::from_bytes) else {
+                continue;
+            };
+            let similarity = signature.similarity(&theirs);
+            if similarity < near_dup::NEAR_DUPLICATE {
+                continue;
+            }
+            let present = accepted.contains(candidate)
+                || self
+                    .vectors
+                    .find(collection, &Filter::source_url(candidate), 1)
+                    .await
+                    .is_ok_and(|found| !found.is_empty());
+            if present {
+                return Err(quality::Rejection::near_duplicate(
+                    candidate.clone(),
+                    similarity,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Files each stored document's MinHash bands and signature for later near-duplicate checks.
+    async fn remember_signatures(&self, collection: &str, signatures: Vec<(String, Signature)>) {
+        if signatures.is_empty() {
+            return;
+        }
+        let mut entries = Vec::with_capacity(signatures.len() * 33);
+        for (url, signature) in signatures {
+            for band in signature.bands() {
+                entries.push((format!("dup:{collection}:{band}"), url.clone().into_bytes()));
+            }
+            entries.push((signature_key(collection, &url), signature.to_bytes()));
+        }
+        if let Err(e) = self.state.set_many(entries, None).await {
+            tracing::warn!(error = %e, "near-duplicate signatures not stored");
+        }
     }
 
     fn embedding_text(&self, record: &ChunkRecord) -> String {
@@ -509,7 +714,35 @@ pub fn fuse<'a>(
 }
 
 /// (title, clean markdown) of a document.
-fn clean(document: &Document) -> (String, String) {
+/// The state-store key of a stored document's MinHash signature.
+fn signature_key(collection: &str, url: &str) -> String {
+    let url_key = hex(&Sha256::digest(url.as_bytes()));
+    format!("dupsig:{collection}:{}", &url_key[..32])
+}
+
+/// What identifies an uploaded file in its collection: uploading a file of the same name again
+/// replaces it, as re-ingesting a URL does.
+pub fn upload_url(file_name: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(file_name.as_bytes()).collect();
+    format!("upload:{}", encoded.replace('+', "%20"))
+}
+
+/// Where a chunk spanning `start..end` of its document's Markdown sits: the part it starts in,
+/// merged with every part that starts inside it (a time range over several segments).
+fn locate(marks: &[Mark], start: usize, end: usize) -> Option<Locator> {
+    let first = marks.partition_point(|m| m.offset <= start);
+    let mut locator = match first {
+        0 => marks.first().filter(|m| m.offset < end)?.locator,
+        i => marks[i - 1].locator,
+    };
+    for mark in marks[first..].iter().take_while(|m| m.offset < end) {
+        locator = locator.merge(mark.locator);
+    }
+    Some(locator)
+}
+
+/// The document's title, its Markdown, and its part marks moved to match the Markdown.
+fn clean(document: &Document) -> (String, String, Vec<Mark>) {
     let (found_title, text) = match document.content_type {
         ContentType::Html => {
             let base = Url::parse(&document.url)
@@ -536,13 +769,27 @@ fn clean(document: &Document) -> (String, String) {
             (first_heading, document.content.trim().to_string())
         }
     };
+    // Trimming moved the text: the marks move with it. HTML has no marks.
+    let lead = document.content.len() - document.content.trim_start().len();
+    let marks = match document.content_type {
+        ContentType::Html => Vec::new(),
+        _ => document
+            .marks
+            .iter()
+            .filter(|m| m.offset < lead + text.len())
+            .map(|m| Mark {
+                offset: m.offset.saturating_sub(lead),
+                locator: m.locator,
+            })
+            .collect(),
+    };
     let title = document
         .title
         .clone()
         .filter(|t| !t.trim().is_empty())
         .or(found_title)
         .unwrap_or_else(|| document.url.clone());
-    (title, text)
+    (title, text, marks)
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -568,12 +815,16 @@ mod tests {
 
     fn config() -> KnowledgeConfig {
         KnowledgeConfig {
+            documents: Default::default(),
             chunk_size: 800,
             chunk_overlap: 0,
             quality: Rules {
                 min_chars: 10,
                 max_link_ratio: 0.7,
+                min_unique_words: 0,
+                ..Default::default()
             },
+            near_duplicates: false,
             embed_context: EmbedContext::TitleAndHeading,
             embed_batch: 8,
             cache_ttl: Duration::from_secs(60),
@@ -622,8 +873,12 @@ mod tests {
             content_type: ContentType::Html,
             fetched_at: None,
             crawl_id: None,
+            ..Default::default()
         };
-        assert_eq!(clean(&doc), ("Page".to_string(), "Body text.".to_string()));
+        assert_eq!(
+            clean(&doc),
+            ("Page".to_string(), "Body text.".to_string(), Vec::new())
+        );
         let md = Document {
             content: "# Heading one\n\ntext".into(),
             content_type: ContentType::Markdown,
@@ -635,5 +890,43 @@ mod tests {
             ..md
         };
         assert_eq!(clean(&given).0, "Given");
+    }
+
+    #[test]
+    fn a_chunk_cites_the_parts_it_covers() {
+        let mark = |offset, unit, start, end| Mark {
+            offset,
+            locator: Locator { unit, start, end },
+        };
+        let pages = [mark(0, Unit::Page, 1, 1), mark(100, Unit::Page, 2, 2)];
+        assert_eq!(
+            locate(&pages, 10, 90).map(|l| l.to_string()),
+            Some("page 1".into())
+        );
+        assert_eq!(
+            locate(&pages, 100, 150).map(|l| l.to_string()),
+            Some("page 2".into())
+        );
+        assert_eq!(
+            locate(&pages, 50, 150).map(|l| l.to_string()),
+            Some("pages 1–2".into())
+        );
+        let speech = [
+            mark(0, Unit::Time, 0, 4_000),
+            mark(40, Unit::Time, 4_000, 83_500),
+            mark(80, Unit::Time, 83_500, 101_000),
+        ];
+        assert_eq!(
+            locate(&speech, 45, 120).map(|l| l.to_string()),
+            Some("t=00:04–01:41".into())
+        );
+        assert_eq!(locate(&[], 0, 10), None);
+        // Text before the first part (a title) belongs to no part unless the chunk reaches one.
+        let late = [mark(20, Unit::Slide, 1, 1)];
+        assert_eq!(locate(&late, 0, 10), None);
+        assert_eq!(
+            locate(&late, 0, 30).map(|l| l.to_string()),
+            Some("slide 1".into())
+        );
     }
 }

@@ -66,6 +66,10 @@ pub struct ScrapeRequest {
     /// Browser only: a phone's viewport and user agent.
     #[serde(default)]
     pub mobile: bool,
+    /// A PDF becomes Markdown (true, Firecrawl's default) or comes back as the file itself,
+    /// base64, in `markdown` and `html` (false), as Firecrawl documents it.
+    #[serde(default = "yes")]
+    pub parse_pdf: bool,
     /// Set by a crawl: once cancelled, a queued scrape never starts and a running one stops.
     #[serde(skip)]
     pub cancel: Option<CancellationToken>,
@@ -79,6 +83,10 @@ impl ScrapeRequest {
             || !self.actions.is_empty()
             || self.mobile
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// When a page is rendered in the headless browser rather than fetched over plain HTTP.
@@ -189,6 +197,7 @@ impl ScrapeRequest {
             screenshot: None,
             actions: Vec::new(),
             mobile: false,
+            parse_pdf: true,
             cancel: None,
         }
     }
@@ -236,6 +245,122 @@ pub struct Page {
     /// What the request's actions produced, when it had any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<ActionResults>,
+    /// A document (PDF, office file, EPUB…) rather than a web page: its kind and what it says
+    /// about itself, and where each of its pages, slides or chapters starts in `markdown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<DocumentFacts>,
+}
+
+/// What a scraped or uploaded document says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DocumentFacts {
+    /// `pdf`, `docx`, `pptx`, `odt`, `epub`, …
+    pub kind: String,
+    pub author: Option<String>,
+    /// Pages of a PDF, slides of a presentation, chapters of an EPUB.
+    pub parts: Option<u32>,
+    /// The file's name: the upload's, or the last segment of the URL.
+    pub file_name: Option<String>,
+    /// Where each part starts in the Markdown, in order.
+    pub marks: Vec<Mark>,
+    /// Share of the text in lines repeated on most parts (running headers and footers, removed
+    /// from the Markdown), for the quality filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boilerplate: Option<f32>,
+}
+
+/// Where a passage sits in its source, for a citation: `page 12`, `slides 3–4`, `t=01:23`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Locator {
+    pub unit: Unit,
+    /// First page/slide/chapter (1-based), or the start in milliseconds.
+    pub start: u64,
+    /// Last page/slide/chapter, or the end in milliseconds; `start` for a single part.
+    pub end: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Page,
+    Slide,
+    Chapter,
+    /// A time range of a recording, in milliseconds.
+    Time,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Page => "page",
+            Unit::Slide => "slide",
+            Unit::Chapter => "chapter",
+            Unit::Time => "time",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "page" => Some(Unit::Page),
+            "slide" => Some(Unit::Slide),
+            "chapter" => Some(Unit::Chapter),
+            "time" => Some(Unit::Time),
+            _ => None,
+        }
+    }
+}
+
+impl Locator {
+    pub fn one(unit: Unit, n: u64) -> Self {
+        Self {
+            unit,
+            start: n,
+            end: n,
+        }
+    }
+
+    /// The span covering both (same unit; `self` wins otherwise).
+    pub fn merge(self, other: Locator) -> Locator {
+        if self.unit != other.unit {
+            return self;
+        }
+        Locator {
+            unit: self.unit,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+impl std::fmt::Display for Locator {
+    /// `page 12`, `pages 12–13`, `slide 3`, `t=01:23–01:41` (hours shown when there are any).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unit == Unit::Time {
+            return write!(f, "t={}–{}", clock(self.start), clock(self.end));
+        }
+        let unit = self.unit.as_str();
+        match self.start == self.end {
+            true => write!(f, "{unit} {}", self.start),
+            false => write!(f, "{unit}s {}–{}", self.start, self.end),
+        }
+    }
+}
+
+/// Milliseconds as `mm:ss`, or `h:mm:ss` past the hour.
+fn clock(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match h {
+        0 => format!("{m:02}:{s:02}"),
+        _ => format!("{h}:{m:02}:{s:02}"),
+    }
+}
+
+/// A part of a document starts at this byte offset of its Markdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub offset: usize,
+    pub locator: Locator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -553,6 +553,10 @@ pub struct ChunkRecord {
     /// Unix seconds.
     pub fetched_at: u64,
     pub crawl_id: Option<String>,
+    /// Where in its source the chunk sits (pages, a slide, a time range), for citations.
+    pub locator: Option<crate::model::Locator>,
+    /// The file the chunk came from: an upload's name, a document URL's last segment.
+    pub file_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -968,13 +972,16 @@ pub struct Ports {
 }
 
 /// A numbered source given to a generator; citations `[n]` refer to `n`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Source {
     pub n: usize,
     pub url: String,
     pub title: String,
     pub heading: String,
     pub text: String,
+    /// Where in a document the passage sits (`page 12`, `t=01:23–01:41`).
+    pub locator: Option<crate::model::Locator>,
+    pub file_name: Option<String>,
 }
 
 /// A question to answer from numbered sources. Each backend builds its own prompt (an LLM gets

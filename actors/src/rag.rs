@@ -118,6 +118,11 @@ pub struct Citation {
     pub title: String,
     pub heading: String,
     pub snippet: String,
+    /// Where in a document the passage sits: a page, slides, a time range.
+    #[serde(default)]
+    pub locator: Option<crate::model::Locator>,
+    #[serde(default)]
+    pub file_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,6 +315,8 @@ impl RagWorker {
                 title: hit.chunk.title,
                 heading: hit.chunk.heading,
                 text: hit.chunk.text,
+                locator: hit.chunk.locator,
+                file_name: hit.chunk.file_name,
             })
             .collect();
         let given: Vec<Citation> = sources.iter().map(citation).collect();
@@ -471,6 +478,8 @@ fn citation(source: &Source) -> Citation {
         title: source.title.clone(),
         heading: source.heading.clone(),
         snippet: snippet(&source.text),
+        locator: source.locator,
+        file_name: source.file_name.clone(),
     }
 }
 

@@ -325,6 +325,7 @@ impl Handle {
                 .ingest(IngestRequest {
                     collection: request.collection.clone(),
                     documents,
+                    files: Vec::new(),
                     create: true,
                 })
                 .await?;

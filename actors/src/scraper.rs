@@ -24,6 +24,7 @@ use ractor::RpcReplyPort;
 
 use crate::Names;
 use crate::browser;
+use crate::ingest::document::{self, DocumentError, Hint, Kind};
 use crate::model::{Page, RenderMode, ScrapeRequest, Timings};
 use crate::pool::{self, JobHandler, PoolJob};
 use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, RenderError, RenderRequest};
@@ -41,10 +42,9 @@ pub enum ScrapeError {
     /// A browser-only feature with `render: never`.
     #[error("{0} needs the browser, but the request says `render: never`")]
     BrowserOnly(String),
-    #[error(
-        "unsupported content type `{0}`: Aurora scrapes HTML pages (documents come in a later release)"
-    )]
-    UnsupportedContentType(String),
+    /// A document (PDF, office file…) that could not be read, or a type Aurora cannot read.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
     #[error("invalid CSS selector `{selector}`: {reason}")]
     InvalidSelector { selector: String, reason: String },
     #[error("too many requests in flight; retry shortly")]
@@ -251,7 +251,7 @@ async fn rendered(
         })
         .await?;
     let fetch_time = started.elapsed();
-    let screenshot = page.screenshot.as_deref().map(base64_png);
+    let screenshot = page.screenshot.as_deref().map(to_base64);
     let actions = page.actions.clone();
     let fetched = FetchResponse {
         final_url: page.final_url,
@@ -272,9 +272,9 @@ async fn rendered(
     Ok(page)
 }
 
-fn base64_png(png: &[u8]) -> String {
+fn to_base64(bytes: &[u8]) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(png)
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 async fn extract_page(
@@ -311,15 +311,12 @@ pub fn build_page(
     selectors: &extract::Selectors,
 ) -> Result<Page, ScrapeError> {
     let content_type = fetched.content_type.clone().unwrap_or_default();
-    let is_html = extract::is_html(&content_type, &fetched.body);
+    // Content decides: a PDF served as text/html is still a PDF.
+    let is_html =
+        extract::is_html(&content_type, &fetched.body) && !document::looks_packaged(&fetched.body);
     // An error page that is not HTML still reports its status, as Firecrawl does.
     if !is_html && fetched.status < 400 {
-        let mime = crate::model::media_type(&content_type);
-        return Err(ScrapeError::UnsupportedContentType(if mime.is_empty() {
-            "unknown".to_string()
-        } else {
-            mime
-        }));
+        return document_page(request, fetched);
     }
     let (html, _encoding) = charset::decode(
         &fetched.body,
@@ -383,7 +380,84 @@ pub fn build_page(
         rendered: false,
         screenshot: None,
         actions: None,
+        document: None,
     })
+}
+
+/// A fetched document (PDF, office file, e-book, text) as a page: its Markdown, title and
+/// parts. With `parse_pdf: false` a PDF comes back as itself, base64, as Firecrawl does.
+fn document_page(request: ScrapeRequest, fetched: FetchResponse) -> Result<Page, ScrapeError> {
+    let file_name = file_name(&fetched.final_url);
+    let hint = Hint {
+        content_type: fetched.content_type.as_deref(),
+        file_name: file_name.as_deref(),
+    };
+    let kind = document::detect(&fetched.body, hint)?;
+    if fetched.truncated {
+        // Half a document is a corrupt one: say why instead.
+        return Err(DocumentError::TooLarge {
+            size: fetched.body.len(),
+            max: fetched.body.len(),
+        }
+        .into());
+    }
+    let formats = request.formats;
+    let mut page = Page {
+        source_url: request.url,
+        url: fetched.final_url,
+        status_code: fetched.status,
+        content_type: fetched.content_type.clone().unwrap_or_default(),
+        title: None,
+        description: None,
+        language: None,
+        canonical_url: None,
+        meta: Default::default(),
+        markdown: None,
+        html: None,
+        raw_html: None,
+        links: formats.links.then(Vec::new),
+        truncated: false,
+        body_bytes: fetched.body.len() as u64,
+        redirects: fetched.redirects,
+        fetched_at: SystemTime::now(),
+        timings: Timings::default(),
+        warnings: Vec::new(),
+        retry_after: fetched.retry_after,
+        rendered: false,
+        screenshot: None,
+        actions: None,
+        document: None,
+    };
+    if kind == Kind::Pdf && !request.parse_pdf {
+        let encoded = to_base64(&fetched.body);
+        page.html = formats.html.then(|| encoded.clone());
+        page.markdown = formats.markdown.then_some(encoded);
+        page.document = Some(crate::model::DocumentFacts {
+            kind: kind.label().to_string(),
+            file_name,
+            ..Default::default()
+        });
+        return Ok(page);
+    }
+    let parsed = document::parse(&fetched.body, hint, &document::Limits::unbounded_size())?;
+    page.title = parsed.title.clone();
+    if let Some(author) = &parsed.author {
+        page.meta.insert("author".to_string(), vec![author.clone()]);
+    }
+    page.html = formats.html.then(|| document::to_html(&parsed.markdown));
+    page.document = Some(parsed.facts(file_name));
+    page.warnings = parsed.warnings;
+    page.markdown = formats.markdown.then_some(parsed.markdown);
+    Ok(page)
+}
+
+/// The last segment of a URL's path, decoded: `report%202024.pdf` → `report 2024.pdf`.
+fn file_name(url: &url::Url) -> Option<String> {
+    let last = url.path_segments()?.rev().find(|s| !s.is_empty())?;
+    let decoded = url::form_urlencoded::parse(format!("x={}", last.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    (!decoded.is_empty()).then_some(decoded)
 }
 
 fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
@@ -404,7 +478,8 @@ fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
             FetchError::UnsupportedScheme(_) | FetchError::InvalidHeader(_),
         ))
         | Err(ScrapeError::InvalidSelector { .. }) => "invalid_request",
-        Err(ScrapeError::UnsupportedContentType(_)) => "unsupported_content_type",
+        Err(ScrapeError::Document(DocumentError::Unsupported(_))) => "unsupported_content_type",
+        Err(ScrapeError::Document(_)) => "document_error",
         Err(ScrapeError::Overloaded) | Err(ScrapeError::Unavailable(_)) => "unavailable",
         Err(ScrapeError::Internal(_)) => "internal",
         Err(ScrapeError::Render(RenderError::Timeout(_))) => "timeout",

@@ -28,6 +28,8 @@ fn chunk(i: u32, text: &str) -> NewChunk {
             content_hash: "h".into(),
             fetched_at: 1,
             crawl_id: None,
+            locator: None,
+            file_name: None,
         },
         embedding,
     }

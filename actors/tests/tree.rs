@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use aurora_actors::ingest::document::DocumentError;
 use aurora_actors::local::StaticSite;
 use aurora_actors::model::ScrapeRequest;
 use aurora_actors::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, PostRequest};
@@ -48,10 +49,17 @@ async fn scrapes_through_router_and_pool() {
         .unwrap();
     assert_eq!(missing.status_code, 404);
 
+    // A damaged document is refused with its reason, not as a page of garbage.
     let pdf = router.scrape(request("http://site.test/doc.pdf")).await;
-    assert_eq!(
-        pdf.unwrap_err(),
-        ScrapeError::UnsupportedContentType("application/pdf".to_string())
+    assert!(
+        matches!(
+            pdf,
+            Err(ScrapeError::Document(DocumentError::Corrupt {
+                kind: "PDF",
+                ..
+            }))
+        ),
+        "{pdf:?}"
     );
 
     let checks = tree.handles().readiness().await;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_actors::lexical;
+use aurora_actors::model::{Locator, Unit};
 use aurora_actors::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Condition, Field, Filter, FilterValue,
     HealthCheck, LexicalDoc, LexicalIndex, NewChunk, Ranked, StateError, StoreError, VectorStore,
@@ -430,6 +431,15 @@ fn metadata(record: &ChunkRecord) -> Value {
     if let Some(crawl) = &record.crawl_id {
         meta["crawl_id"] = json!(crawl);
     }
+    if let Some(name) = &record.file_name {
+        meta["file_name"] = json!(name);
+    }
+    // Chroma metadata is flat scalars: the locator is three of them.
+    if let Some(locator) = &record.locator {
+        meta["loc_unit"] = json!(locator.unit.as_str());
+        meta["loc_start"] = json!(locator.start);
+        meta["loc_end"] = json!(locator.end);
+    }
     meta
 }
 
@@ -445,6 +455,15 @@ fn record(id: &Value, document: &Value, meta: &Value) -> Option<ChunkRecord> {
         content_hash: text("content_hash"),
         fetched_at: meta["fetched_at"].as_u64().unwrap_or(0),
         crawl_id: meta["crawl_id"].as_str().map(str::to_string),
+        locator: meta["loc_unit"]
+            .as_str()
+            .and_then(Unit::parse)
+            .map(|unit| Locator {
+                unit,
+                start: meta["loc_start"].as_u64().unwrap_or(0),
+                end: meta["loc_end"].as_u64().unwrap_or(0),
+            }),
+        file_name: meta["file_name"].as_str().map(str::to_string),
     })
 }
 

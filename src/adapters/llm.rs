@@ -28,6 +28,9 @@ pub fn prompt(request: &GenerateRequest) -> String {
         if !source.heading.is_empty() {
             let _ = write!(prompt, " — {}", source.heading);
         }
+        if let Some(locator) = &source.locator {
+            let _ = write!(prompt, " ({locator})");
+        }
         let _ = write!(prompt, "\nURL: {}\n{}\n", source.url, source.text.trim());
     }
     let _ = write!(prompt, "\nQuestion: {}", request.question);
@@ -102,6 +105,7 @@ mod tests {
                     title: "Cats".into(),
                     heading: "Sleep".into(),
                     text: "Cats sleep 16 hours a day.".into(),
+                    ..Source::default()
                 },
                 Source {
                     n: 2,
@@ -109,6 +113,7 @@ mod tests {
                     title: "Dogs".into(),
                     heading: String::new(),
                     text: "Dogs sleep less.".into(),
+                    ..Source::default()
                 },
             ],
             max_tokens: None,

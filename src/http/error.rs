@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aurora_actors::ingest::document::DocumentError;
 use aurora_actors::knowledge::KnowledgeError;
 use aurora_actors::ports::{EmbedError, FetchError, RenderError, StoreError};
 use aurora_actors::scraper::ScrapeError;
@@ -25,8 +26,11 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("the request body is larger than the {0}-byte limit")]
     PayloadTooLarge(u64),
-    #[error("unsupported content type `{0}`: send application/json")]
-    UnsupportedMediaType(String),
+    #[error("unsupported content type `{given}`: send {expected}")]
+    UnsupportedMediaType {
+        given: String,
+        expected: &'static str,
+    },
     #[error("no route matches this path")]
     NotFound,
     #[error("this route does not accept that method")]
@@ -103,7 +107,7 @@ impl ApiError {
                 "invalid_request_error",
                 "payload_too_large",
             ),
-            UnsupportedMediaType(_) => (
+            UnsupportedMediaType { .. } => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "invalid_request_error",
                 "unsupported_media_type",
@@ -299,7 +303,16 @@ impl From<ScrapeError> for ApiError {
             },
             ScrapeError::BrowserOnly(_) => ApiError::InvalidRequest(message),
             ScrapeError::InvalidSelector { .. } => ApiError::InvalidRequest(message),
-            ScrapeError::UnsupportedContentType(_) => ApiError::UnprocessableTarget(message),
+            ScrapeError::Document(document) => match document {
+                DocumentError::Encrypted
+                | DocumentError::Corrupt { .. }
+                | DocumentError::TooLarge { .. }
+                | DocumentError::Inflates { .. }
+                | DocumentError::Unsupported(_)
+                | DocumentError::Empty
+                | DocumentError::NeedsTranscription(_) => ApiError::UnprocessableTarget(message),
+                DocumentError::Timeout(_) => ApiError::GatewayTimeout(message),
+            },
             ScrapeError::DeadlineExceeded(_) => ApiError::GatewayTimeout(message),
             ScrapeError::Overloaded => ApiError::Overloaded(message),
             ScrapeError::Unavailable(_) => ApiError::Unavailable(message),

@@ -71,7 +71,10 @@ fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
         || mime == "application/x-www-form-urlencoded";
     match acceptable {
         true => Ok(()),
-        false => Err(ApiError::UnsupportedMediaType(mime)),
+        false => Err(ApiError::UnsupportedMediaType {
+            given: mime,
+            expected: "application/json",
+        }),
     }
 }
 

@@ -33,6 +33,10 @@ pub struct Limits {
     pub body_bytes: u64,
     /// Body cap of the document ingestion route.
     pub ingest_body_bytes: u64,
+    /// Largest multipart body of a file upload (413 beyond).
+    pub upload_bytes: u64,
+    /// Largest single uploaded file (rejected by name beyond).
+    pub max_file_bytes: u64,
     pub max_documents: usize,
     pub default_timeout: Duration,
     pub max_timeout: Duration,

@@ -125,6 +125,8 @@ mod tests {
         let limits = Limits {
             body_bytes: 1,
             ingest_body_bytes: 1,
+            upload_bytes: 1,
+            max_file_bytes: 1,
             max_documents: 1,
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(60),

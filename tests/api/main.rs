@@ -10,6 +10,7 @@ mod bad_input;
 mod browser;
 mod chat;
 mod crawl;
+mod documents;
 mod durable;
 mod knowledge;
 mod llm;

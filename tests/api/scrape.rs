@@ -253,7 +253,7 @@ async fn compressed_pages_are_decompressed() {
 }
 
 #[tokio::test]
-async fn non_html_is_refused_clearly() {
+async fn a_damaged_document_is_refused_clearly() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     let (status, body) = app
         .post_json(
@@ -267,7 +267,7 @@ async fn non_html_is_refused_clearly() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("unsupported content type `application/pdf`"),
+            .contains("the file is damaged or not a valid PDF"),
         "{body}"
     );
 }

@@ -130,6 +130,43 @@ pub async fn spawn_site() -> Site {
             .body(b"%PDF-1.7\n%...".to_vec())
             .expect("valid response")
     });
+    // The document fixtures (tests/fixtures/documents), served with the type their extension
+    // says, or the one `?type=` names (a server that lies about what it sends).
+    let docs = warp::path!("docs" / String)
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .map(
+            |name: String, query: std::collections::HashMap<String, String>| {
+                let path = format!(
+                    "{}/tests/fixtures/documents/{name}",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                let Ok(bytes) = std::fs::read(&path) else {
+                    return Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(b"No such fixture".to_vec())
+                        .expect("valid response");
+                };
+                let by_extension = match name.rsplit_once('.').map(|(_, ext)| ext) {
+                    Some("pdf") => "application/pdf",
+                    Some("docx") => {
+                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+                    }
+                    Some("pptx") => {
+                        "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+                    }
+                    Some("odt") => "application/vnd.oasis.opendocument.text",
+                    Some("epub") => "application/epub+zip",
+                    Some("wav") => "audio/wav",
+                    Some("md") => "text/markdown",
+                    _ => "application/octet-stream",
+                };
+                let content_type = query.get("type").map_or(by_extension, String::as_str);
+                Response::builder()
+                    .header("content-type", content_type)
+                    .body(bytes)
+                    .expect("valid response")
+            },
+        );
     let headers = warp::path!("headers")
         .and(warp::header::headers_cloned())
         .map(|headers: warp::http::HeaderMap| {
@@ -160,6 +197,7 @@ pub async fn spawn_site() -> Site {
         .or(latin1_meta)
         .or(gzip)
         .or(pdf)
+        .or(docs)
         .or(headers);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

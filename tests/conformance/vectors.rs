@@ -8,6 +8,7 @@ use aurora::adapters::redis::RedisState;
 use aurora_actors::knowledge::{self, EmbedContext, KnowledgeConfig};
 use aurora_actors::local::EmbeddedStore;
 use aurora_actors::local::MemoryLexical;
+use aurora_actors::model::{Locator, Unit};
 use aurora_actors::ports::{
     ChunkRecord, CollectionSpec, Condition, Field, Filter, FilterValue, LexicalIndex, NewChunk,
     StoreError, VectorStore,
@@ -84,6 +85,13 @@ fn chunk(url: &str, index: u32, text: &str, embedding: Vec<f32>) -> NewChunk {
             content_hash: format!("hash-{url}"),
             fetched_at: 1_700_000_000 + u64::from(index),
             crawl_id: index.is_multiple_of(2).then(|| "crawl-1".to_string()),
+            // Odd chunks come from documents: both stores keep where they sit.
+            locator: (!index.is_multiple_of(2)).then_some(Locator {
+                unit: Unit::Page,
+                start: 3,
+                end: 4,
+            }),
+            file_name: (!index.is_multiple_of(2)).then(|| "guide.pdf".to_string()),
         },
         embedding,
     }
@@ -198,6 +206,14 @@ async fn upsert_replaces_by_id_and_find_filters(store: &dyn VectorStore) {
     assert_eq!(a[0].crawl_id.as_deref(), Some("crawl-1"));
     assert_eq!(a[1].crawl_id, None);
     assert_eq!(a[1].fetched_at, 1_700_000_001);
+    assert_eq!((a[0].locator, a[0].file_name.as_deref()), (None, None));
+    assert_eq!(
+        (
+            a[1].locator.map(|l| l.to_string()),
+            a[1].file_name.as_deref()
+        ),
+        (Some("pages 3–4".to_string()), Some("guide.pdf"))
+    );
 
     // Same id, new text: replaced, not added.
     let changed = chunk(
@@ -492,12 +508,16 @@ async fn lexical_search_ranks_alike_on_chroma_and_embedded() {
 
 fn fusion() -> KnowledgeConfig {
     KnowledgeConfig {
+        documents: Default::default(),
         chunk_size: 1000,
         chunk_overlap: 150,
         quality: aurora_actors::ingest::quality::Rules {
             min_chars: 10,
             max_link_ratio: 0.7,
+            min_unique_words: 0,
+            ..Default::default()
         },
+        near_duplicates: false,
         embed_context: EmbedContext::None,
         embed_batch: 16,
         cache_ttl: std::time::Duration::from_secs(60),

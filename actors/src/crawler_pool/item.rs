@@ -17,6 +17,7 @@ use super::scope::Skip;
 use super::store::{ErrorKind, JobError, JobKind, Work, encode_page, new_error, now_ms};
 use super::{Shared, SitemapMode};
 use crate::ingest::IngestRequest;
+use crate::ingest::document::DocumentError;
 use crate::knowledge::Document;
 use crate::model::Page;
 use crate::ports::{FetchError, LeaseRef, LeasedItem, Outcome, Recorded, RenderError};
@@ -414,7 +415,8 @@ fn scrape_code(error: &ScrapeError) -> &'static str {
         ) => "REDIRECT",
         ScrapeError::Fetch(FetchError::UnsupportedScheme(_) | FetchError::InvalidHeader(_))
         | ScrapeError::InvalidSelector { .. } => "INVALID_REQUEST",
-        ScrapeError::UnsupportedContentType(_) => "UNSUPPORTED_CONTENT_TYPE",
+        ScrapeError::Document(DocumentError::Unsupported(_)) => "UNSUPPORTED_CONTENT_TYPE",
+        ScrapeError::Document(_) => "DOCUMENT_UNREADABLE",
         ScrapeError::Overloaded | ScrapeError::Unavailable(_) => "UNAVAILABLE",
         ScrapeError::Cancelled => "CANCELLED",
         ScrapeError::Internal(_) => "INTERNAL",
@@ -492,6 +494,7 @@ impl Feed {
                 let request = IngestRequest {
                     collection: collection.clone(),
                     documents,
+                    files: Vec::new(),
                     create: true,
                 };
                 match router.ingest(request).await {

@@ -4,6 +4,9 @@
 //! of headings above each section (`Install > From source`); then each section is split by
 //! `text-splitter`'s Markdown splitter, which prefers to break between blocks, then sentences,
 //! then words, never inside them when it can help it. Sizes are in characters.
+//!
+//! A document's parts (pages, slides, chapters) are cut points too, so each chunk of a PDF sits
+//! on one page and cites it; every chunk knows its byte offset in the Markdown it came from.
 
 use text_splitter::{ChunkConfig, ChunkConfigError, MarkdownSplitter};
 
@@ -12,6 +15,8 @@ pub struct Chunk {
     /// The heading path of the section the chunk comes from ("" before the first heading).
     pub heading: String,
     pub text: String,
+    /// Byte offset of the chunk's text in the Markdown it was cut from.
+    pub offset: usize,
 }
 
 pub struct Chunker {
@@ -29,15 +34,22 @@ impl Chunker {
     }
 
     pub fn chunk(&self, markdown: &str) -> Vec<Chunk> {
-        sections(markdown)
+        self.chunk_with_cuts(markdown, &[])
+    }
+
+    /// As [`Chunker::chunk`], and no chunk spans any of `cuts` (byte offsets of line starts,
+    /// ascending): where one part of a document ends and the next begins.
+    pub fn chunk_with_cuts(&self, markdown: &str, cuts: &[usize]) -> Vec<Chunk> {
+        sections(markdown, cuts)
             .into_iter()
             .flat_map(|section| {
                 self.splitter
-                    .chunks(&section.text)
-                    .filter(|text| !text.trim().is_empty())
-                    .map(|text| Chunk {
+                    .chunk_indices(&section.text)
+                    .filter(|(_, text)| !text.trim().is_empty())
+                    .map(|(at, text)| Chunk {
                         heading: section.heading.clone(),
                         text: text.to_string(),
+                        offset: section.offset + at,
                     })
                     .collect::<Vec<_>>()
             })
@@ -48,11 +60,15 @@ impl Chunker {
 struct Section {
     heading: String,
     text: String,
+    /// Byte offset of `text` in the whole Markdown.
+    offset: usize,
 }
 
-/// The page cut at its headings; each section starts with its own heading line. A section with
-/// nothing but its heading is dropped: its title lives on in its subsections' heading paths.
-fn sections(markdown: &str) -> Vec<Section> {
+/// The page cut at its headings (and at `cuts`); each section starts with its own heading line.
+/// A section with nothing but its heading is dropped: its title lives on in its subsections'
+/// heading paths.
+fn sections(markdown: &str, cuts: &[usize]) -> Vec<Section> {
+    let mut cuts = cuts.iter().copied().peekable();
     let mut sections = Vec::new();
     // (level, title) of the headings enclosing the current line.
     let mut path: Vec<(usize, String)> = Vec::new();
@@ -65,7 +81,24 @@ fn sections(markdown: &str) -> Vec<Section> {
             .join(" > ")
     };
     let mut current_heading = String::new();
+    let mut current_offset = 0;
     for line in markdown.lines() {
+        let at = line.as_ptr() as usize - markdown.as_ptr() as usize;
+        let mut cut = false;
+        while cuts.next_if(|&c| c <= at).is_some() {
+            cut = true;
+        }
+        if cut {
+            close(
+                &mut sections,
+                &current_heading,
+                &mut current,
+                current_offset,
+            );
+            current_offset = at;
+            // A new part starts a new fence context: an unclosed fence ends with its page.
+            fence = None;
+        }
         let trimmed = line.trim_start();
         if let Some(open) = fence {
             if trimmed.starts_with(open) {
@@ -74,13 +107,13 @@ fn sections(markdown: &str) -> Vec<Section> {
         } else if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             fence = Some(&trimmed[..3]);
         } else if let Some((level, title)) = atx_heading(line) {
-            if has_body(&current) {
-                sections.push(Section {
-                    heading: current_heading.clone(),
-                    text: std::mem::take(&mut current),
-                });
-            }
-            current.clear();
+            close(
+                &mut sections,
+                &current_heading,
+                &mut current,
+                current_offset,
+            );
+            current_offset = at;
             path.retain(|(l, _)| *l < level);
             path.push((level, title));
             current_heading = heading_path(&path);
@@ -88,13 +121,25 @@ fn sections(markdown: &str) -> Vec<Section> {
         current.push_str(line);
         current.push('\n');
     }
-    if has_body(&current) {
+    close(
+        &mut sections,
+        &current_heading,
+        &mut current,
+        current_offset,
+    );
+    sections
+}
+
+/// Ends the section being built: kept if it has a body, and `current` emptied either way.
+fn close(sections: &mut Vec<Section>, heading: &str, current: &mut String, offset: usize) {
+    if has_body(current) {
         sections.push(Section {
-            heading: current_heading,
-            text: current,
+            heading: heading.to_string(),
+            text: std::mem::take(current),
+            offset,
         });
     }
-    sections
+    current.clear();
 }
 
 /// Whether a section has text besides its heading line.
@@ -265,6 +310,30 @@ mod tests {
         assert_eq!(atx_heading("#hashtag"), None);
         assert_eq!(atx_heading("####### seven"), None);
         assert_eq!(plain_text("[§](#x)Examples"), "Examples");
+    }
+
+    #[test]
+    fn parts_are_cut_points_and_offsets_point_into_the_source() {
+        let page1 = "# Guide\n\nFirst page text.\n";
+        let page2 = "Second page text, same section.\n";
+        let markdown = format!("{page1}\n{page2}");
+        let chunks = Chunker::new(1000, 0)
+            .unwrap()
+            .chunk_with_cuts(&markdown, &[0, page1.len() + 1]);
+        let got: Vec<(&str, &str)> = chunks
+            .iter()
+            .map(|c| (c.heading.as_str(), c.text.trim()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Guide", "# Guide\n\nFirst page text."),
+                ("Guide", "Second page text, same section.")
+            ]
+        );
+        for chunk in &chunks {
+            assert!(markdown[chunk.offset..].starts_with(&chunk.text));
+        }
     }
 
     #[test]

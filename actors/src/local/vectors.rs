@@ -39,7 +39,9 @@ use crate::ports::{
 const COMPACT_LOG_BYTES: u64 = 32 << 20;
 /// Chunks per snapshot frame.
 const SNAPSHOT_FRAME_CHUNKS: usize = 1000;
-const FORMAT: u32 = 1;
+/// 2: chunk records carry a locator and a file name. Format 1 collections are read and
+/// rewritten as format 2 when they are opened.
+const FORMAT: u32 = 2;
 
 pub struct EmbeddedStore {
     root: PathBuf,
@@ -68,6 +70,72 @@ struct StoredChunk {
 enum LogOp {
     Upsert(Vec<StoredChunk>),
     Delete(Vec<String>),
+}
+
+/// Format 1's frames: postcard is not self-describing, so the old layout is spelled out.
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::ports::ChunkRecord;
+
+    #[derive(Deserialize)]
+    pub(super) struct Record {
+        id: String,
+        text: String,
+        source_url: String,
+        title: String,
+        heading: String,
+        chunk_index: u32,
+        content_hash: String,
+        fetched_at: u64,
+        crawl_id: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Stored {
+        record: Record,
+        embedding: Vec<f32>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) enum LogOp {
+        Upsert(Vec<Stored>),
+        Delete(Vec<String>),
+    }
+
+    impl From<LogOp> for super::LogOp {
+        fn from(op: LogOp) -> Self {
+            match op {
+                LogOp::Delete(ids) => super::LogOp::Delete(ids),
+                LogOp::Upsert(chunks) => super::LogOp::Upsert(
+                    chunks
+                        .into_iter()
+                        .map(
+                            |Stored {
+                                 record: r,
+                                 embedding,
+                             }| super::StoredChunk {
+                                record: ChunkRecord {
+                                    id: r.id,
+                                    text: r.text,
+                                    source_url: r.source_url,
+                                    title: r.title,
+                                    heading: r.heading,
+                                    chunk_index: r.chunk_index,
+                                    content_hash: r.content_hash,
+                                    fetched_at: r.fetched_at,
+                                    crawl_id: r.crawl_id,
+                                    locator: None,
+                                    file_name: None,
+                                },
+                                embedding,
+                            },
+                        )
+                        .collect(),
+                ),
+            }
+        }
+    }
 }
 
 struct Collection {
@@ -386,7 +454,7 @@ impl Collection {
             .and_then(|bytes| {
                 serde_json::from_slice(&bytes).map_err(|e| io_error("cannot parse", &meta_path, e))
             })?;
-        if meta.format != FORMAT {
+        if meta.format != FORMAT && meta.format != 1 {
             return Err(io_error(
                 "unsupported format in",
                 &meta_path,
@@ -421,7 +489,7 @@ impl Collection {
         };
         let snapshot = dir.join("snapshot.bin");
         if snapshot.is_file() {
-            let (ops, bytes, torn) = read_frames(&snapshot)?;
+            let (ops, bytes, torn) = read_frames(&snapshot, meta.format)?;
             if torn {
                 // The snapshot is only ever renamed into place whole.
                 return Err(io_error("corrupt", &snapshot, "bad frame"));
@@ -429,7 +497,7 @@ impl Collection {
             collection.snapshot_bytes = bytes;
             ops.into_iter().for_each(|op| collection.apply(op));
         }
-        let (ops, good_bytes, torn) = read_frames(&log_path)?;
+        let (ops, good_bytes, torn) = read_frames(&log_path, meta.format)?;
         if torn {
             tracing::warn!(log = %log_path.display(), kept_bytes = good_bytes,
                 "cutting a torn write off the end of the log (crash during a write)");
@@ -441,6 +509,21 @@ impl Collection {
         }
         collection.log_bytes = good_bytes;
         ops.into_iter().for_each(|op| collection.apply(op));
+        if meta.format != FORMAT {
+            // Rewrite everything in this format before anything is appended in it.
+            collection.compact()?;
+            let meta = Meta {
+                format: FORMAT,
+                name: collection.name.clone(),
+                embedder: collection.spec.embedder.clone(),
+                dimension: collection.spec.dimension,
+            };
+            let json = serde_json::to_vec_pretty(&meta)
+                .map_err(|e| io_error("cannot encode", &meta_path, e))?;
+            write_atomically(&meta_path, &json)?;
+            tracing::info!(collection = %collection.name, from = 1, to = FORMAT,
+                "embedded collection migrated");
+        }
         Ok(collection)
     }
 
@@ -793,7 +876,7 @@ fn encode_frame(op: &LogOp) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Every whole, intact frame; the byte length they cover; whether a damaged tail followed.
-fn read_frames(path: &Path) -> Result<(Vec<LogOp>, u64, bool), StoreError> {
+fn read_frames(path: &Path, format: u32) -> Result<(Vec<LogOp>, u64, bool), StoreError> {
     let file = File::open(path).map_err(|e| io_error("cannot open", path, e))?;
     let total = file
         .metadata()
@@ -822,7 +905,11 @@ fn read_frames(path: &Path) -> Result<(Vec<LogOp>, u64, bool), StoreError> {
         if crc32fast::hash(&payload) != crc {
             return Ok((ops, offset, true));
         }
-        match postcard::from_bytes::<LogOp>(&payload) {
+        let op = match format {
+            1 => postcard::from_bytes::<v1::LogOp>(&payload).map(LogOp::from),
+            _ => postcard::from_bytes::<LogOp>(&payload),
+        };
+        match op {
             Ok(op) => ops.push(op),
             Err(_) => return Ok((ops, offset, true)),
         }

@@ -276,6 +276,7 @@ mod tests {
             title: format!("Page {n}"),
             heading: String::new(),
             text: text.to_string(),
+            ..Source::default()
         }
     }
 

@@ -21,12 +21,16 @@ pub fn config() -> TreeConfig {
         ingest_workers: 1,
         rag_workers: 1,
         knowledge: KnowledgeConfig {
+            documents: Default::default(),
             chunk_size: 500,
             chunk_overlap: 50,
             quality: Rules {
                 min_chars: 20,
                 max_link_ratio: 0.7,
+                min_unique_words: 0,
+                ..Default::default()
             },
+            near_duplicates: false,
             embed_context: EmbedContext::TitleAndHeading,
             embed_batch: 16,
             cache_ttl: Duration::from_secs(60),

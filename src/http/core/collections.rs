@@ -250,11 +250,13 @@ fn to_request(
             },
             fetched_at: None,
             crawl_id: None,
+            ..Default::default()
         });
     }
     Ok(IngestRequest {
         collection,
         documents,
+        files: Vec::new(),
         create,
     })
 }

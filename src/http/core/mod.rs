@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod collections;
+pub mod files;
 pub mod openai;
 pub mod query;
 pub mod scrape;
@@ -43,6 +44,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/collections", EDITOR),
     route("DELETE", "/v1/collections/{name}", EDITOR),
     route("POST", "/v1/collections/{name}/documents", EDITOR),
+    route("POST", "/v1/collections/{name}/files", EDITOR),
     route("POST", "/v1/search", READER),
     route("POST", "/v1/query", READER),
     route("POST", "/v1/chat/completions", READER),
@@ -61,7 +63,8 @@ pub const ROUTES: &[Route] = &[
         auth::logout, auth::me, auth::password, auth::list_users, auth::create_user,
         auth::update_user, auth::delete_user, auth::list_keys, auth::create_key, auth::revoke_key,
         scrape::scrape, collections::list,
-        collections::create, collections::delete, collections::ingest, search::search,
+        collections::create, collections::delete, collections::ingest, files::upload,
+        search::search,
         query::query, openai::chat, openai::models),
     components(schemas(CoreErrorBody, CoreError, system::Health, system::Readiness,
         auth::LoginBody, auth::RefreshBody, auth::PasswordBody, auth::Tokens, auth::Me,
@@ -72,7 +75,7 @@ pub const ROUTES: &[Route] = &[
         collections::CollectionList, collections::NewCollection, collections::Deleted,
         collections::DocumentsBody, collections::DocumentBody, collections::DocumentType,
         collections::IngestSummary, collections::RejectedDocument, search::SearchBody,
-        search::SearchResults, search::SearchHitBody, query::QueryBody, query::QueryAnswer,
+        search::SearchResults, search::SearchHitBody, search::LocatorBody, query::QueryBody, query::QueryAnswer,
         query::CitationBody, query::UsageBody, query::QueryTimings, query::DivePageBody,
         openai::ChatRequest, openai::ChatMessage, openai::ModelList, openai::ModelCard)),
     tags((name = "system", description = "Health, readiness, metrics"),
@@ -107,6 +110,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(scrape::route(state.clone()))
         .unify()
         .or(collections::routes(state.clone()))
+        .unify()
+        .or(files::routes(state.clone()))
         .unify()
         .or(search::route(state.clone()))
         .unify()

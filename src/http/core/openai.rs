@@ -201,7 +201,11 @@ fn linked(text: &str, sources: &[Citation]) -> String {
     for citation in sources {
         text = text.replace(
             &format!("[{}]", citation.n),
-            &format!("[[{}]]({})", citation.n, citation.source_url),
+            &format!(
+                "[[{}]]({})",
+                citation.n,
+                super::search::deep_link(&citation.source_url, citation.locator)
+            ),
         );
     }
     text

@@ -22,6 +22,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::http::auth::principal;
+use crate::http::core::search::{LocatorBody, deep_link};
 use crate::http::error::{ApiError, CoreErrorBody};
 use crate::http::{AppState, Limits, filter, json, scrape, with_state};
 
@@ -78,6 +79,14 @@ pub struct CitationBody {
     pub title: String,
     pub heading: String,
     pub snippet: String,
+    /// The file the passage came from (an upload, or a document by URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Where in the document the passage sits (page, slides, time range).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locator: Option<LocatorBody>,
+    /// `source_url` pointing at the passage: `#page=12` for a PDF, `#t=83` for a recording.
+    pub link: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -244,10 +253,13 @@ fn citations(sources: Vec<aurora_actors::rag::Citation>) -> Vec<CitationBody> {
         .into_iter()
         .map(|c| CitationBody {
             n: c.n,
+            link: deep_link(&c.source_url, c.locator),
             source_url: c.source_url,
             title: c.title,
             heading: c.heading,
             snippet: c.snippet,
+            file_name: c.file_name,
+            locator: c.locator.map(LocatorBody::from),
         })
         .collect()
 }

@@ -258,6 +258,7 @@ async fn ingest_page(
     let request = IngestRequest {
         collection: target.collection,
         documents: vec![document],
+        files: Vec::new(),
         create: target.create,
     };
     Ok(IngestSummary::from(

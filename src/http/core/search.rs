@@ -1,6 +1,7 @@
 //! `POST /v1/search`: hybrid retrieval (vector similarity and BM25, fused by reciprocal rank)
 //! over one collection, with metadata filters (`crate::http::filter`).
 
+use aurora_actors::model::{Locator, Unit};
 use aurora_actors::rag::SearchRequest;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -39,6 +40,55 @@ pub struct SearchHitBody {
     /// Fused relevance (higher is better; comparable within one response).
     pub score: f32,
     pub chunk_index: u32,
+    /// The file the chunk came from (an upload, or a document by URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Where in the document the chunk sits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locator: Option<LocatorBody>,
+}
+
+/// Where a passage sits in a document: `{"unit": "page", "start": 12, "end": 12, "label":
+/// "page 12"}`; for a recording the unit is `time` and start/end are milliseconds.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LocatorBody {
+    /// `page`, `slide`, `chapter` or `time`.
+    pub unit: &'static str,
+    pub start: u64,
+    pub end: u64,
+    /// As a reader writes it: `page 12`, `pages 3–4`, `t=01:23–01:41`.
+    pub label: String,
+}
+
+impl From<Locator> for LocatorBody {
+    fn from(locator: Locator) -> Self {
+        Self {
+            unit: locator.unit.as_str(),
+            start: locator.start,
+            end: locator.end,
+            label: locator.to_string(),
+        }
+    }
+}
+
+/// The source's URL pointing at the passage where a viewer can: `#page=12` opens a PDF at its
+/// page, `#t=83` plays a recording from there (media fragments).
+pub fn deep_link(source_url: &str, locator: Option<Locator>) -> String {
+    match locator {
+        Some(Locator {
+            unit: Unit::Page,
+            start,
+            ..
+        }) => format!("{source_url}#page={start}"),
+        Some(Locator {
+            unit: Unit::Time,
+            start,
+            ..
+        }) => {
+            format!("{source_url}#t={}", start / 1000)
+        }
+        _ => source_url.to_string(),
+    }
 }
 
 /// Finds the chunks of a collection that best answer a query.
@@ -64,6 +114,8 @@ pub async fn search(state: AppState, body: SearchBody) -> Result<Response, Rejec
                     text: hit.chunk.text,
                     score: hit.score,
                     chunk_index: hit.chunk.chunk_index,
+                    file_name: hit.chunk.file_name,
+                    locator: hit.chunk.locator.map(LocatorBody::from),
                 })
                 .collect(),
         })

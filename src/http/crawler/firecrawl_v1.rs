@@ -60,7 +60,8 @@ pub struct ScrapeRequest {
     pub render: Option<String>,
     /// Accepted for compatibility; Aurora loads what the page loads.
     pub block_ads: Option<bool>,
-    /// Documents come in a later release; accepted for compatibility.
+    /// A PDF becomes Markdown (true, the default) or comes back as the file itself, base64, in
+    /// `markdown` (false).
     #[serde(rename = "parsePDF")]
     pub parse_pdf: Option<bool>,
     /// `languages` becomes the `Accept-Language` header; only country `US` (the default) is
@@ -242,6 +243,7 @@ impl ScrapeRequest {
             screenshot,
             actions,
             mobile: self.mobile,
+            parse_pdf: self.parse_pdf.unwrap_or(true),
             ..EngineRequest::new(url)
         };
         Ok((request, warnings))
@@ -457,6 +459,10 @@ pub fn document(page: Page, request_warnings: &[String]) -> (Document, Option<St
                 .entry(tag.clone())
                 .or_insert_with(|| scrape::meta_value(values));
         }
+    }
+    // Firecrawl reports a PDF's page count; Aurora says so for every document with parts.
+    if let Some(parts) = page.document.as_ref().and_then(|d| d.parts) {
+        extra.insert("numPages".to_string(), serde_json::Value::from(parts));
     }
     let warnings: Vec<String> = request_warnings
         .iter()

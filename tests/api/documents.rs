@@ -1,0 +1,601 @@
+//! Documents through the API: PDF, office files and e-books scraped by URL (Firecrawl's
+//! `parsePDF`), uploaded into a collection, and cited by page. Fixtures are made by Debian's
+//! tools (`scripts/fixtures`; what each holds is in tests/fixtures/documents/README.md).
+
+use serde_json::{Value, json};
+
+use crate::common::site::spawn_site;
+use crate::common::{Port, TestApp, spawn_app};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/documents");
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture")
+}
+
+/// Whitespace runs as single spaces: PDF lines break where the page did.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn scrape(app: &TestApp, body: Value) -> (u16, Value) {
+    app.post_json(Port::Crawler, "/v1/scrape", body).await
+}
+
+#[tokio::test]
+async fn a_pdf_url_scrapes_to_markdown_with_its_metadata() {
+    let (app, site) = (spawn_app().await, spawn_site().await);
+    let (status, body) = scrape(&app, json!({"url": site.url("/docs/guide.pdf")})).await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    let markdown = flat(data["markdown"].as_str().expect("markdown"));
+    let sentences = [
+        "The quiet fjord of Lyngen glows green on clear winter nights.",
+        "Photographers should set an exposure of eight seconds at ISO 1600.",
+        "recorded a disturbance of 450 nanotesla.",
+    ];
+    let mut from = 0;
+    for sentence in sentences {
+        let at = markdown[from..]
+            .find(sentence)
+            .unwrap_or_else(|| panic!("`{sentence}` in order in {markdown}"));
+        from += at;
+    }
+    assert_eq!(data["metadata"]["title"], "Aurora Field Guide", "{body}");
+    assert_eq!(data["metadata"]["author"], "Ingrid Solberg", "{body}");
+    assert_eq!(data["metadata"]["numPages"], 3, "{body}");
+    assert_eq!(data["metadata"]["contentType"], "application/pdf", "{body}");
+
+    // parsePDF: false → the file itself, base64, as Firecrawl documents.
+    let (status, body) = scrape(
+        &app,
+        json!({"url": site.url("/docs/guide.pdf"), "parsePDF": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(body["data"]["markdown"].as_str().expect("base64"))
+        .expect("valid base64");
+    assert_eq!(raw, fixture("guide.pdf"));
+
+    // v2 says it with `parsers`.
+    let (status, body) = app
+        .post_json(
+            Port::Crawler,
+            "/v2/scrape",
+            json!({"url": site.url("/docs/guide.pdf"), "parsers": []}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["data"]["markdown"]
+            .as_str()
+            .expect("markdown")
+            .starts_with("JVBERi0")
+    );
+}
+
+#[tokio::test]
+async fn office_files_and_books_scrape_with_headings_and_tables() {
+    let (app, site) = (spawn_app().await, spawn_site().await);
+    for name in ["guide.docx", "guide.odt", "guide.epub"] {
+        let (status, body) = scrape(
+            &app,
+            json!({"url": site.url(&format!("/docs/{name}")), "formats": ["markdown", "html"]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let markdown = body["data"]["markdown"].as_str().expect("markdown");
+        assert!(
+            markdown.contains("Where to watch") && markdown.contains("Measuring storms"),
+            "{name}: {markdown}"
+        );
+        assert!(
+            markdown.contains("The quiet fjord of Lyngen glows green on clear winter nights."),
+            "{name}: {markdown}"
+        );
+        if name != "guide.epub" {
+            assert!(markdown.contains("## Where to watch"), "{name}: {markdown}");
+            assert!(markdown.contains("| Town"), "{name}: a table: {markdown}");
+        }
+        assert_eq!(
+            body["data"]["metadata"]["title"], "Aurora Field Guide",
+            "{name}"
+        );
+        assert!(
+            body["data"]["html"].as_str().expect("html").contains("<p>"),
+            "{name}: {body}"
+        );
+    }
+    // A presentation: one section per slide, each with its title.
+    let (status, body) = scrape(&app, json!({"url": site.url("/docs/slides.pptx")})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["metadata"]["numPages"], 3, "{body}");
+    let markdown = flat(body["data"]["markdown"].as_str().expect("markdown"));
+    assert!(
+        markdown.contains("Auroral ovals expand toward the equator during strong storms."),
+        "{markdown}"
+    );
+}
+
+#[tokio::test]
+async fn content_decides_what_a_file_is_not_its_content_type() {
+    let (app, site) = (spawn_app().await, spawn_site().await);
+    // A PDF served as HTML, and as an octet stream, is still read as a PDF.
+    for kind in ["text/html", "application/octet-stream"] {
+        let (status, body) = scrape(
+            &app,
+            json!({"url": site.url(&format!("/docs/guide.pdf?type={kind}"))}),
+        )
+        .await;
+        assert_eq!(status, 200, "{kind}: {body}");
+        assert!(
+            flat(body["data"]["markdown"].as_str().expect("markdown"))
+                .contains("Photographers should set an exposure of eight seconds at ISO 1600."),
+            "{kind}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreadable_documents_are_refused_with_their_reason() {
+    let (app, site) = (spawn_app().await, spawn_site().await);
+    for (name, reason) in [
+        (
+            "guide-encrypted.pdf",
+            "the file is encrypted (password-protected)",
+        ),
+        (
+            "guide-truncated.pdf",
+            "the file is damaged or not a valid PDF",
+        ),
+        ("speech.wav", "is audio or video"),
+    ] {
+        let (status, body) = scrape(&app, json!({"url": site.url(&format!("/docs/{name}"))})).await;
+        assert_eq!(status, 422, "{name}: {body}");
+        assert_eq!(body["success"], false, "{name}: {body}");
+        let error = body["error"].as_str().expect("error");
+        assert!(error.contains(reason), "{name}: {error}");
+    }
+    // The process is healthy after all of it.
+    let (status, _) = scrape(&app, json!({"url": site.url("/docs/guide.docx")})).await;
+    assert_eq!(status, 200);
+}
+
+/// A `multipart/form-data` body of `files` (name, bytes), and its Content-Type.
+fn multipart(files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "aurora-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(app: &TestApp, collection: &str, files: &[(&str, &[u8])]) -> (u16, Value) {
+    let (content_type, body) = multipart(files);
+    let response = app
+        .client
+        .post(app.url(
+            Port::Core,
+            &format!("/v1/collections/{collection}/files?create=true"),
+        ))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("upload sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+/// A DOCX-shaped zip whose document part inflates to `inflated` bytes of zeros.
+fn zip_bomb(inflated: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    zip.start_file("[Content_Types].xml", options)
+        .expect("entry");
+    zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#)
+        .expect("write");
+    zip.start_file("_rels/.rels", options).expect("entry");
+    zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#)
+        .expect("write");
+    zip.start_file("word/document.xml", options).expect("entry");
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..inflated >> 20 {
+        zip.write_all(&zeros).expect("write");
+    }
+    zip.finish().expect("finish");
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn an_uploaded_pdf_is_cited_by_file_and_page() {
+    let app = spawn_app().await;
+    let (status, body) = upload(
+        &app,
+        "handbook",
+        &[
+            ("guide.pdf", &fixture("guide.pdf")),
+            ("slides.pptx", &fixture("slides.pptx")),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ingested"], 2, "{body}");
+    assert_eq!(body["rejected"], json!([]), "{body}");
+    assert!(body["chunks"].as_u64().expect("chunks") >= 4, "{body}");
+
+    // Search: the hit names its file and page.
+    let (status, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/search",
+            json!({"collection": "handbook", "query": "what exposure and ISO for photographing the aurora", "k": 3}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let hit = &body["hits"][0];
+    assert_eq!(hit["file_name"], "guide.pdf", "{body}");
+    assert_eq!(hit["locator"]["unit"], "page", "{body}");
+    assert_eq!(hit["locator"]["start"], 2, "{body}");
+    assert_eq!(hit["locator"]["label"], "page 2", "{body}");
+    assert_eq!(hit["source_url"], "upload:guide.pdf", "{body}");
+    assert_eq!(hit["title"], "Aurora Field Guide", "{body}");
+
+    // A question about a sentence on page 3 is answered with a citation to that page.
+    let (status, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/query",
+            json!({"collection": "handbook", "question": "How strong was the disturbance the Tromsø magnetometer recorded?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["answered"], true, "{body}");
+    let answer = body["answer"].as_str().expect("answer");
+    assert!(answer.contains("450 nanotesla"), "{body}");
+    let cited: Vec<&Value> = body["citations"]
+        .as_array()
+        .expect("citations")
+        .iter()
+        .filter(|c| answer.contains(&format!("[{}]", c["n"])))
+        .collect();
+    assert!(
+        cited.iter().any(|c| c["file_name"] == "guide.pdf"
+            && c["locator"]["label"] == "page 3"
+            && c["link"] == "upload:guide.pdf#page=3"),
+        "{body}"
+    );
+
+    // A slide is cited as a slide.
+    let (_, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/search",
+            json!({"collection": "handbook", "query": "auroral ovals expand toward the equator", "k": 1}),
+        )
+        .await;
+    assert_eq!(body["hits"][0]["file_name"], "slides.pptx", "{body}");
+    assert_eq!(body["hits"][0]["locator"]["unit"], "slide", "{body}");
+
+    // Uploading the same file again changes nothing.
+    let (status, body) = upload(&app, "handbook", &[("guide.pdf", &fixture("guide.pdf"))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["ingested"].as_u64(), body["skipped"].as_u64()),
+        (Some(0), Some(1)),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_files_are_rejected_by_name_and_the_rest_of_the_batch_is_kept() {
+    let app = spawn_app().await;
+    let bomb = zip_bomb(100 << 20);
+    assert!(bomb.len() < 1 << 20, "the bomb is small: {}", bomb.len());
+    let (status, body) = upload(
+        &app,
+        "mixed",
+        &[
+            ("locked.pdf", &fixture("guide-encrypted.pdf")),
+            ("cut.pdf", &fixture("guide-truncated.pdf")),
+            ("bomb.docx", &bomb),
+            ("guide.docx", &fixture("guide.docx")),
+            (
+                "photo.png",
+                b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ingested"], 1, "{body}");
+    let reasons: std::collections::HashMap<&str, &str> = body["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| {
+            (
+                r["url"].as_str().unwrap_or(""),
+                r["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(reasons["upload:locked.pdf"].contains("encrypted"), "{body}");
+    assert!(reasons["upload:cut.pdf"].contains("damaged"), "{body}");
+    assert!(
+        reasons["upload:bomb.docx"].contains("expands past the cap of 67108864 bytes"),
+        "{body}"
+    );
+    assert!(
+        reasons["upload:photo.png"].contains("unsupported file type `image/png`"),
+        "{body}"
+    );
+    assert_eq!(reasons.len(), 4, "{body}");
+
+    // The good file is searchable; the process is healthy.
+    let (_, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/search",
+            json!({"collection": "mixed", "query": "quiet fjord of Lyngen", "k": 1}),
+        )
+        .await;
+    assert_eq!(body["hits"][0]["file_name"], "guide.docx", "{body}");
+    assert_eq!(app.get(Port::Core, "/ready").await.status(), 200);
+}
+
+#[tokio::test]
+async fn uploads_must_be_multipart_and_within_the_caps() {
+    let app = crate::common::spawn_app_with(|s| {
+        s.ingest.upload_limit_bytes = 4 << 20;
+        s.ingest.max_file_bytes = 1 << 20;
+    })
+    .await;
+    // The wrong content type: a clear 415.
+    let response = app
+        .client
+        .post(app.url(Port::Core, "/v1/collections/capped/files?create=true"))
+        .header("content-type", "application/pdf")
+        .body(fixture("guide.pdf"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`application/pdf`") && m.contains("multipart/form-data")),
+        "{body}"
+    );
+
+    // A file over the per-file cap is rejected by name; the other is kept.
+    let big = vec![b'a'; (1 << 20) + 10];
+    let (status, body) = upload(
+        &app,
+        "capped",
+        &[("big.txt", &big), ("guide.docx", &fixture("guide.docx"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ingested"], 1, "{body}");
+    assert!(
+        body["rejected"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("the most Aurora reads is 1048576 bytes")),
+        "{body}"
+    );
+
+    // A 1 GB upload: refused on its declared length before the body is read, and refused at the
+    // cap when it is sent without one (chunked). Neither is held in memory.
+    for declared in [true, false] {
+        let status = huge_upload(&app, declared).await;
+        assert_eq!(status, 413, "declared length: {declared}");
+    }
+    assert_eq!(app.get(Port::Core, "/ready").await.status(), 200);
+}
+
+/// Sends the head of a 1 GB multipart upload over a raw socket, then body bytes until the server
+/// answers; returns the status it answered with.
+async fn huge_upload(app: &TestApp, declared: bool) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(&app.url(Port::Core, "/v1/collections/capped/files?create=true"))
+        .expect("url");
+    let address = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().expect("port")
+    );
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let boundary = "b0und4ry";
+    let length = match declared {
+        true => format!("Content-Length: {}\r\n", 1u64 << 30),
+        false => "Transfer-Encoding: chunked\r\n".to_string(),
+    };
+    let head = format!(
+        "POST /v1/collections/capped/files?create=true HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n{length}\r\n",
+        url.host_str().expect("host"),
+        app.admin_key
+    );
+    let sender = tokio::spawn(async move {
+        write.write_all(head.as_bytes()).await?;
+        let part = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"huge.bin\"\r\n\r\n"
+        );
+        let mut first = part.into_bytes();
+        let block = vec![b'x'; 1 << 16];
+        for i in 0..(1u64 << 30) / block.len() as u64 {
+            let piece: &[u8] = if i == 0 {
+                first.extend_from_slice(&block);
+                &first
+            } else {
+                &block
+            };
+            if declared {
+                write.write_all(piece).await?;
+            } else {
+                write
+                    .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                    .await?;
+                write.write_all(piece).await?;
+                write.write_all(b"\r\n").await?;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = read.read(&mut buf).await.expect("read the answer");
+        assert!(n > 0, "the server closed without answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    sender.abort();
+    let line = String::from_utf8_lossy(&answer);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {line}"))
+}
+
+async fn ingest_markdown(app: &TestApp, collection: &str, docs: &[(&str, &str)]) -> Value {
+    let documents: Vec<Value> = docs
+        .iter()
+        .map(|(url, content)| json!({"url": url, "content": content, "content_type": "text/markdown"}))
+        .collect();
+    let (status, body) = app
+        .post_json(
+            Port::Core,
+            &format!("/v1/collections/{collection}/documents?create=true"),
+            json!({ "documents": documents }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn source(name: &str) -> String {
+    String::from_utf8(fixture(&format!("src/{name}"))).expect("utf-8")
+}
+
+#[tokio::test]
+async fn a_near_duplicate_is_skipped_and_names_the_page_it_repeats() {
+    let app = spawn_app().await;
+    let first = ingest_markdown(
+        &app,
+        "glaciers",
+        &[("https://notes.test/glaciers", &source("article.md"))],
+    )
+    .await;
+    assert_eq!(first["ingested"], 1, "{first}");
+    // The same article under another site's header and footer, and a different article on the
+    // same topic, in one later batch.
+    let second = ingest_markdown(
+        &app,
+        "glaciers",
+        &[
+            (
+                "https://review.test/ice/valleys",
+                &source("article-variant.md"),
+            ),
+            ("https://other.test/glaciers", &source("article-other.md")),
+        ],
+    )
+    .await;
+    assert_eq!(second["ingested"], 1, "{second}");
+    assert_eq!(
+        second["rejected"][0]["url"], "https://review.test/ice/valleys",
+        "{second}"
+    );
+    let reason = second["rejected"][0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("near-duplicate of https://notes.test/glaciers ("),
+        "{reason}"
+    );
+    // Re-ingesting the original itself is not a duplicate of itself.
+    let again = ingest_markdown(
+        &app,
+        "glaciers",
+        &[("https://notes.test/glaciers", &source("article.md"))],
+    )
+    .await;
+    assert_eq!(again["skipped"], 1, "{again}");
+    // Another collection is another world.
+    let elsewhere = ingest_markdown(
+        &app,
+        "glaciers-2",
+        &[(
+            "https://review.test/ice/valleys",
+            &source("article-variant.md"),
+        )],
+    )
+    .await;
+    assert_eq!(elsewhere["ingested"], 1, "{elsewhere}");
+}
+
+#[tokio::test]
+async fn language_and_garbage_filters_reject_with_their_reason() {
+    let app = crate::common::spawn_app_with(|s| s.ingest.languages = vec!["en".to_string()]).await;
+    let german = "Die Gletscher der Alpen formen seit Jahrtausenden tiefe Täler. Das Eis schiebt \
+        Gestein vor sich her, schleift den Untergrund ab und hinterlässt Moränen, wenn es sich \
+        zurückzieht. Heute schmelzen viele Gletscher schneller als je zuvor, und Forscher messen \
+        jedes Jahr, wie viel Masse sie verlieren und wie sich die Landschaft dadurch verändert.";
+    let garbled = "Ãœber die GletschertÃ¤ler: Das Eis schiebt GerÃ¶ll vor sich her, schleift \
+        den Untergrund ab und hinterlÃ¤sst MorÃ¤nen. Ã„hnlich wie frÃ¼her messen Forscher, wie \
+        viel Masse die Gletscher verlieren â€“ jedes Jahr â€žneuâ€œ und grÃ¶ÃŸer. Ã–sterreichs \
+        GletscherflÃ¤chen schrumpfen, wÃ¤hrend die SeehÃ¶he der Zungen steigt.";
+    let body = ingest_markdown(
+        &app,
+        "english-only",
+        &[
+            ("https://a.test/de", german),
+            ("https://a.test/garbled", garbled),
+            ("https://a.test/en", &source("article.md")),
+        ],
+    )
+    .await;
+    assert_eq!(body["ingested"], 1, "{body}");
+    let reasons: Vec<&str> = body["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("language `de` is not in the collection's allow-list (en)")),
+        "{body}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("encoding garbage")),
+        "{body}"
+    );
+    let counted = app
+        .metric("aurora_ingest_rejected_total{reason=\"language\"}")
+        .await
+        .expect("counted");
+    assert!(counted >= 1.0);
+}
