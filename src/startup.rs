@@ -12,7 +12,7 @@ use aurora_actors::local::{
 };
 use aurora_actors::ports::{
     Browser, Embedder, Generator, HealthCheck, JobQueue, LexicalIndex, Ports, StateStore,
-    VectorStore,
+    Transcriber, VectorStore,
 };
 use aurora_actors::session::{AuthError, SigningKey};
 use aurora_actors::supervisor::TreeExit;
@@ -31,11 +31,14 @@ use crate::adapters::redis::RedisState;
 use crate::adapters::remote::RetryPolicy;
 use crate::adapters::ssrf::AllowList;
 use crate::adapters::static_model::StaticModel;
+use crate::adapters::transcribe::{OpenAiTranscriber, OpenAiTranscriberConfig};
+use crate::adapters::whisper_sidecar::{LocalWhisper, LocalWhisperConfig};
 use crate::http::auth::{Cors, ErrorStyle, Gate, Route, parse_networks};
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
 use crate::settings::{
     BrowserEnabled, EmbeddingProvider, GeneratorProvider, JwtAlgorithm, Settings,
+    TranscriptionEngine,
 };
 use crate::telemetry;
 
@@ -222,6 +225,42 @@ pub fn build_generator(settings: &Settings) -> Result<Arc<dyn Generator>, Startu
     })
 }
 
+/// Speech to text, as `transcription.engine` says.
+pub fn build_transcriber(settings: &Settings) -> Result<Arc<dyn Transcriber>, StartupError> {
+    let t = &settings.transcription;
+    let timeout = Duration::from_secs(t.timeout_secs);
+    Ok(match t.engine {
+        TranscriptionEngine::None => Arc::new(aurora_actors::local::NoTranscriber),
+        TranscriptionEngine::Openai => Arc::new(
+            OpenAiTranscriber::new(OpenAiTranscriberConfig {
+                base_url: t.openai.base_url.clone(),
+                model: t.openai.model.clone(),
+                api_key: (!t.openai.api_key.is_empty()).then(|| t.openai.api_key.clone()),
+                timeout,
+                id: "openai",
+            })
+            .map_err(|e| StartupError::Config {
+                key: "transcription.openai",
+                reason: e.to_string(),
+            })?,
+        ),
+        TranscriptionEngine::Local => Arc::new(LocalWhisper::new(LocalWhisperConfig {
+            python: home(&t.local.python),
+            script: t.local.script.clone(),
+            threads: t.local.threads.max(1),
+            timeout,
+        })),
+    })
+}
+
+/// `~/x` as a path under `$HOME`.
+fn home(path: &std::path::Path) -> std::path::PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// The engine with its production ports: every adapter the settings ask for, the tree started.
 pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
     let fetcher = build_fetcher(settings)?;
@@ -288,6 +327,7 @@ pub async fn spawn_engine(settings: &Settings) -> Result<Tree, StartupError> {
         vectors,
         embedder,
         generator: build_generator(settings)?,
+        transcriber: build_transcriber(settings)?,
         health_checks,
     };
     let mut config = settings.tree_config();

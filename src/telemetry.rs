@@ -129,6 +129,18 @@ fn describe_metrics() {
         "Always 1; the labels carry the running version."
     );
     describe_counter!(
+        "aurora_uploads_total",
+        "File uploads (POST /v1/collections/{name}/files), by outcome (received, too_large, invalid)."
+    );
+    describe_counter!(
+        "aurora_upload_bytes_total",
+        "Bytes of files received by uploads."
+    );
+    describe_counter!(
+        "aurora_transcriber_restarts_total",
+        "Starts of the local transcription engine after it died."
+    );
+    describe_counter!(
         "aurora_remote_retries_total",
         "Retried calls to hosted model APIs, by service."
     );

@@ -81,6 +81,8 @@ pub struct CrawlerConfig {
     /// Pages per ingest call when a crawl feeds the knowledge base.
     pub ingest_batch: usize,
     pub webhooks: webhook::DeliveryConfig,
+    /// Follow links to recordings: set when a transcriber is configured.
+    pub follow_media: bool,
 }
 
 impl Default for CrawlerConfig {
@@ -105,6 +107,7 @@ impl Default for CrawlerConfig {
             poll: Duration::from_millis(100),
             ingest_batch: 16,
             webhooks: webhook::DeliveryConfig::default(),
+            follow_media: false,
         }
     }
 }
@@ -405,7 +408,8 @@ fn first_items(
         return Ok(Vec::new());
     };
     let start = urls::normalise(first, spec.rules.ignore_query_parameters);
-    let scope = scope::Scope::new(first, spec.rules.clone(), config.traps.clone());
+    let scope = scope::Scope::new(first, spec.rules.clone(), config.traps.clone())
+        .with_media(config.follow_media);
     let mut items = vec![page(start.clone()).item(scope.seen_key(&start), true)?];
     if spec.sitemap != SitemapMode::Skip {
         items.push(Work::Sitemaps { start }.item("sitemaps:".to_string(), false)?);

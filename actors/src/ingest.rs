@@ -10,6 +10,7 @@
 
 pub mod chunking;
 pub mod document;
+pub mod media;
 pub mod quality;
 
 use std::sync::Arc;

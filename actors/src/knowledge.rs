@@ -18,15 +18,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::ingest::Upload;
 use crate::ingest::chunking::{self, Chunker};
 use crate::ingest::document::{self, Parsed};
 use crate::ingest::quality::near_dup::{self, Signature};
 use crate::ingest::quality::{self, Rules};
+use crate::ingest::{Upload, media};
 use crate::model::{Locator, Mark, Unit};
 use crate::ports::{
-    ChunkRecord, CollectionInfo, CollectionSpec, Condition, EmbedError, EmbedKind, Embedder, Field,
-    Filter, FilterValue, NewChunk, Ranked, StateStore, StoreError, VectorStore,
+    Audio, ChunkRecord, CollectionInfo, CollectionSpec, Condition, EmbedError, EmbedKind, Embedder,
+    Field, Filter, FilterValue, NewChunk, Ranked, StateStore, StoreError, Transcriber, VectorStore,
 };
 use crate::scraper::extract::{self, Selectors};
 
@@ -173,6 +173,8 @@ const VERSIONS: &str = "collection-versions";
 
 pub struct Knowledge {
     vectors: Arc<dyn VectorStore>,
+    /// Audio and video uploads become transcripts through it.
+    transcriber: Arc<dyn Transcriber>,
     embedder: Arc<dyn Embedder>,
     state: Arc<dyn StateStore>,
     chunker: Chunker,
@@ -190,11 +192,18 @@ impl Knowledge {
             .map_err(|e| KnowledgeError::Invalid(format!("chunking settings: {e}")))?;
         Ok(Self {
             vectors,
+            transcriber: Arc::new(crate::local::NoTranscriber),
             embedder,
             state,
             chunker,
             config,
         })
+    }
+
+    /// Reads audio and video uploads through `transcriber`.
+    pub fn with_transcriber(mut self, transcriber: Arc<dyn Transcriber>) -> Self {
+        self.transcriber = transcriber;
+        self
     }
 
     fn spec(&self) -> CollectionSpec {
@@ -295,15 +304,35 @@ impl Knowledge {
                 content_type: file.content_type,
                 file_name: Some(file.file_name.clone()),
             };
-            match document::parse_blocking(file.bytes, hint, self.config.documents).await {
+            let bytes = file.bytes;
+            let parsed = match document::detect(
+                &bytes,
+                document::Hint {
+                    content_type: hint.content_type.as_deref(),
+                    file_name: hint.file_name.as_deref(),
+                },
+            ) {
+                Ok(document::Kind::Audio(mime)) => {
+                    let audio = Audio {
+                        bytes,
+                        file_name: file.file_name.clone(),
+                        mime: mime.to_string(),
+                        language: None,
+                    };
+                    media::transcribe(self.transcriber.as_ref(), audio)
+                        .await
+                        .map_err(|e| (e.to_string(), "transcription"))
+                }
+                _ => document::parse_blocking(bytes, hint, self.config.documents)
+                    .await
+                    .map_err(|e| (e.to_string(), e.label())),
+            };
+            match parsed {
                 Ok(parsed) => documents.push(Document::from_file(url, &file.file_name, parsed)),
-                Err(e) => {
-                    metrics::counter!("aurora_ingest_rejected_total", "reason" => e.label())
+                Err((reason, label)) => {
+                    metrics::counter!("aurora_ingest_rejected_total", "reason" => label)
                         .increment(1);
-                    unreadable.push(Rejected {
-                        url,
-                        reason: e.to_string(),
-                    });
+                    unreadable.push(Rejected { url, reason });
                 }
             }
         }
@@ -376,11 +405,7 @@ impl Knowledge {
                 signatures.push((document.url.clone(), signature));
             }
             let url_key = hex(&Sha256::digest(document.url.as_bytes()))[..16].to_string();
-            let cuts: Vec<usize> = marks
-                .iter()
-                .filter(|m| m.locator.unit != Unit::Time)
-                .map(|m| m.offset)
-                .collect();
+            let cuts = cuts(&marks, self.config.chunk_size / 4);
             let chunks = self.chunker.chunk_with_cuts(&text, &cuts);
             for (index, chunk) in chunks.into_iter().enumerate() {
                 let locator = locate(&marks, chunk.offset, chunk.offset + chunk.text.len());
@@ -727,6 +752,22 @@ pub fn upload_url(file_name: &str) -> String {
     format!("upload:{}", encoded.replace('+', "%20"))
 }
 
+/// Where chunks must break: at every page, slide and chapter; and between a recording's
+/// segments once `window` characters have gathered since the last break, so a chunk of a
+/// transcript covers a short stretch of time (about 15 s at the default size) and cites it
+/// precisely.
+fn cuts(marks: &[Mark], window: usize) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    let mut last = 0;
+    for mark in marks {
+        if mark.locator.unit != Unit::Time || mark.offset >= last + window {
+            cuts.push(mark.offset);
+            last = mark.offset;
+        }
+    }
+    cuts
+}
+
 /// Where a chunk spanning `start..end` of its document's Markdown sits: the part it starts in,
 /// merged with every part that starts inside it (a time range over several segments).
 fn locate(marks: &[Mark], start: usize, end: usize) -> Option<Locator> {
@@ -921,6 +962,8 @@ mod tests {
             Some("t=00:04–01:41".into())
         );
         assert_eq!(locate(&[], 0, 10), None);
+        assert_eq!(cuts(&speech, 50), [80]);
+        assert_eq!(cuts(&pages, 1000), [0, 100]);
         // Text before the first part (a title) belongs to no part unless the chunk reaches one.
         let late = [mark(20, Unit::Slide, 1, 1)];
         assert_eq!(locate(&late, 0, 10), None);

@@ -277,12 +277,17 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
     metrics::describe();
     let names = Arc::new(Names::unique());
     let admission = router::Admission::new(config.max_in_flight);
-    let knowledge = Arc::new(Knowledge::new(
-        ports.vectors.clone(),
-        ports.embedder.clone(),
-        ports.state.clone(),
-        config.knowledge.clone(),
-    )?);
+    let knowledge = Arc::new(
+        Knowledge::new(
+            ports.vectors.clone(),
+            ports.embedder.clone(),
+            ports.state.clone(),
+            config.knowledge.clone(),
+        )?
+        .with_transcriber(ports.transcriber.clone()),
+    );
+    let mut config = config;
+    config.crawler.follow_media = ports.transcriber.available();
     let config = Arc::new(config);
     let router_handle = router_handle(&names, &config);
     let crawls = Arc::new(crawler_pool::Shared::new(
@@ -311,6 +316,7 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
             names.clone(),
             ports.fetcher.clone(),
             browser::Handle::new(names.clone(), ports.browser.available(), config.call_margin),
+            ports.transcriber.clone(),
             config.scraper_workers,
         ),
         ingest::child_spec(&names, knowledge.clone(), config.ingest_workers),

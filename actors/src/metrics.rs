@@ -28,7 +28,7 @@ pub fn describe() {
     );
     describe_counter!(
         "aurora_scrapes_total",
-        "Scrapes finished, by outcome (ok, http_error, timeout, blocked, unreachable, redirect_error, invalid_request, unsupported_content_type, unavailable, internal, render_error, cancelled)."
+        "Scrapes finished, by outcome (ok, http_error, timeout, blocked, unreachable, redirect_error, invalid_request, unsupported_content_type, document_error, transcription_error, unavailable, internal, render_error, cancelled)."
     );
     describe_counter!(
         "aurora_render_decisions_total",
@@ -90,7 +90,29 @@ pub fn describe() {
     );
     describe_counter!(
         "aurora_ingest_rejected_total",
-        "Documents the quality filter rejected, by reason (empty, too_short, mostly_links)."
+        "Documents rejected, by reason: the quality filter (empty, too_short, encoding, low_information, mostly_links, language, boilerplate, near_duplicate), a file that could not be read (encrypted, corrupt, too_large, inflates, unsupported, timeout, audio) or transcribed (transcription)."
+    );
+    describe_counter!(
+        "aurora_documents_parsed_total",
+        "Files read by the document step (scrapes, crawls, uploads), by kind (pdf, docx, pptx, xlsx, doc, ppt, xls, odt, epub, html, markdown, text, audio) and outcome (ok, encrypted, corrupt, too_large, inflates, unsupported, empty, timeout, audio)."
+    );
+    describe_histogram!(
+        "aurora_document_parse_duration_seconds",
+        Unit::Seconds,
+        "Time to read one file into Markdown, by kind."
+    );
+    describe_counter!(
+        "aurora_transcriptions_total",
+        "Recordings sent to the transcriber, by engine (openai, local, none) and outcome (ok, unavailable, rejected, timeout, failed)."
+    );
+    describe_histogram!(
+        "aurora_transcription_duration_seconds",
+        Unit::Seconds,
+        "Time to transcribe one recording, by engine."
+    );
+    describe_counter!(
+        "aurora_transcribed_audio_seconds_total",
+        "Seconds of audio transcribed, by engine (divide the duration histogram's sum by it for the real-time factor)."
     );
     describe_counter!("aurora_ingest_chunks_total", "Chunks written by ingestion.");
     describe_histogram!(

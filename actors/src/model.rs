@@ -336,7 +336,10 @@ impl std::fmt::Display for Locator {
     /// `page 12`, `pages 12–13`, `slide 3`, `t=01:23–01:41` (hours shown when there are any).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.unit == Unit::Time {
-            return write!(f, "t={}–{}", clock(self.start), clock(self.end));
+            return match self.start == self.end {
+                true => write!(f, "t={}", clock(self.start)),
+                false => write!(f, "t={}–{}", clock(self.start), clock(self.end)),
+            };
         }
         let unit = self.unit.as_str();
         match self.start == self.end {

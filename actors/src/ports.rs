@@ -968,7 +968,60 @@ pub struct Ports {
     pub embedder: Arc<dyn Embedder>,
     /// Writes answers; `crate::rag::extractive::Extractive` when no model is configured.
     pub generator: Arc<dyn Generator>,
+    /// Speech to text; `crate::local::NoTranscriber` when none is configured.
+    pub transcriber: Arc<dyn Transcriber>,
     pub health_checks: Vec<Arc<dyn HealthCheck>>,
+}
+
+/// Speech to text: an OpenAI-compatible `/v1/audio/transcriptions` server (OpenAI, Groq,
+/// faster-whisper-server, whisper.cpp's server, LocalAI, or Aurora's own local engine), or none.
+pub trait Transcriber: Send + Sync + 'static {
+    /// Whether transcription can work at all (false for the embedded default).
+    fn available(&self) -> bool;
+    /// Bounded label for metrics and the transcript's provenance: `openai`, `local`, `none`.
+    fn id(&self) -> &'static str;
+    fn transcribe(&self, audio: Audio) -> BoxFuture<'_, Result<Transcript, TranscribeError>>;
+}
+
+/// A recording to transcribe.
+#[derive(Debug, Clone)]
+pub struct Audio {
+    pub bytes: Vec<u8>,
+    /// A name with the right extension: servers pick their decoder by it.
+    pub file_name: String,
+    pub mime: String,
+    /// ISO 639-1, when known; otherwise the engine detects it.
+    pub language: Option<String>,
+}
+
+/// What was said, in timed segments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcript {
+    pub language: Option<String>,
+    /// Seconds of audio, when the engine says.
+    pub duration: Option<f64>,
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranscribeError {
+    /// No transcriber is configured, or it cannot run here.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The engine refused this recording (format, size, content).
+    #[error("the transcriber refused the recording: {0}")]
+    Rejected(String),
+    #[error("transcription failed: {0}")]
+    Failed(String),
+    #[error("transcription did not finish within {} s", .0.as_secs())]
+    Timeout(Duration),
 }
 
 /// A numbered source given to a generator; citations `[n]` refer to `n`.

@@ -27,7 +27,10 @@ use crate::browser;
 use crate::ingest::document::{self, DocumentError, Hint, Kind};
 use crate::model::{Page, RenderMode, ScrapeRequest, Timings};
 use crate::pool::{self, JobHandler, PoolJob};
-use crate::ports::{FetchError, FetchRequest, FetchResponse, Fetcher, RenderError, RenderRequest};
+use crate::ports::{
+    Audio, FetchError, FetchRequest, FetchResponse, Fetcher, RenderError, RenderRequest,
+    TranscribeError, Transcriber,
+};
 use crate::router::AdmissionPermit;
 use crate::supervisor::ChildSpec;
 
@@ -45,6 +48,9 @@ pub enum ScrapeError {
     /// A document (PDF, office file…) that could not be read, or a type Aurora cannot read.
     #[error(transparent)]
     Document(#[from] DocumentError),
+    /// A recording that could not be transcribed.
+    #[error(transparent)]
+    Transcribe(#[from] TranscribeError),
     #[error("invalid CSS selector `{selector}`: {reason}")]
     InvalidSelector { selector: String, reason: String },
     #[error("too many requests in flight; retry shortly")]
@@ -85,6 +91,7 @@ impl PoolJob for ScrapeJob {
 pub struct ScraperWorker {
     fetcher: Arc<dyn Fetcher>,
     browser: browser::Handle,
+    transcriber: Arc<dyn Transcriber>,
 }
 
 impl JobHandler for ScraperWorker {
@@ -97,7 +104,12 @@ impl JobHandler for ScraperWorker {
                 reply,
                 permit,
             } => {
-                let result = scrape(self.fetcher.as_ref(), Some(&self.browser), *request).await;
+                let tools = Tools {
+                    fetcher: self.fetcher.as_ref(),
+                    browser: Some(&self.browser),
+                    transcriber: Some(self.transcriber.as_ref()),
+                };
+                let result = scrape(&tools, *request).await;
                 let _ = reply.send(result);
                 drop(permit);
             }
@@ -114,30 +126,31 @@ static EXTRACT_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
         tokio::sync::Semaphore::new(cores)
     });
 
-/// Fetch (or render) + extract one page. Public for the CLI's and benches' sake (they pass no
-/// browser); the pool is the normal path.
-pub async fn scrape(
-    fetcher: &dyn Fetcher,
-    browser: Option<&browser::Handle>,
-    request: ScrapeRequest,
-) -> Result<Page, ScrapeError> {
+/// What a scrape may use besides the network: the browser for pages that need one, the
+/// transcriber for recordings. The CLI and benches pass neither; the pool passes both.
+pub struct Tools<'a> {
+    pub fetcher: &'a dyn Fetcher,
+    pub browser: Option<&'a browser::Handle>,
+    pub transcriber: Option<&'a dyn Transcriber>,
+}
+
+/// Fetch (or render) + extract one page. Public for the CLI's and benches' sake; the pool is the
+/// normal path.
+pub async fn scrape(tools: &Tools<'_>, request: ScrapeRequest) -> Result<Page, ScrapeError> {
     let result = match request.cancel.clone() {
         Some(cancel) => tokio::select! {
             biased;
             () = cancel.cancelled() => Err(ScrapeError::Cancelled),
-            result = scrape_inner(fetcher, browser, request) => result,
+            result = scrape_inner(tools, request) => result,
         },
-        None => scrape_inner(fetcher, browser, request).await,
+        None => scrape_inner(tools, request).await,
     };
     metrics::counter!("aurora_scrapes_total", "outcome" => outcome_label(&result)).increment(1);
     result
 }
 
-async fn scrape_inner(
-    fetcher: &dyn Fetcher,
-    browser: Option<&browser::Handle>,
-    request: ScrapeRequest,
-) -> Result<Page, ScrapeError> {
+async fn scrape_inner(tools: &Tools<'_>, request: ScrapeRequest) -> Result<Page, ScrapeError> {
+    let (fetcher, browser) = (tools.fetcher, tools.browser);
     // Selectors are checked before any network traffic: a typo should not cost a fetch.
     let selectors = extract::Selectors::compile(&request.include_tags, &request.exclude_tags)?;
     if request.needs_browser() {
@@ -189,6 +202,16 @@ async fn scrape_inner(
             }
             Err(other) => Err(other),
         };
+    }
+    if let Ok(Kind::Audio(mime)) = document::detect(
+        &fetched.body,
+        Hint {
+            content_type: fetched.content_type.as_deref(),
+            file_name: None,
+        },
+    ) && fetched.status < 400
+    {
+        return transcribed_page(tools.transcriber, request, fetched, fetch_time, mime).await;
     }
     let mut warnings = Vec::new();
     if shell {
@@ -384,6 +407,48 @@ pub fn build_page(
     })
 }
 
+/// A recording as a page: its transcript, each segment marked with its time range.
+async fn transcribed_page(
+    transcriber: Option<&dyn Transcriber>,
+    request: ScrapeRequest,
+    fetched: FetchResponse,
+    fetch_time: Duration,
+    mime: &'static str,
+) -> Result<Page, ScrapeError> {
+    if fetched.truncated {
+        return Err(too_large(&fetched));
+    }
+    let Some(transcriber) = transcriber else {
+        return Err(DocumentError::NeedsTranscription(mime.to_string()).into());
+    };
+    let file_name = file_name(&fetched.final_url).unwrap_or_else(|| "recording".to_string());
+    let started = Instant::now();
+    let audio = Audio {
+        bytes: fetched.body.clone(),
+        file_name: file_name.clone(),
+        mime: mime.to_string(),
+        language: None,
+    };
+    let parsed = crate::ingest::media::transcribe(transcriber, audio).await?;
+    let formats = request.formats;
+    let mut page = blank_page(request, fetched);
+    page.timings = Timings {
+        fetch: fetch_time,
+        extract: started.elapsed(),
+    };
+    fill(&mut page, formats, parsed, Some(file_name));
+    Ok(page)
+}
+
+/// Half a document is a corrupt one: say why instead.
+fn too_large(fetched: &FetchResponse) -> ScrapeError {
+    DocumentError::TooLarge {
+        size: fetched.body.len(),
+        max: fetched.body.len(),
+    }
+    .into()
+}
+
 /// A fetched document (PDF, office file, e-book, text) as a page: its Markdown, title and
 /// parts. With `parse_pdf: false` a PDF comes back as itself, base64, as Firecrawl does.
 fn document_page(request: ScrapeRequest, fetched: FetchResponse) -> Result<Page, ScrapeError> {
@@ -394,19 +459,34 @@ fn document_page(request: ScrapeRequest, fetched: FetchResponse) -> Result<Page,
     };
     let kind = document::detect(&fetched.body, hint)?;
     if fetched.truncated {
-        // Half a document is a corrupt one: say why instead.
-        return Err(DocumentError::TooLarge {
-            size: fetched.body.len(),
-            max: fetched.body.len(),
-        }
-        .into());
+        return Err(too_large(&fetched));
     }
     let formats = request.formats;
-    let mut page = Page {
+    if kind == Kind::Pdf && !request.parse_pdf {
+        let encoded = to_base64(&fetched.body);
+        let mut page = blank_page(request, fetched);
+        page.html = formats.html.then(|| encoded.clone());
+        page.markdown = formats.markdown.then_some(encoded);
+        page.document = Some(crate::model::DocumentFacts {
+            kind: kind.label().to_string(),
+            file_name,
+            ..Default::default()
+        });
+        return Ok(page);
+    }
+    let parsed = document::parse(&fetched.body, hint, &document::Limits::unbounded_size())?;
+    let mut page = blank_page(request, fetched);
+    fill(&mut page, formats, parsed, file_name);
+    Ok(page)
+}
+
+/// A page for a fetched file, before its content is filled in.
+fn blank_page(request: ScrapeRequest, fetched: FetchResponse) -> Page {
+    Page {
         source_url: request.url,
         url: fetched.final_url,
         status_code: fetched.status,
-        content_type: fetched.content_type.clone().unwrap_or_default(),
+        content_type: fetched.content_type.unwrap_or_default(),
         title: None,
         description: None,
         language: None,
@@ -415,7 +495,7 @@ fn document_page(request: ScrapeRequest, fetched: FetchResponse) -> Result<Page,
         markdown: None,
         html: None,
         raw_html: None,
-        links: formats.links.then(Vec::new),
+        links: request.formats.links.then(Vec::new),
         truncated: false,
         body_bytes: fetched.body.len() as u64,
         redirects: fetched.redirects,
@@ -427,19 +507,16 @@ fn document_page(request: ScrapeRequest, fetched: FetchResponse) -> Result<Page,
         screenshot: None,
         actions: None,
         document: None,
-    };
-    if kind == Kind::Pdf && !request.parse_pdf {
-        let encoded = to_base64(&fetched.body);
-        page.html = formats.html.then(|| encoded.clone());
-        page.markdown = formats.markdown.then_some(encoded);
-        page.document = Some(crate::model::DocumentFacts {
-            kind: kind.label().to_string(),
-            file_name,
-            ..Default::default()
-        });
-        return Ok(page);
     }
-    let parsed = document::parse(&fetched.body, hint, &document::Limits::unbounded_size())?;
+}
+
+/// A parsed document's content and facts, in the formats asked for.
+fn fill(
+    page: &mut Page,
+    formats: crate::model::Formats,
+    parsed: document::Parsed,
+    file_name: Option<String>,
+) {
     page.title = parsed.title.clone();
     if let Some(author) = &parsed.author {
         page.meta.insert("author".to_string(), vec![author.clone()]);
@@ -448,7 +525,6 @@ fn document_page(request: ScrapeRequest, fetched: FetchResponse) -> Result<Page,
     page.document = Some(parsed.facts(file_name));
     page.warnings = parsed.warnings;
     page.markdown = formats.markdown.then_some(parsed.markdown);
-    Ok(page)
 }
 
 /// The last segment of a URL's path, decoded: `report%202024.pdf` → `report 2024.pdf`.
@@ -480,6 +556,7 @@ fn outcome_label(result: &Result<Page, ScrapeError>) -> &'static str {
         | Err(ScrapeError::InvalidSelector { .. }) => "invalid_request",
         Err(ScrapeError::Document(DocumentError::Unsupported(_))) => "unsupported_content_type",
         Err(ScrapeError::Document(_)) => "document_error",
+        Err(ScrapeError::Transcribe(_)) => "transcription_error",
         Err(ScrapeError::Overloaded) | Err(ScrapeError::Unavailable(_)) => "unavailable",
         Err(ScrapeError::Internal(_)) => "internal",
         Err(ScrapeError::Render(RenderError::Timeout(_))) => "timeout",
@@ -495,6 +572,7 @@ pub(crate) fn child_spec(
     names: Arc<Names>,
     fetcher: Arc<dyn Fetcher>,
     browser: browser::Handle,
+    transcriber: Arc<dyn Transcriber>,
     workers: usize,
 ) -> ChildSpec {
     pool::child_spec(
@@ -506,6 +584,7 @@ pub(crate) fn child_spec(
         move || ScraperWorker {
             fetcher: fetcher.clone(),
             browser: browser.clone(),
+            transcriber: transcriber.clone(),
         },
     )
 }

@@ -16,3 +16,5 @@ pub mod redis_lexical;
 pub mod remote;
 pub mod ssrf;
 pub mod static_model;
+pub mod transcribe;
+pub mod whisper_sidecar;

@@ -102,15 +102,23 @@ pub async fn post(
     body: &Value,
     policy: &RetryPolicy,
 ) -> Result<reqwest::Response, RemoteError> {
+    send(service, policy, || {
+        client.post(url).headers(headers.clone()).json(body)
+    })
+    .await
+}
+
+/// Sends the request `build` makes until it is answered with success, retrying what may succeed
+/// later (a fresh request each time: a multipart body can be sent only once).
+pub async fn send(
+    service: &'static str,
+    policy: &RetryPolicy,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, RemoteError> {
     let mut backoff = policy.first_backoff;
     let mut attempt = 1;
     loop {
-        let outcome = client
-            .post(url)
-            .headers(headers.clone())
-            .json(body)
-            .send()
-            .await;
+        let outcome = build().send().await;
         let (retryable, wait, error) = match outcome {
             Ok(response) if response.status().is_success() => return Ok(response),
             Ok(response) => {

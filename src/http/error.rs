@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aurora_actors::ingest::document::DocumentError;
 use aurora_actors::knowledge::KnowledgeError;
-use aurora_actors::ports::{EmbedError, FetchError, RenderError, StoreError};
+use aurora_actors::ports::{EmbedError, FetchError, RenderError, StoreError, TranscribeError};
 use aurora_actors::scraper::ScrapeError;
 use aurora_actors::session::AuthError;
 use serde::Serialize;
@@ -312,6 +312,13 @@ impl From<ScrapeError> for ApiError {
                 | DocumentError::Empty
                 | DocumentError::NeedsTranscription(_) => ApiError::UnprocessableTarget(message),
                 DocumentError::Timeout(_) => ApiError::GatewayTimeout(message),
+            },
+            ScrapeError::Transcribe(transcribe) => match transcribe {
+                TranscribeError::Unavailable(_) | TranscribeError::Rejected(_) => {
+                    ApiError::UnprocessableTarget(message)
+                }
+                TranscribeError::Failed(_) => ApiError::BadGateway(message),
+                TranscribeError::Timeout(_) => ApiError::GatewayTimeout(message),
             },
             ScrapeError::DeadlineExceeded(_) => ApiError::GatewayTimeout(message),
             ScrapeError::Overloaded => ApiError::Overloaded(message),

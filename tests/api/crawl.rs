@@ -150,9 +150,10 @@ async fn a_crawl_fetches_exactly_the_reachable_allowed_pages() {
         codes,
         BTreeSet::from([
             ("/broken".to_string(), "HTTP_500".to_string()),
+            // A stub that is no whole PDF: read, and refused with its reason.
             (
                 "/files/report.pdf".to_string(),
-                "UNSUPPORTED_CONTENT_TYPE".to_string()
+                "DOCUMENT_UNREADABLE".to_string()
             ),
             (
                 "/calendar?month=51".to_string(),

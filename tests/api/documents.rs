@@ -599,3 +599,242 @@ async fn language_and_garbage_filters_reject_with_their_reason() {
         .expect("counted");
     assert!(counted >= 1.0);
 }
+
+fn transcription_by(
+    api: &crate::common::whisper_api::WhisperApi,
+) -> impl FnOnce(&mut aurora::settings::Settings) {
+    let base_url = api.base_url();
+    move |s| {
+        // The recordings are a few seconds long: a sentence or two of text.
+        s.ingest.min_chars = 20;
+        s.transcription.engine = aurora::settings::TranscriptionEngine::Openai;
+        s.transcription.openai.base_url = base_url;
+        s.transcription.openai.api_key = crate::common::whisper_api::KEY.to_string();
+    }
+}
+
+#[tokio::test]
+async fn recordings_are_transcribed_by_an_openai_compatible_server_and_cited_by_time() {
+    use crate::common::whisper_api;
+    let api = whisper_api::spawn(
+        vec![
+            (0.0, 41.0, "Welcome to the aurora field course. Over the next hour we will talk about where the northern lights appear, why they take the colours they do, and how the solar wind drives them across the sky on a winter night."),
+            (41.0, 83.5, "Most of the green light comes from oxygen about one hundred kilometres up, while the rare red glow comes from oxygen much higher, and nitrogen adds a purple fringe to the lower edge of a bright curtain."),
+            (83.5, 101.0, "Photographers should bring a sturdy tripod and spare batteries kept warm."),
+        ],
+        true,
+    )
+    .await;
+    let (app, site) = (
+        crate::common::spawn_app_with(transcription_by(&api)).await,
+        spawn_site().await,
+    );
+    let (status, body) = upload(&app, "talks", &[("lecture.wav", &fixture("speech.wav"))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ingested"], 1, "{body}");
+
+    // The exact wire format went out.
+    let sent = &api.requests()[0];
+    assert_eq!(sent.file_name.as_deref(), Some("lecture.wav"));
+    assert_eq!(sent.file_bytes, fixture("speech.wav").len());
+    let fields: std::collections::HashMap<&str, &str> = sent
+        .fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(fields["model"], "whisper-1");
+    assert_eq!(fields["response_format"], "verbose_json");
+    assert_eq!(fields["timestamp_granularities[]"], "segment");
+
+    let (status, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/query",
+            json!({"collection": "talks", "question": "What should photographers bring?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let citation = &body["citations"][0];
+    assert_eq!(citation["file_name"], "lecture.wav", "{body}");
+    assert_eq!(citation["locator"]["unit"], "time", "{body}");
+    assert_eq!(citation["locator"]["label"], "t=01:23–01:41", "{body}");
+    assert_eq!(citation["link"], "upload:lecture.wav#t=83", "{body}");
+
+    // A recording by URL is scraped to its transcript.
+    let (status, body) = scrape(&app, json!({"url": site.url("/docs/speech.wav")})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["data"]["markdown"]
+            .as_str()
+            .is_some_and(|m| m.contains("on a winter night.\n\nMost of the green light")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_verbose_json_is_asked_for_json() {
+    let api = crate::common::whisper_api::spawn(
+        vec![(
+            0.0,
+            6.2,
+            "Bring a tripod, spare batteries and a warm coat to watch the aurora over the fjord.",
+        )],
+        false,
+    )
+    .await;
+    let app = crate::common::spawn_app_with(transcription_by(&api)).await;
+    let (status, body) = upload(&app, "talks", &[("coat.wav", &fixture("speech.wav"))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ingested"], 1, "{body}");
+    let formats: Vec<String> = api
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.fields
+                .iter()
+                .find(|(k, _)| k == "response_format")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(formats, ["verbose_json", "json"]);
+    let (_, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/search",
+            json!({"collection": "talks", "query": "warm coat tripod", "k": 1}),
+        )
+        .await;
+    assert_eq!(
+        body["hits"][0]["locator"]["label"], "t=00:00–00:06",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_transcriber_recordings_are_refused_with_how_to_configure_one() {
+    let app = spawn_app().await;
+    let (status, body) = upload(
+        &app,
+        "talks",
+        &[
+            ("talk.wav", &fixture("speech.wav")),
+            ("guide.docx", &fixture("guide.docx")),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ingested"], 1, "{body}");
+    assert!(
+        body["rejected"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no transcriber is configured")),
+        "{body}"
+    );
+}
+
+/// The local engine (faster-whisper, Whisper tiny.en, weights checked against upstream) hears
+/// espeak-ng say "…brightest at midnight over Tromsø. Bring a tripod and a warm coat." and the
+/// answer cites where in the recording that was said.
+#[tokio::test]
+async fn the_local_engine_transcribes_speech_and_answers_with_its_time_range() {
+    let python = crate::common::service_url("AURORA_TEST_PYTHON");
+    let app = crate::common::spawn_app_with(|s| {
+        s.ingest.min_chars = 20;
+        s.transcription.engine = aurora::settings::TranscriptionEngine::Local;
+        s.transcription.local.python = python.into();
+        s.transcription.local.script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/whisper_server.py");
+    })
+    .await;
+    let (status, body) = upload(&app, "talks", &[("speech.wav", &fixture("speech.wav"))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ingested"], 1, "{body}");
+    let (status, body) = app
+        .post_json(
+            Port::Core,
+            "/v1/query",
+            json!({"collection": "talks", "question": "When were the northern lights brightest?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer = body["answer"].as_str().expect("answer").to_lowercase();
+    assert!(answer.contains("brightest"), "{body}");
+    let citation = &body["citations"][0];
+    assert_eq!(citation["file_name"], "speech.wav", "{body}");
+    assert_eq!(citation["locator"]["unit"], "time", "{body}");
+    // The whole clip is 6.2 s: the cited range lies inside it.
+    assert!(
+        citation["locator"]["end"]
+            .as_u64()
+            .is_some_and(|end| end > 0 && end <= 6_500),
+        "{body}"
+    );
+    assert!(
+        citation["locator"]["label"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("t=00:0")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_crawl_ingests_the_documents_and_recordings_a_site_links_to() {
+    let api = crate::common::whisper_api::spawn(
+        vec![(0.0, 6.2, "The northern lights were brightest at midnight over Tromsø, so bring a tripod and a warm coat.")],
+        true,
+    )
+    .await;
+    let (app, site) = (
+        crate::common::spawn_app_with(transcription_by(&api)).await,
+        spawn_site().await,
+    );
+    let (status, body) = app
+        .post_json(
+            Port::Crawler,
+            "/v1/crawl",
+            json!({"url": site.url("/docs/index.html"), "ignoreSitemap": true, "limit": 10,
+                   "ingest": {"collection": "library"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id").to_string();
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        let response = app.get(Port::Crawler, &format!("/v1/crawl/{id}")).await;
+        last = response.json().await.expect("json");
+        if last["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(
+        last["total"], 4,
+        "the page, the PDF, the slides and the talk: {last}"
+    );
+    for (query, file, unit) in [
+        ("magnetometer disturbance nanotesla", "guide.pdf", "page"),
+        (
+            "auroral ovals expand toward the equator",
+            "slides.pptx",
+            "slide",
+        ),
+        ("brightest at midnight over Tromsø", "speech.wav", "time"),
+    ] {
+        let (_, body) = app
+            .post_json(
+                Port::Core,
+                "/v1/search",
+                json!({"collection": "library", "query": query, "k": 1}),
+            )
+            .await;
+        let hit = &body["hits"][0];
+        assert_eq!(hit["file_name"], file, "{query}: {body}");
+        assert_eq!(hit["locator"]["unit"], unit, "{query}: {body}");
+        assert_eq!(
+            hit["source_url"],
+            site.url(&format!("/docs/{file}")),
+            "{body}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ pub mod llm_server;
 pub mod site;
 pub mod trap;
 pub mod webhook_sink;
+pub mod whisper_api;
 
 use std::path::Path;
 use std::time::Duration;

@@ -66,6 +66,13 @@ fn redirect(to: &str) -> Response<String> {
         .expect("valid response")
 }
 
+/// Links to documents and a recording, for crawls that ingest them.
+const LIBRARY: &str = "<html><head><title>Library</title></head><body><main><h1>Library</h1>\
+    <p>Our field guide, its slides and a recorded talk.</p><ul>\
+    <li><a href=\"guide.pdf\">Field guide (PDF)</a></li>\
+    <li><a href=\"slides.pptx\">Slides</a></li>\
+    <li><a href=\"speech.wav\">Talk</a></li></ul></main></body></html>";
+
 pub async fn spawn_site() -> Site {
     let article = warp::path!("article").map(|| html(StatusCode::OK, ARTICLE));
     let redirect_to_article = warp::path!("redirect").map(|| redirect("/article"));
@@ -136,6 +143,13 @@ pub async fn spawn_site() -> Site {
         .and(warp::query::<std::collections::HashMap<String, String>>())
         .map(
             |name: String, query: std::collections::HashMap<String, String>| {
+                if name == "index.html" {
+                    // A library page: what a crawl of /docs/ finds.
+                    return Response::builder()
+                        .header("content-type", "text/html; charset=utf-8")
+                        .body(LIBRARY.as_bytes().to_vec())
+                        .expect("valid response");
+                }
                 let path = format!(
                     "{}/tests/fixtures/documents/{name}",
                     env!("CARGO_MANIFEST_DIR")

@@ -43,7 +43,8 @@ impl JobContext {
         let start = spec.seeds.first().cloned().unwrap_or_else(|| {
             Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!())
         });
-        let scope = Scope::new(&start, spec.rules.clone(), shared.config.traps.clone());
+        let scope = Scope::new(&start, spec.rules.clone(), shared.config.traps.clone())
+            .with_media(shared.config.follow_media);
         let feed = spec
             .ingest
             .clone()

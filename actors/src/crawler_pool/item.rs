@@ -417,6 +417,7 @@ fn scrape_code(error: &ScrapeError) -> &'static str {
         | ScrapeError::InvalidSelector { .. } => "INVALID_REQUEST",
         ScrapeError::Document(DocumentError::Unsupported(_)) => "UNSUPPORTED_CONTENT_TYPE",
         ScrapeError::Document(_) => "DOCUMENT_UNREADABLE",
+        ScrapeError::Transcribe(_) => "TRANSCRIPTION_FAILED",
         ScrapeError::Overloaded | ScrapeError::Unavailable(_) => "UNAVAILABLE",
         ScrapeError::Cancelled => "CANCELLED",
         ScrapeError::Internal(_) => "INTERNAL",

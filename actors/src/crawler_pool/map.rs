@@ -180,7 +180,8 @@ pub(super) async fn map(shared: &Arc<Shared>, spec: MapSpec) -> Result<Vec<Mappe
         ignore_query_parameters: spec.ignore_query_parameters,
         ..ScopeRules::default()
     };
-    let scope = Scope::new(&spec.url, rules, shared.config.traps.clone());
+    let scope = Scope::new(&spec.url, rules, shared.config.traps.clone())
+        .with_media(shared.config.follow_media);
     let mut listing = Listing::new(spec.search.as_deref());
     let mut frontier = VecDeque::new();
     if spec.sitemap != SitemapMode::Only {

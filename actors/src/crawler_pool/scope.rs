@@ -131,6 +131,8 @@ pub struct Scope {
     start_depth: usize,
     /// The start URL's directory: without `crawl_entire_domain`, only URLs below it.
     start_prefix: String,
+    /// Follow links to recordings (a transcriber is configured).
+    media: bool,
 }
 
 impl Scope {
@@ -146,7 +148,14 @@ impl Scope {
             rules,
             bounds,
             start_prefix,
+            media: false,
         }
+    }
+
+    /// Follows links to recordings too (when a transcriber can read them).
+    pub fn with_media(mut self, media: bool) -> Self {
+        self.media = media;
+        self
     }
 
     pub fn bounds(&self) -> &TrapBounds {
@@ -195,7 +204,7 @@ impl Scope {
         if same_site && !rules.crawl_entire_domain && !url.path().starts_with(&self.start_prefix) {
             return Err(Skip::OutsideStartPath);
         }
-        if urls::is_asset(url) {
+        if urls::is_asset(url, self.media) {
             return Err(Skip::Asset);
         }
         let subject = if rules.regex_on_full_url {

@@ -12,11 +12,13 @@ const TRACKING: &[&str] = &[
 
 /// Extensions of files that are neither pages nor documents Aurora can read.
 const ASSETS: &[&str] = &[
-    "7z", "avi", "bin", "bmp", "bz2", "css", "dmg", "eot", "exe", "flac", "gif", "gz", "ico",
-    "iso", "jar", "jpeg", "jpg", "js", "json", "m4a", "mjs", "mkv", "mov", "mp3", "mp4", "mpeg",
-    "ogg", "otf", "png", "rar", "svg", "tar", "tgz", "tif", "tiff", "ttf", "wasm", "wav", "webm",
-    "webp", "woff", "woff2", "xz", "zip",
+    "7z", "avi", "bin", "bmp", "bz2", "css", "dmg", "eot", "exe", "gif", "gz", "ico", "iso", "jar",
+    "jpeg", "jpg", "js", "json", "mjs", "mkv", "mov", "mpeg", "otf", "png", "rar", "svg", "tar",
+    "tgz", "tif", "tiff", "ttf", "wasm", "webp", "woff", "woff2", "xz", "zip",
 ];
+
+/// Recordings: read only when a transcriber is configured.
+const MEDIA: &[&str] = &["flac", "m4a", "mp3", "mp4", "ogg", "opus", "wav", "webm"];
 
 /// The form a URL is fetched and de-duplicated in. `Url` already lower-cases scheme and host,
 /// drops default ports and resolves dot segments; this also drops the fragment and tracking
@@ -114,15 +116,15 @@ pub fn path_depth(url: &Url) -> usize {
         .unwrap_or(0)
 }
 
-/// Images, scripts, archives, media: never worth a fetch in a crawl.
-pub fn is_asset(url: &Url) -> bool {
+/// Images, scripts, archives (and recordings, unless `media`): never worth a fetch in a crawl.
+pub fn is_asset(url: &Url, media: bool) -> bool {
     let last = url
         .path_segments()
         .and_then(|mut s| s.next_back())
         .unwrap_or_default();
     last.rsplit_once('.').is_some_and(|(_, ext)| {
         let ext = ext.to_ascii_lowercase();
-        ASSETS.contains(&ext.as_str())
+        ASSETS.contains(&ext.as_str()) || (!media && MEDIA.contains(&ext.as_str()))
     })
 }
 
@@ -203,10 +205,12 @@ mod tests {
         assert_eq!(max_segment_repeats(&u("http://h/")), 0);
         assert_eq!(path_depth(&u("http://h/a/b/")), 2);
         assert_eq!(path_depth(&u("http://h/")), 0);
-        assert!(is_asset(&u("http://h/img/logo.PNG")));
-        assert!(is_asset(&u("http://h/dl/archive.tar.gz")));
-        assert!(!is_asset(&u("http://h/docs/page.html")));
-        assert!(!is_asset(&u("http://h/paper.pdf")));
-        assert!(!is_asset(&u("http://h/v1.2/")));
+        assert!(is_asset(&u("http://h/img/logo.PNG"), true));
+        assert!(is_asset(&u("http://h/dl/archive.tar.gz"), true));
+        assert!(!is_asset(&u("http://h/docs/page.html"), false));
+        assert!(!is_asset(&u("http://h/paper.pdf"), false));
+        assert!(!is_asset(&u("http://h/v1.2/"), false));
+        assert!(is_asset(&u("http://h/talks/keynote.mp3"), false));
+        assert!(!is_asset(&u("http://h/talks/keynote.mp3"), true));
     }
 }

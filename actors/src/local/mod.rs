@@ -8,6 +8,7 @@ mod fetcher;
 mod jobs;
 mod lexical;
 mod state;
+mod transcriber;
 mod vectors;
 
 pub use browser::NoBrowser;
@@ -16,4 +17,5 @@ pub use fetcher::StaticSite;
 pub use jobs::MemoryJobs;
 pub use lexical::MemoryLexical;
 pub use state::{MemoryState, write_private};
+pub use transcriber::NoTranscriber;
 pub use vectors::EmbeddedStore;

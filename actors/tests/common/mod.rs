@@ -89,6 +89,7 @@ pub fn ports(fetcher: impl Fetcher) -> Ports {
         vectors: Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")),
         embedder: Arc::new(HashingEmbedder::new(256)),
         generator: Arc::new(Extractive),
+        transcriber: Arc::new(aurora_actors::local::NoTranscriber),
         health_checks: Vec::new(),
     }
 }
