@@ -203,13 +203,18 @@ async fn scrape_inner(tools: &Tools<'_>, request: ScrapeRequest) -> Result<Page,
             Err(other) => Err(other),
         };
     }
-    if let Ok(Kind::Audio(mime)) = document::detect(
-        &fetched.body,
-        Hint {
-            content_type: fetched.content_type.as_deref(),
-            file_name: None,
-        },
-    ) && fetched.status < 400
+    // A recording is transcribed (awaiting the transcriber) rather than extracted; a web page
+    // is not even sniffed for it.
+    let content_type = fetched.content_type.as_deref().unwrap_or("");
+    if fetched.status < 400
+        && !extract::is_html(content_type, &fetched.body)
+        && let Ok(Kind::Audio(mime)) = document::detect(
+            &fetched.body,
+            Hint {
+                content_type: Some(content_type),
+                file_name: None,
+            },
+        )
     {
         return transcribed_page(tools.transcriber, request, fetched, fetch_time, mime).await;
     }
@@ -429,7 +434,8 @@ async fn transcribed_page(
         mime: mime.to_string(),
         language: None,
     };
-    let parsed = crate::ingest::media::transcribe(transcriber, audio).await?;
+    let parsed =
+        crate::ingest::media::transcribe(transcriber, audio, request.progress.as_ref()).await?;
     let formats = request.formats;
     let mut page = blank_page(request, fetched);
     page.timings = Timings {
