@@ -90,8 +90,18 @@ def make_handler(model, lock):
             started = time.monotonic()
             try:
                 with lock:
+                    # Greedy at temperature 0 with no sampling fallback: the same recording
+                    # always gives the same transcript, so re-ingesting it changes nothing.
+                    # Silences are what make greedy decoding repeat itself, so the voice
+                    # activity filter (Silero, shipped in the wheel) takes them out first;
+                    # timestamps stay on the recording's own timeline.
                     segments, info = model.transcribe(
-                        io.BytesIO(fields["file"][1]), language=language, beam_size=1
+                        io.BytesIO(fields["file"][1]),
+                        language=language,
+                        beam_size=1,
+                        temperature=0.0,
+                        condition_on_previous_text=False,
+                        vad_filter=True,
                     )
                     segments = list(segments)
             except Exception as e:  # a file the decoder cannot read

@@ -277,8 +277,15 @@ pub struct GeneratorSettings {
 #[serde(deny_unknown_fields)]
 pub struct TranscriptionSettings {
     pub engine: TranscriptionEngine,
-    /// One recording's transcription gives up after this many seconds.
+    /// One request to the engine (a recording, or one piece of a long one) gives up after this
+    /// many seconds.
     pub timeout_secs: u64,
+    /// Recordings longer than this go to the engine in pieces of at most this many seconds.
+    pub piece_secs: u32,
+    /// Longer recordings are refused.
+    pub max_recording_secs: u32,
+    /// One recording's transcription, all its pieces, gives up after this many seconds.
+    pub recording_timeout_secs: u64,
     pub openai: OpenAiTranscriptionSettings,
     pub local: LocalTranscriptionSettings,
 }
@@ -965,6 +972,8 @@ impl Settings {
             ingest_timeout: Duration::from_secs(self.ingest.timeout_secs),
             search_timeout: Duration::from_secs(self.search.timeout_secs),
             lookup_grace: Duration::from_millis(a.lookup_grace_ms),
+            // Set by the tree from the transcriber it is given.
+            transcription_allowance: Duration::ZERO,
             shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
         }
     }

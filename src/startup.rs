@@ -11,7 +11,7 @@ use aurora_actors::local::{
     EmbeddedStore, MemoryJobs, MemoryLexical, MemoryState, NoBrowser, write_private,
 };
 use aurora_actors::ports::{
-    Browser, Embedder, Generator, HealthCheck, JobQueue, LexicalIndex, Ports, StateStore,
+    Browser, Embedder, Generator, HealthCheck, JobQueue, LexicalIndex, Pieces, Ports, StateStore,
     Transcriber, VectorStore,
 };
 use aurora_actors::session::{AuthError, SigningKey};
@@ -229,6 +229,11 @@ pub fn build_generator(settings: &Settings) -> Result<Arc<dyn Generator>, Startu
 pub fn build_transcriber(settings: &Settings) -> Result<Arc<dyn Transcriber>, StartupError> {
     let t = &settings.transcription;
     let timeout = Duration::from_secs(t.timeout_secs);
+    let pieces = Pieces {
+        seconds: t.piece_secs.max(1),
+        max_recording_secs: t.max_recording_secs,
+        recording_timeout: Duration::from_secs(t.recording_timeout_secs.max(t.timeout_secs)),
+    };
     Ok(match t.engine {
         TranscriptionEngine::None => Arc::new(aurora_actors::local::NoTranscriber),
         TranscriptionEngine::Openai => Arc::new(
@@ -238,6 +243,7 @@ pub fn build_transcriber(settings: &Settings) -> Result<Arc<dyn Transcriber>, St
                 api_key: (!t.openai.api_key.is_empty()).then(|| t.openai.api_key.clone()),
                 timeout,
                 id: "openai",
+                pieces,
             })
             .map_err(|e| StartupError::Config {
                 key: "transcription.openai",
@@ -249,6 +255,7 @@ pub fn build_transcriber(settings: &Settings) -> Result<Arc<dyn Transcriber>, St
             script: t.local.script.clone(),
             threads: t.local.threads.max(1),
             timeout,
+            pieces,
         })),
     })
 }

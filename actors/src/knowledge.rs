@@ -319,7 +319,7 @@ impl Knowledge {
                         mime: mime.to_string(),
                         language: None,
                     };
-                    media::transcribe(self.transcriber.as_ref(), audio)
+                    media::transcribe(self.transcriber.as_ref(), audio, None)
                         .await
                         .map_err(|e| (e.to_string(), "transcription"))
                 }

@@ -78,6 +78,9 @@ pub struct TreeConfig {
     pub answer_timeout: Duration,
     /// How long a caller waits for an actor that is being restarted before giving up.
     pub lookup_grace: Duration,
+    /// Added to scrape and ingest bounds for what may be a recording to transcribe. Set by the
+    /// tree from the transcriber it is given (zero without one).
+    pub transcription_allowance: Duration,
     /// How long each child gets to stop at shutdown before it is killed.
     pub shutdown_timeout: Duration,
 }
@@ -216,6 +219,7 @@ fn router_handle(names: &Arc<Names>, config: &TreeConfig) -> router::Handle {
         call_margin: config.call_margin,
         lookup_grace: config.lookup_grace,
         ingest_timeout: config.ingest_timeout,
+        transcription_allowance: config.transcription_allowance,
         search_timeout: config.search_timeout,
         answer_timeout: config.answer_timeout,
     }
@@ -288,6 +292,10 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
     );
     let mut config = config;
     config.crawler.follow_media = ports.transcriber.available();
+    config.transcription_allowance = match ports.transcriber.available() {
+        true => ports.transcriber.pieces().recording_timeout,
+        false => Duration::ZERO,
+    };
     let config = Arc::new(config);
     let router_handle = router_handle(&names, &config);
     let crawls = Arc::new(crawler_pool::Shared::new(

@@ -3,6 +3,7 @@
 //! snake_case shapes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,40 @@ pub struct ScrapeRequest {
     /// Set by a crawl: once cancelled, a queued scrape never starts and a running one stops.
     #[serde(skip)]
     pub cancel: Option<CancellationToken>,
+    /// Set by a batch job or crawl: hears how far a long recording's transcription has got.
+    #[serde(skip)]
+    pub progress: Option<ProgressSink>,
+}
+
+/// How far the transcription of one long recording has got, piece by piece.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptionProgress {
+    pub pieces_done: u32,
+    pub pieces_total: u32,
+    /// Seconds of audio transcribed so far, and in all.
+    pub seconds_done: f64,
+    pub seconds_total: f64,
+}
+
+/// Where [`TranscriptionProgress`] is reported; called from the scraper, so it must not block.
+#[derive(Clone)]
+pub struct ProgressSink(pub Arc<dyn Fn(TranscriptionProgress) + Send + Sync>);
+
+impl ProgressSink {
+    pub fn new(report: impl Fn(TranscriptionProgress) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    pub fn report(&self, progress: TranscriptionProgress) {
+        (self.0)(progress);
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
 }
 
 impl ScrapeRequest {
@@ -198,6 +233,7 @@ impl ScrapeRequest {
             actions: Vec::new(),
             mobile: false,
             parse_pdf: true,
+            progress: None,
             cancel: None,
         }
     }

@@ -981,6 +981,33 @@ pub trait Transcriber: Send + Sync + 'static {
     /// Bounded label for metrics and the transcript's provenance: `openai`, `local`, `none`.
     fn id(&self) -> &'static str;
     fn transcribe(&self, audio: Audio) -> BoxFuture<'_, Result<Transcript, TranscribeError>>;
+    /// How long recordings are cut up before they reach [`Transcriber::transcribe`].
+    fn pieces(&self) -> Pieces {
+        Pieces::default()
+    }
+}
+
+/// Long recordings go to the engine in pieces (a server's upload cap, its timeouts, progress
+/// a user can watch); `crate::ingest::media` does the cutting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pieces {
+    /// Longest piece, in seconds; a recording up to this long goes whole, as it came.
+    pub seconds: u32,
+    /// Longest recording accepted at all, in seconds.
+    pub max_recording_secs: u32,
+    /// One recording's transcription, all its pieces, gives up after this long.
+    pub recording_timeout: Duration,
+}
+
+impl Default for Pieces {
+    fn default() -> Self {
+        // Ten minutes of 16 kHz 16-bit audio are 19.2 MB: under OpenAI's 25 MB cap.
+        Self {
+            seconds: 600,
+            max_recording_secs: 4 * 3600,
+            recording_timeout: Duration::from_secs(900),
+        }
+    }
 }
 
 /// A recording to transcribe.

@@ -240,13 +240,16 @@ pub struct Handle {
     /// How long to wait for an actor that is being restarted.
     pub(crate) lookup_grace: Duration,
     pub(crate) ingest_timeout: Duration,
+    /// Added to scrapes and ingests: either may carry a recording to transcribe, which the
+    /// scraper and the knowledge base bound themselves by this much.
+    pub(crate) transcription_allowance: Duration,
     pub(crate) search_timeout: Duration,
     pub(crate) answer_timeout: Duration,
 }
 
 impl Handle {
     pub async fn scrape(&self, request: ScrapeRequest) -> Result<Page, ScrapeError> {
-        let deadline = request.timeout + self.call_margin;
+        let deadline = request.timeout + self.call_margin + self.transcription_allowance;
         self.call(deadline, |reply| {
             RouterMsg::Scrape(Box::new(request.clone()), reply)
         })
@@ -254,9 +257,10 @@ impl Handle {
     }
 
     pub async fn ingest(&self, request: IngestRequest) -> Result<IngestReport, KnowledgeError> {
-        self.call(self.ingest_timeout, |reply| {
-            RouterMsg::Ingest(Box::new(request.clone()), reply)
-        })
+        self.call(
+            self.ingest_timeout + self.transcription_allowance,
+            |reply| RouterMsg::Ingest(Box::new(request.clone()), reply),
+        )
         .await
     }
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use aurora_actors::ports::{Audio, Segment, TranscribeError, Transcriber, Transcript};
+use aurora_actors::ports::{Audio, Pieces, Segment, TranscribeError, Transcriber, Transcript};
 use futures::future::BoxFuture;
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
@@ -24,9 +24,11 @@ pub struct OpenAiTranscriberConfig {
     pub base_url: String,
     pub model: String,
     pub api_key: Option<String>,
+    /// One request: a recording, or one piece of a long one.
     pub timeout: Duration,
     /// `openai` for a configured server, `local` for Aurora's own engine.
     pub id: &'static str,
+    pub pieces: Pieces,
 }
 
 pub struct OpenAiTranscriber {
@@ -127,6 +129,10 @@ impl Transcriber for OpenAiTranscriber {
 
     fn id(&self) -> &'static str {
         self.config.id
+    }
+
+    fn pieces(&self) -> Pieces {
+        self.config.pieces
     }
 
     fn transcribe(&self, audio: Audio) -> BoxFuture<'_, Result<Transcript, TranscribeError>> {

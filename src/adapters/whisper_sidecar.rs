@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_actors::ports::{Audio, TranscribeError, Transcriber, Transcript};
+use aurora_actors::ports::{Audio, Pieces, TranscribeError, Transcriber, Transcript};
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -51,7 +51,9 @@ pub struct LocalWhisperConfig {
     pub python: PathBuf,
     pub script: PathBuf,
     pub threads: usize,
+    /// One request: a recording, or one piece of a long one.
     pub timeout: Duration,
+    pub pieces: Pieces,
 }
 
 pub struct LocalWhisper {
@@ -154,6 +156,7 @@ impl LocalWhisper {
             api_key: None,
             timeout: self.config.timeout,
             id: "local",
+            pieces: self.config.pieces,
         })
         .map_err(|e| unavailable(e.to_string()))?;
         Ok(Running {
@@ -193,6 +196,10 @@ impl Transcriber for LocalWhisper {
 
     fn id(&self) -> &'static str {
         "local"
+    }
+
+    fn pieces(&self) -> Pieces {
+        self.config.pieces
     }
 
     fn transcribe(&self, audio: Audio) -> BoxFuture<'_, Result<Transcript, TranscribeError>> {

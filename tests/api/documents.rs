@@ -838,3 +838,146 @@ async fn a_crawl_ingests_the_documents_and_recordings_a_site_links_to() {
         );
     }
 }
+
+/// Distinct words per piece, long enough that each piece's text is a chunk of its own.
+const PIECE_TEXT: &str = "Piece {n} of the field recording: the observers at station {n} \
+    logged the auroral oval as it moved south, noting the colour of each curtain, the strength \
+    of the magnetometer reading and the time the corona formed overhead, then compared the \
+    forecast for station {n} with what the cameras recorded until dawn broke over the fjord and \
+    the last of the green light faded into a grey winter sky above the sleeping town.";
+
+#[tokio::test]
+async fn a_long_recording_is_transcribed_in_pieces_with_progress_in_its_batch_job() {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let api = crate::common::whisper_api::spawn_gated(
+        vec![(0.5, 5.5, PIECE_TEXT)],
+        true,
+        Some(gate.clone()),
+    )
+    .await;
+    let configure = transcription_by(&api);
+    let (app, site) = (
+        crate::common::spawn_app_with(|s| {
+            configure(s);
+            s.transcription.piece_secs = 10;
+        })
+        .await,
+        spawn_site().await,
+    );
+    let url = site.url("/docs/speech-long.wav");
+    let (status, body) = app
+        .post_json(
+            Port::Crawler,
+            "/v1/batch/scrape",
+            json!({"urls": [url], "ingest": {"collection": "field", "create": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id").to_string();
+    let status_of = || async {
+        let response = app
+            .get(Port::Crawler, &format!("/v1/batch/scrape/{id}"))
+            .await;
+        response.json::<Value>().await.expect("json")
+    };
+
+    // The first piece is through and the second is held at the server: the job says so.
+    let mut seen = Value::Null;
+    for _ in 0..600 {
+        seen = status_of().await;
+        if seen["progress"][0]["piecesDone"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let progress = &seen["progress"][0];
+    assert_eq!(seen["status"], "scraping", "{seen}");
+    assert_eq!(progress["url"], url, "{seen}");
+    assert_eq!(progress["piecesTotal"], 3, "{seen}");
+    assert!(
+        (progress["secondsTotal"].as_f64().expect("seconds") - 24.5).abs() < 0.1,
+        "{seen}"
+    );
+    // The first cut falls in the silence after the first sentence (6.2–8.2 s).
+    let first_cut = progress["secondsDone"].as_f64().expect("seconds");
+    assert!((6.2..8.2).contains(&first_cut), "{seen}");
+
+    gate.add_permits(10);
+    for _ in 0..600 {
+        seen = status_of().await;
+        if seen["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen["status"], "completed", "{seen}");
+    assert!(seen.get("progress").is_none(), "cleared once done: {seen}");
+
+    // Three pieces went out as 16 kHz WAVs of at most 10 s, covering the recording once.
+    let sent = api.requests();
+    let names: Vec<_> = sent.iter().filter_map(|r| r.file_name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "speech-long.part1.wav",
+            "speech-long.part2.wav",
+            "speech-long.part3.wav"
+        ]
+    );
+    let data: Vec<usize> = sent.iter().filter_map(|r| r.wav_data_bytes).collect();
+    assert!(data.iter().all(|&b| b <= 10 * 16_000 * 2), "{data:?}");
+    let whole = crate::common::site::long_speech().len() - 44;
+    assert_eq!(data.iter().sum::<usize>(), whole);
+
+    // The transcript is one timeline: piece 2's words sit where piece 2 starts.
+    let markdown = seen["data"][0]["markdown"].as_str().expect("markdown");
+    let order: Vec<_> = ["Piece 1 ", "Piece 2 ", "Piece 3 "]
+        .iter()
+        .map(|p| markdown.find(p).expect("each piece's text"))
+        .collect();
+    assert!(order.is_sorted(), "{markdown}");
+    for (n, from, to) in [(1, 0, 1_000), (2, 6_500, 8_800), (3, 14_500, 16_900)] {
+        let (_, body) = app
+            .post_json(
+                Port::Core,
+                "/v1/search",
+                json!({"collection": "field", "query": format!("observers at station {n}"),
+                       "k": 1, "filter": {"source_url": url}}),
+            )
+            .await;
+        let start = body["hits"][0]["locator"]["start"].as_u64().expect("start");
+        assert!(
+            (from..to).contains(&start),
+            "piece {n} starts at {start} ms: {body}"
+        );
+    }
+}
+
+/// The local engine hears the same sentence three times across pieces cut in the silences: no
+/// word is lost or doubled at a cut.
+#[tokio::test]
+async fn the_local_engine_transcribes_a_long_recording_piece_by_piece() {
+    let python = crate::common::service_url("AURORA_TEST_PYTHON");
+    let (app, site) = (
+        crate::common::spawn_app_with(|s| {
+            s.transcription.engine = aurora::settings::TranscriptionEngine::Local;
+            s.transcription.local.python = python.into();
+            s.transcription.local.script =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/whisper_server.py");
+            s.transcription.piece_secs = 10;
+        })
+        .await,
+        spawn_site().await,
+    );
+    let (status, body) = scrape(&app, json!({"url": site.url("/docs/speech-long.wav")})).await;
+    assert_eq!(status, 200, "{body}");
+    let markdown = body["data"]["markdown"]
+        .as_str()
+        .expect("markdown")
+        .to_lowercase();
+    // Whisper tiny.en hears some words differently with different context ("brightest" as
+    // "riders"); these it hears every time.
+    for word in ["northern lights", "tripod", "warm coat"] {
+        assert_eq!(markdown.matches(word).count(), 3, "{word}: {markdown}");
+    }
+}

@@ -154,7 +154,11 @@ pub async fn spawn_site() -> Site {
                     "{}/tests/fixtures/documents/{name}",
                     env!("CARGO_MANIFEST_DIR")
                 );
-                let Ok(bytes) = std::fs::read(&path) else {
+                let read = match name.as_str() {
+                    "speech-long.wav" => Ok(long_speech()),
+                    _ => std::fs::read(&path),
+                };
+                let Ok(bytes) = read else {
                     return Response::builder()
                         .status(StatusCode::NOT_FOUND)
                         .body(b"No such fixture".to_vec())
@@ -219,4 +223,27 @@ pub async fn spawn_site() -> Site {
     let addr = listener.local_addr().expect("local addr");
     let stop = super::serve_until_dropped(listener, routes);
     Site { addr, _stop: stop }
+}
+
+/// `speech.wav` (6.17 s) three times, each followed by 2 s of silence: 24.5 s of 16 kHz mono
+/// 16-bit PCM, long enough to be cut into pieces where the silences are.
+pub fn long_speech() -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/documents/speech.wav",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let speech = std::fs::read(path).expect("speech.wav");
+    // sox writes the canonical 44-byte header: the samples follow it.
+    let samples = &speech[44..];
+    let silence = vec![0u8; 2 * 16_000 * 2];
+    let mut data = Vec::new();
+    for _ in 0..3 {
+        data.extend_from_slice(samples);
+        data.extend_from_slice(&silence);
+    }
+    let mut wav = speech[..44].to_vec();
+    wav[4..8].copy_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav[40..44].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    wav
 }

@@ -2,7 +2,9 @@
 //! `multipart/form-data` with `file` (a file part with a name), `model`, `response_format`
 //! (`json`, `text`, `verbose_json`), `timestamp_granularities[]` and `language`; answers in the
 //! chosen format with the scripted segments, errors in OpenAI's envelope. It can refuse
-//! `verbose_json` as OpenAI's `gpt-4o-*-transcribe` models do. Every request is logged.
+//! `verbose_json` as OpenAI's `gpt-4o-*-transcribe` models do. Every request is logged. `{n}` in
+//! a scripted text becomes the request's number (1, 2, …), so pieces of one recording differ;
+//! a gate, when given, holds each request until the test lets one through.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,8 @@ pub struct Seen {
     pub file_name: Option<String>,
     pub file_bytes: usize,
     pub authorization: Option<String>,
+    /// Bytes of PCM data when the file is a WAV.
+    pub wav_data_bytes: Option<usize>,
 }
 
 pub struct WhisperApi {
@@ -42,6 +46,15 @@ impl WhisperApi {
 
 /// `segments`: (start s, end s, text). With `verbose` false, `verbose_json` is refused.
 pub async fn spawn(segments: Vec<(f64, f64, &'static str)>, verbose: bool) -> WhisperApi {
+    spawn_gated(segments, verbose, None).await
+}
+
+/// As [`spawn`], each request waiting for a permit of `gate` first.
+pub async fn spawn_gated(
+    segments: Vec<(f64, f64, &'static str)>,
+    verbose: bool,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+) -> WhisperApi {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = seen.clone();
     let route = warp::path!("v1" / "audio" / "transcriptions")
@@ -51,8 +64,11 @@ pub async fn spawn(segments: Vec<(f64, f64, &'static str)>, verbose: bool) -> Wh
         .and(warp::body::bytes())
         .then(
             move |auth: Option<String>, content_type: String, body: bytes::Bytes| {
-                let (log, segments) = (log.clone(), segments.clone());
+                let (log, segments, gate) = (log.clone(), segments.clone(), gate.clone());
                 async move {
+                    if let Some(gate) = gate {
+                        gate.acquire().await.expect("gate").forget();
+                    }
                     let Ok(boundary) = multer::parse_boundary(&content_type) else {
                         return error(StatusCode::BAD_REQUEST, "send multipart/form-data");
                     };
@@ -66,13 +82,30 @@ pub async fn spawn(segments: Vec<(f64, f64, &'static str)>, verbose: bool) -> Wh
                         let name = field.name().unwrap_or_default().to_string();
                         if name == "file" {
                             request.file_name = field.file_name().map(str::to_string);
-                            request.file_bytes = field.bytes().await.map_or(0, |b| b.len());
+                            let bytes = field.bytes().await.unwrap_or_default();
+                            request.file_bytes = bytes.len();
+                            request.wav_data_bytes = bytes
+                                .starts_with(b"RIFF")
+                                .then(|| bytes.get(40..44))
+                                .flatten()
+                                .and_then(|n| n.try_into().ok())
+                                .map(|n| u32::from_le_bytes(n) as usize);
                         } else {
                             let value = field.text().await.unwrap_or_default();
                             request.fields.push((name, value));
                         }
                     }
-                    log.lock().expect("log").push(request.clone());
+                    let n = {
+                        let mut log = log.lock().expect("log");
+                        log.push(request.clone());
+                        log.len()
+                    };
+                    let segments: Vec<(f64, f64, String)> = segments
+                        .iter()
+                        .map(|(start, end, text)| {
+                            (*start, *end, text.replace("{n}", &n.to_string()))
+                        })
+                        .collect();
                     answer(&request, &segments, verbose)
                 }
             },
@@ -97,7 +130,7 @@ fn field<'a>(request: &'a Seen, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn answer(request: &Seen, segments: &[(f64, f64, &str)], verbose: bool) -> Response {
+fn answer(request: &Seen, segments: &[(f64, f64, String)], verbose: bool) -> Response {
     if request.authorization.as_deref() != Some(&format!("Bearer {KEY}")) {
         return error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.");
     }
@@ -110,7 +143,11 @@ fn answer(request: &Seen, segments: &[(f64, f64, &str)], verbose: bool) -> Respo
             "you must provide a model parameter",
         );
     }
-    let text: String = segments.iter().map(|s| s.2).collect::<Vec<_>>().join(" ");
+    let text: String = segments
+        .iter()
+        .map(|s| s.2.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     let duration = segments.last().map_or(0.0, |s| s.1);
     match field(request, "response_format").unwrap_or("json") {
         "verbose_json" if !verbose => error(

@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -19,7 +20,7 @@ use super::{Shared, SitemapMode};
 use crate::ingest::IngestRequest;
 use crate::ingest::document::DocumentError;
 use crate::knowledge::Document;
-use crate::model::Page;
+use crate::model::{Page, ProgressSink, TranscriptionProgress};
 use crate::ports::{FetchError, LeaseRef, LeasedItem, Outcome, Recorded, RenderError};
 use crate::scraper::ScrapeError;
 
@@ -353,7 +354,11 @@ async fn fetch(
             // The crawl needs links to go on, and markdown to feed the knowledge base.
             request.formats.links = true;
             request.formats.markdown |= spec.ingest.is_some();
-            shared.router.scrape(request).await
+            let progress = Progress::start(shared, context, &url);
+            request.progress = Some(progress.sink.clone());
+            let result = shared.router.scrape(request).await;
+            progress.finish(shared, context, &url).await;
+            result
         };
         let retry = attempt < config.retries;
         let wait = |retry_after: Option<Duration>| {
@@ -381,6 +386,56 @@ async fn fetch(
             Err(e) => return Some(failed(scrape_code(&e), e.to_string())),
         }
         attempt += 1;
+    }
+}
+
+/// Carries a long recording's progress from the scraper to the job's record, where status
+/// requests on any replica see it. The scraper's callback must not block, so it only updates a
+/// watch channel; one task per item writes the latest value out, in order.
+struct Progress {
+    sink: ProgressSink,
+    reported: Arc<AtomicBool>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(shared: &Arc<Shared>, context: &JobContext, url: &Url) -> Self {
+        let (tx, mut rx) = watch::channel(None::<TranscriptionProgress>);
+        let reported = Arc::new(AtomicBool::new(false));
+        let flag = reported.clone();
+        let sink = ProgressSink::new(move |progress| {
+            flag.store(true, Ordering::Relaxed);
+            tx.send_replace(Some(progress));
+        });
+        let (shared, job, url) = (shared.clone(), context.meta.id.clone(), url.to_string());
+        let ttl = Duration::from_millis(context.meta.expires_at.saturating_sub(now_ms()))
+            .max(Duration::from_secs(60));
+        let writer = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let latest = *rx.borrow_and_update();
+                if let Some(progress) = latest
+                    && let Err(e) = shared.store.report(&job, &url, &progress, ttl).await
+                {
+                    tracing::debug!(error = %e, "progress not recorded");
+                }
+            }
+        });
+        Self {
+            sink,
+            reported,
+            writer,
+        }
+    }
+
+    /// Stops reporting and, if anything was reported, clears it: the item's result says the rest.
+    async fn finish(self, shared: &Shared, context: &JobContext, url: &Url) {
+        self.writer.abort();
+        let _ = self.writer.await;
+        if self.reported.load(Ordering::Relaxed)
+            && let Err(e) = shared.store.done_with(&context.meta.id, url.as_str()).await
+        {
+            tracing::debug!(error = %e, "progress not cleared; it expires with the job");
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! ([`JobMeta`]: its record's fixed fields and the spec every replica works from), each work
 //! item's payload ([`Work`]), stored pages (LZ4-compressed JSON) and error entries (JSON). The
 //! record a client sees ([`JobRecord`]) is assembled from the meta, the status and the counters
-//! the queue keeps. Idempotency keys (`crawl-key:{KEY}`) live in the state store.
+//! the queue keeps. Idempotency keys (`crawl-key:{KEY}`) and the progress of long items
+//! (`job-progress:{id}`, a set of URLs, and `job-progress:{id}:{url}`) live in the state store.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::model::Page;
+use crate::model::{Page, TranscriptionProgress};
 use crate::ports::{
     JOB_RUNNING, JobQueue, JobSnapshot, NewError, NewItem, NewJob, StateError, StateStore,
 };
@@ -84,6 +85,16 @@ pub struct JobRecord {
     pub collection: Option<String>,
     /// Why the job stopped early (a bound, cancellation), or why it failed.
     pub end_reason: Option<String>,
+    /// Items under way that report how far they have got: long recordings being transcribed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<ItemProgress>,
+}
+
+/// How far one item of a job has got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemProgress {
+    pub url: String,
+    pub transcription: TranscriptionProgress,
 }
 
 /// One line of a job's error list, as Firecrawl's `/errors` reports it.
@@ -196,10 +207,62 @@ impl JobStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StateError> {
-        Ok(self
-            .load(id)
-            .await?
-            .map(|(meta, snapshot)| record(&meta, &snapshot)))
+        let Some((meta, snapshot)) = self.load(id).await? else {
+            return Ok(None);
+        };
+        let mut record = record(&meta, &snapshot);
+        if record.status == JobStatus::Scraping {
+            record.progress = self.progress(id).await?;
+        }
+        Ok(Some(record))
+    }
+
+    /// Records how far the item fetching `url` has got, until [`JobStore::done_with`].
+    pub(crate) async fn report(
+        &self,
+        id: &str,
+        url: &str,
+        progress: &TranscriptionProgress,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let entry = ItemProgress {
+            url: url.to_string(),
+            transcription: *progress,
+        };
+        self.state
+            .set_add(&progress_key(id), &[url.to_string()])
+            .await?;
+        self.state
+            .set_many(vec![(progress_key_of(id, url), encode(&entry)?)], Some(ttl))
+            .await
+    }
+
+    /// Forgets the progress of the item fetching `url`: it is done (or given back).
+    pub(crate) async fn done_with(&self, id: &str, url: &str) -> Result<(), StateError> {
+        self.state
+            .set_remove(&progress_key(id), &[url.to_string()])
+            .await?;
+        self.state
+            .delete(&[progress_key_of(id, url)])
+            .await
+            .map(drop)
+    }
+
+    /// Every progress report of the job's items under way, by URL.
+    async fn progress(&self, id: &str) -> Result<Vec<ItemProgress>, StateError> {
+        let mut urls = self.state.set_members(&progress_key(id)).await?;
+        if urls.is_empty() {
+            return Ok(Vec::new());
+        }
+        urls.sort();
+        let keys: Vec<String> = urls.iter().map(|url| progress_key_of(id, url)).collect();
+        let values = self.state.get_many(&keys).await?;
+        // An entry that expired (its replica died mid-item) is simply not shown.
+        values
+            .into_iter()
+            .flatten()
+            .map(|bytes| decode(&bytes))
+            .collect()
     }
 
     /// Pages `from..to` of the job, in order (expired ones are skipped).
@@ -271,7 +334,16 @@ pub(crate) fn record(meta: &JobMeta, snapshot: &JobSnapshot) -> JobRecord {
         ingested: count("ingested"),
         collection: meta.collection.clone(),
         end_reason: snapshot.reason.clone(),
+        progress: Vec::new(),
     }
+}
+
+fn progress_key(id: &str) -> String {
+    format!("job-progress:{id}")
+}
+
+fn progress_key_of(id: &str, url: &str) -> String {
+    format!("job-progress:{id}:{url}")
 }
 
 /// An error entry as the queue stores it.

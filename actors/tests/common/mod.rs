@@ -72,6 +72,7 @@ pub fn config() -> TreeConfig {
         },
         call_margin: Duration::from_secs(5),
         lookup_grace: Duration::from_secs(1),
+        transcription_allowance: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(1),
     }
 }

@@ -117,6 +117,22 @@ pub struct CrawlStatus {
     /// Why the job failed or stopped early.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Aurora's addition: items under way that report how far they have got (long recordings
+    /// transcribed piece by piece). Absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<ItemProgressBody>,
+}
+
+/// How far the transcription of one long recording has got.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemProgressBody {
+    pub url: String,
+    pub pieces_done: u32,
+    pub pieces_total: u32,
+    /// Seconds of audio transcribed so far, and in all.
+    pub seconds_done: f64,
+    pub seconds_total: f64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -546,6 +562,17 @@ pub async fn status(
         error: record
             .end_reason
             .filter(|_| record.status == JobStatus::Failed),
+        progress: record
+            .progress
+            .into_iter()
+            .map(|item| ItemProgressBody {
+                url: item.url,
+                pieces_done: item.transcription.pieces_done,
+                pieces_total: item.transcription.pieces_total,
+                seconds_done: item.transcription.seconds_done,
+                seconds_total: item.transcription.seconds_total,
+            })
+            .collect(),
     })
     .into_response())
 }

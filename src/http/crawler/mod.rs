@@ -63,7 +63,7 @@ pub const ROUTES: &[Route] = &[
         system::ReadinessCheck, firecrawl_v1::ScrapeRequest, firecrawl_v1::Format,
         firecrawl_v1::Location, firecrawl_v1::ScrapeResponse, firecrawl_v1::Document,
         firecrawl_v1::Metadata, crawl_v1::CrawlRequest, crawl_v1::CrawlStarted,
-        crawl_v1::CrawlStatus, crawl_v1::CrawlCancelled, crawl_v1::CrawlErrors,
+        crawl_v1::CrawlStatus, crawl_v1::ItemProgressBody, crawl_v1::CrawlCancelled, crawl_v1::CrawlErrors,
         crawl_v1::CrawlErrorEntry, batch_v1::BatchRequest, batch_v1::BatchStarted,
         batch_v1::MapRequest, batch_v1::MapResponse)),
     tags((name = "system", description = "Health, readiness, metrics"),
