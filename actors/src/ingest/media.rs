@@ -56,7 +56,8 @@ async fn in_pieces(
     progress: Option<&ProgressSink>,
 ) -> Result<Transcript, TranscribeError> {
     let plan = transcriber.pieces();
-    if !pieces::decodable(&audio.mime) {
+    // Without an engine there is nothing to cut for: its refusal says how to configure one.
+    if !transcriber.available() || !pieces::decodable(&audio.mime) {
         return transcriber.transcribe(audio).await;
     }
     let (bytes, mime) = (audio.bytes.clone(), audio.mime.clone());

@@ -360,6 +360,7 @@ mod tests {
                 "cut at {cut} is not in a silence"
             );
         }
-        assert_eq!(cuts(&samples[..1000], RATE as usize), [0..1000]);
+        let short = cuts(&samples[..1000], RATE as usize);
+        assert_eq!((short.len(), short[0].clone()), (1, 0..1000));
     }
 }
