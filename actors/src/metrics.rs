@@ -114,6 +114,10 @@ pub fn describe() {
         "aurora_transcribed_audio_seconds_total",
         "Seconds of audio transcribed, by engine (divide the duration histogram's sum by it for the real-time factor)."
     );
+    describe_counter!(
+        "aurora_transcription_pieces_total",
+        "Pieces of long recordings transcribed, by engine (a recording over transcription.piece_secs goes in pieces)."
+    );
     describe_counter!("aurora_ingest_chunks_total", "Chunks written by ingestion.");
     describe_histogram!(
         "aurora_ingest_duration_seconds",
