@@ -5,9 +5,10 @@
 //! - [`telemetry`]: logs and the Prometheus recorder (and the metric naming convention);
 //! - [`adapters`]: network-backed implementations of the engine's ports (HTTP fetching, Redis,
 //!   ChromaDB) and the SSRF guard;
-//! - [`http`]: the two warp listeners, :8080 core and :8001 crawler (Firecrawl-compatible);
+//! - [`http`]: the two warp listeners, :8080 core (API and the web interface) and :8001 crawler
+//!   (Firecrawl-compatible);
 //! - [`startup`]: builds all of it and runs it with an ordered shutdown;
-//! - [`cli`]: `aurora serve` and `aurora scrape`.
+//! - [`cli`]: `aurora serve`, `scrape`, `crawl`, `ask` and `model distill`.
 
 pub mod adapters;
 pub mod cli;

@@ -34,6 +34,16 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Ask(args) => {
+            telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
+            match aurora::cli::ask::ask(&settings, args).await {
+                Ok(asked) => std::process::exit(asked.exit_code()),
+                Err(error) => {
+                    eprintln!("aurora: {error:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
         Command::Model(ModelCommand::Distill { from, to }) => {
             telemetry::init_logging(&settings.log, LogTarget::QuietStderr)?;
             aurora::cli::distill(&settings, from, to)?;

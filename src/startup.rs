@@ -434,6 +434,7 @@ fn gate(
         })?,
         hsts_max_age: (s.hsts_max_age_secs > 0).then_some(s.hsts_max_age_secs),
         style,
+        cookie_max_age: settings.auth.refresh_ttl_secs,
     }))
 }
 
@@ -488,6 +489,8 @@ impl Application {
                 answer_max_k: settings.answer.max_k,
                 max_question_chars: settings.answer.max_question_chars,
                 default_collection: settings.answer.default_collection.clone(),
+                cookie_max_age: settings.auth.refresh_ttl_secs,
+                auth_enabled: settings.auth.enabled,
             }),
         };
         Ok(Self {

@@ -302,3 +302,160 @@ async fn a_first_start_generates_the_admin_password_once_and_keeps_it_private() 
     assert!(!String::from_utf8_lossy(&again.stderr).contains("generated password"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), password);
 }
+
+/// A running server with one collection built from the generated site, for `aurora ask`.
+async fn server_with_topics(data: &std::path::Path) -> (tokio::process::Child, String) {
+    let mut server = aurora()
+        .arg("serve")
+        .env("AURORA__DATA_DIR", data)
+        .env("AURORA__LOG__LEVEL", "info")
+        .env("AURORA__LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let mut lines = BufReader::new(server.stdout.take().expect("piped stdout")).lines();
+    let (core, _) = serving(&mut lines).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (server, format!("http://{core}"))
+}
+
+#[tokio::test]
+async fn ask_streams_a_cited_answer_from_a_server_and_in_process() {
+    let site = spawn_crawl_site(None).await;
+    let data = tempfile::tempdir().unwrap();
+    // Build the collection in-process (the crawl command), on the data folder both use.
+    let out = aurora()
+        .env("AURORA__DATA_DIR", data.path())
+        .env("AURORA__CRAWLER__PER_HOST_RPS", "0")
+        .args(["crawl", &site.url("/docs/s3/"), "--limit", "60"])
+        .args(["--ingest", "topics"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // In-process, on the embedded stores.
+    let out = aurora()
+        .env("AURORA__DATA_DIR", data.path())
+        .env_remove("AURORA_SERVER")
+        .args([
+            "ask",
+            "Which page is about topic3x3?",
+            "--collection",
+            "topics",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("topic3x3"), "{stdout}");
+    assert!(
+        stdout.contains("Sources:") && stdout.contains("[1]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&site.url("/docs/s3/p3.html")), "{stdout}");
+    // Not a terminal: no escape sequences in the output.
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+
+    // "I don't know": exit code 1, said as such.
+    let out = aurora()
+        .env("AURORA__DATA_DIR", data.path())
+        .args(["ask", "How many moons does Zorblax have?", "-c", "topics"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Against a running server with an API key from the environment.
+    let (mut server, core) = server_with_topics(data.path()).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let tokens: serde_json::Value = client
+        .post(format!("{core}/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "test-admin-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let key: serde_json::Value = client
+        .post(format!("{core}/v1/auth/keys"))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"name": "cli", "role": "reader"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+    let out = aurora()
+        .env("AURORA_API_KEY", &key)
+        .args([
+            "ask",
+            "Which page is about topic3x3?",
+            "--collection",
+            "topics",
+            "--server",
+            &core,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("topic3x3"), "{stdout}");
+    assert!(stdout.contains(&site.url("/docs/s3/p3.html")), "{stdout}");
+
+    // A bad key: a clear error and exit code 2.
+    let out = aurora()
+        .env("AURORA_API_KEY", "aur_not-a-key")
+        .args([
+            "ask",
+            "Which page is about topic3x3?",
+            "-c",
+            "topics",
+            "--server",
+            &core,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("401") && stderr.contains("AURORA_API_KEY"),
+        "{stderr}"
+    );
+    // An unknown collection: the server's reason.
+    let out = aurora()
+        .env("AURORA_API_KEY", &key)
+        .args(["ask", "anything", "-c", "nothing-here", "--server", &core])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing-here"));
+    server.kill().await.unwrap();
+}

@@ -515,6 +515,11 @@ impl Handle {
         self.shared.store.get(id).await?.ok_or(CrawlError::NotFound)
     }
 
+    /// The newest `max` jobs of every replica, running or ended, newest first.
+    pub async fn recent(&self, max: usize) -> Result<Vec<JobRecord>, CrawlError> {
+        Ok(self.shared.store.recent(max).await?)
+    }
+
     /// Pages `from..to` of the job.
     pub async fn pages(&self, id: &str, from: u64, to: u64) -> Result<Vec<Page>, CrawlError> {
         Ok(self.shared.store.pages(id, from, to).await?)

@@ -338,6 +338,21 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How long the pair of a shared refresh is handed to the requests that raced it.
+const REFRESH_SHARED_GRACE: Duration = Duration::from_secs(30);
+const REFRESH_SHARED_POLL: Duration = Duration::from_millis(50);
+/// 2 s of waiting for a concurrent refresh before giving up.
+const REFRESH_SHARED_POLLS: u32 = 40;
+const PENDING: &[u8] = b"pending";
+
+/// A refreshed pair as the requests that raced for it read it back.
+#[derive(Serialize, Deserialize)]
+struct SharedPair {
+    access_token: String,
+    refresh_token: String,
+    expires_in: u64,
+}
+
 fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| AuthError::Internal(format!("no randomness: {e}")))?;
@@ -777,6 +792,64 @@ impl Accounts {
         outcome("rotated");
         let role = user.map_or(Role::Reader, |u| u.role);
         self.tokens(session, &next, role).await
+    }
+
+    /// A refresh on behalf of a browser: the web interface's pages, scripts and polls can all
+    /// arrive at once (on any replica) with the same expired access cookie. The first one
+    /// refreshes; the others, within `REFRESH_SHARED_GRACE`, get the same new pair instead of
+    /// spending the token again, which rotation would treat as reuse and end the session for.
+    async fn refresh_shared(&self, token: &Secret) -> Result<TokenPair, AuthError> {
+        let slot = format!(
+            "auth:refresh-shared:{}",
+            URL_SAFE_NO_PAD.encode(Sha256::digest(token.0.as_bytes()))
+        );
+        if self
+            .state
+            .set_if_absent(slot.clone(), PENDING.to_vec(), Some(REFRESH_SHARED_GRACE))
+            .await?
+        {
+            let result = self.refresh(token).await;
+            match &result {
+                Ok(pair) => {
+                    let shared = SharedPair {
+                        access_token: pair.access_token.clone(),
+                        refresh_token: pair.refresh_token.clone(),
+                        expires_in: pair.expires_in,
+                    };
+                    self.state
+                        .set_many(vec![(slot, encode(&shared)?)], Some(REFRESH_SHARED_GRACE))
+                        .await?;
+                }
+                Err(_) => {
+                    self.state.delete(&[slot]).await?;
+                }
+            }
+            return result;
+        }
+        // Another request is refreshing this token: wait (boundedly) for the pair it gets.
+        for _ in 0..REFRESH_SHARED_POLLS {
+            tokio::time::sleep(REFRESH_SHARED_POLL).await;
+            match self
+                .state
+                .get_many(std::slice::from_ref(&slot))
+                .await?
+                .pop()
+            {
+                Some(Some(value)) if value != PENDING => {
+                    let shared: SharedPair = decode(&value)?;
+                    return Ok(TokenPair {
+                        access_token: shared.access_token,
+                        refresh_token: shared.refresh_token,
+                        token_type: "bearer",
+                        expires_in: shared.expires_in,
+                    });
+                }
+                Some(Some(_)) => continue,
+                // The other refresh failed (the slot was cleared): so does this one.
+                _ => break,
+            }
+        }
+        Err(AuthError::InvalidRefreshToken)
     }
 
     /// A spent refresh token came back: whoever holds the family, one of them is not the user.
@@ -1245,6 +1318,15 @@ pub(crate) fn child_spec(names: &Names, accounts: Arc<Accounts>, workers: usize)
     )
 }
 
+/// What a CSRF token is bound to: the session, or the one open principal when auth is off.
+fn csrf_subject(principal: &Principal) -> Option<&str> {
+    match &principal.credential {
+        Credential::Session { id, .. } => Some(id),
+        Credential::Open => Some("open"),
+        Credential::ApiKey { .. } => None,
+    }
+}
+
 /// What the HTTP layer holds: the fast checks run here, the rest goes to the pool.
 #[derive(Clone)]
 pub struct Handle {
@@ -1269,6 +1351,30 @@ impl Handle {
 
     pub async fn bootstrap(&self) -> Result<Option<Secret>, AuthError> {
         self.accounts.bootstrap().await
+    }
+
+    /// The CSRF token forms and scripts of the web interface send back for `principal`'s web
+    /// session (`None` for API keys: they never ride on a cookie).
+    pub async fn csrf_token(&self, principal: &Principal) -> Result<Option<String>, AuthError> {
+        let Some(subject) = csrf_subject(principal) else {
+            return Ok(None);
+        };
+        Ok(Some(self.accounts.keys().await?.csrf_token(subject)?))
+    }
+
+    /// Refreshes a browser's session from its refresh cookie; requests racing with the same
+    /// token share one rotation (see `Accounts::refresh_shared`). Runs in the caller's task: no
+    /// password hashing, just the state store.
+    pub async fn refresh_shared(&self, token: &Secret) -> Result<TokenPair, AuthError> {
+        self.accounts.refresh_shared(token).await
+    }
+
+    /// Whether `given` is `principal`'s CSRF token.
+    pub async fn csrf_matches(&self, principal: &Principal, given: &str) -> bool {
+        match (csrf_subject(principal), self.accounts.keys().await) {
+            (Some(subject), Ok(keys)) => keys.csrf_matches(subject, given),
+            _ => false,
+        }
     }
 
     /// Runs `op` on the session pool.

@@ -28,12 +28,26 @@ pub enum Access {
 }
 
 /// One row of a port's route table: the method, the path template (`{…}` = one segment, also
-/// the bounded `route` metric label) and who may call it.
+/// the bounded `route` metric label), who may call it, and what it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub access: Access,
+    pub kind: Kind,
+}
+
+/// What a route serves: it decides how a refusal looks and where the CSRF token is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// JSON for programs. Called with the web session's cookie, a state-changing request must
+    /// carry the session's CSRF token in `X-CSRF-Token`.
+    Api,
+    /// An HTML page: an unauthenticated visitor is sent to the login page.
+    Page,
+    /// An HTML form's target: as a page, and the handler checks the CSRF token in the form
+    /// (a form cannot set headers).
+    Form,
 }
 
 pub const fn route(method: &'static str, path: &'static str, access: Access) -> Route {
@@ -41,6 +55,25 @@ pub const fn route(method: &'static str, path: &'static str, access: Access) -> 
         method,
         path,
         access,
+        kind: Kind::Api,
+    }
+}
+
+pub const fn page(path: &'static str, access: Access) -> Route {
+    Route {
+        method: "GET",
+        path,
+        access,
+        kind: Kind::Page,
+    }
+}
+
+pub const fn form(path: &'static str, access: Access) -> Route {
+    Route {
+        method: "POST",
+        path,
+        access,
+        kind: Kind::Form,
     }
 }
 
@@ -117,6 +150,8 @@ pub struct Gate {
     pub hsts_max_age: Option<u64>,
     /// The error envelope of this port.
     pub style: ErrorStyle,
+    /// Lifetime of the web session's cookies: the refresh token's.
+    pub cookie_max_age: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,10 +163,34 @@ pub enum ErrorStyle {
 /// What the gate decided for one request.
 pub enum Admission {
     /// Serve it; add these headers to the answer.
-    Pass(Option<Throttle>),
+    Pass(Passed),
     /// Answer this instead.
     Refuse(Response),
 }
+
+/// What a request that passed adds to its answer.
+#[derive(Debug, Default)]
+pub struct Passed {
+    pub throttle: Option<Throttle>,
+    /// A web session refreshed on the way: its new cookies.
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+/// How the caller presented itself.
+enum Presented {
+    Bearer(String),
+    /// The web interface's session cookies (either may be missing or stale).
+    Cookies {
+        access: Option<String>,
+        refresh: Option<String>,
+    },
+    Nothing,
+}
+
+/// The cookie holding the web session's access token.
+pub const ACCESS_COOKIE: &str = "aurora_session";
+/// The cookie holding its refresh token, spent when the access token has expired.
+pub const REFRESH_COOKIE: &str = "aurora_refresh";
 
 impl Gate {
     /// The route `method path` matches, if any (`HEAD` is served as `GET`).
@@ -152,61 +211,97 @@ impl Gate {
         client_ip_of(peer, headers, &self.trusted_proxies)
     }
 
-    /// Decides whether `request` may go on; puts the caller on it (`Principal`, `ClientIp`).
+    /// Decides whether `request` may go on; puts the caller on it (`Principal`, `ClientIp`,
+    /// and `WebSession` when it came with the web session's cookie).
     pub async fn admit<B>(&self, request: &mut Request<B>, ip: IpAddr) -> Admission {
         if let Some(preflight) = self.preflight(request) {
             return Admission::Refuse(preflight);
         }
         request.extensions_mut().insert(ClientIp(ip));
-        let path = request.uri().path();
-        let access = match self.find(request.method(), path) {
-            Some(route) => route.access,
+        let secure = self.secure(request.headers());
+        request.extensions_mut().insert(Transport { secure });
+        let path = request.uri().path().to_string();
+        let route = match self.find(request.method(), &path) {
+            Some(route) => route,
             // Only what the table lists is served: an unlisted route cannot slip through
             // unauthenticated because someone forgot a row.
-            None if super::server::route_label(self.routes, path) == "unmatched" => {
+            None if super::server::route_label(self.routes, &path) == "unmatched" => {
                 return Admission::Refuse(self.error(ApiError::NotFound));
             }
             None => return Admission::Refuse(self.error(ApiError::MethodNotAllowed)),
         };
-        let required = match access {
-            Access::Public => return Admission::Pass(None),
+        let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD);
+        if route.kind == Kind::Form && unsafe_method && cross_site(request.headers()) {
+            self.outcome("cross_site");
+            return Admission::Refuse(self.refuse_for(route, &path, cross_site_error(), false));
+        }
+        let required = match route.access {
+            Access::Public => return Admission::Pass(Passed::default()),
             Access::Metrics => {
                 return match &self.metrics_token {
                     Some(token) if !bearer(request.headers()).is_some_and(|b| same(b, token)) => {
                         self.outcome("invalid");
                         Admission::Refuse(self.refuse(AuthError::InvalidToken("metrics token")))
                     }
-                    _ => Admission::Pass(None),
+                    _ => Admission::Pass(Passed::default()),
                 };
             }
             Access::Role(role) => role,
         };
-        let principal = if self.enabled {
-            let Some(credential) = bearer(request.headers()) else {
-                self.outcome("missing");
-                return Admission::Refuse(self.refuse(AuthError::MissingCredentials));
+        let mut passed = Passed::default();
+        let (principal, by_cookie) = if self.enabled {
+            let presented = presented(request.headers());
+            let by_cookie = matches!(presented, Presented::Cookies { .. });
+            let authenticated = match presented {
+                Presented::Bearer(credential) => self.session.authenticate(&credential).await,
+                Presented::Cookies { access, refresh } => {
+                    self.cookie_session(access, refresh, secure, &mut passed)
+                        .await
+                }
+                Presented::Nothing => Err(AuthError::MissingCredentials),
             };
-            match self.session.authenticate(credential).await {
-                Ok(principal) => principal,
+            match authenticated {
+                Ok(principal) => (principal, by_cookie),
                 Err(error) => {
                     self.outcome(match &error {
+                        AuthError::MissingCredentials => "missing",
                         AuthError::TokenExpired => "expired",
                         AuthError::Unavailable(_) | AuthError::Internal(_) => "error",
                         _ => "invalid",
                     });
                     tracing::info!(reason = %reason(&error), "request refused: not authenticated");
-                    return Admission::Refuse(self.refuse(error));
+                    return Admission::Refuse(self.refuse_for(
+                        route,
+                        &path,
+                        ApiError::from(error),
+                        by_cookie,
+                    ));
                 }
             }
         } else {
-            Principal::open()
+            (Principal::open(), false)
         };
         if principal.role < required {
             self.outcome("forbidden");
-            return Admission::Refuse(self.refuse(AuthError::Forbidden {
+            let error = AuthError::Forbidden {
                 needed: required.as_str(),
                 have: principal.role.as_str(),
-            }));
+            };
+            return Admission::Refuse(self.refuse_for(route, &path, error.into(), false));
+        }
+        // A script of the web interface calling the JSON API rides on the cookie the browser
+        // adds by itself, so it must also prove it read the page: the CSRF token.
+        if by_cookie && unsafe_method && route.kind == Kind::Api {
+            let token = request
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if cross_site(request.headers()) || !self.session.csrf_matches(&principal, token).await
+            {
+                self.outcome("cross_site");
+                return Admission::Refuse(self.error(cross_site_error()));
+            }
         }
         let limit_key = match principal.credential {
             session::Credential::Open => format!("ip:{ip}"),
@@ -227,8 +322,83 @@ impl Gate {
             return Admission::Refuse(response);
         }
         self.outcome("ok");
+        if by_cookie {
+            request.extensions_mut().insert(WebSession);
+        }
         request.extensions_mut().insert(principal);
-        Admission::Pass(Some(throttle))
+        passed.throttle = Some(throttle);
+        Admission::Pass(passed)
+    }
+
+    /// The caller behind the web session's cookies. An expired access token is renewed from
+    /// the refresh cookie on the way (the new cookies go out with the answer), so a page
+    /// opened after a quarter of an hour does not bounce to the login page.
+    async fn cookie_session(
+        &self,
+        access: Option<String>,
+        refresh: Option<String>,
+        secure: bool,
+        passed: &mut Passed,
+    ) -> Result<Principal, AuthError> {
+        if let Some(access) = &access {
+            match self.session.authenticate(access).await {
+                Ok(principal) => return Ok(principal),
+                Err(AuthError::TokenExpired | AuthError::InvalidToken(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        let Some(refresh) = refresh else {
+            return Err(if access.is_some() {
+                AuthError::TokenExpired
+            } else {
+                AuthError::MissingCredentials
+            });
+        };
+        let pair = self
+            .session
+            .refresh_shared(&session::Secret(refresh))
+            .await?;
+        let principal = self.session.authenticate(&pair.access_token).await?;
+        passed.set_cookies = session_cookies(&pair, self.cookie_max_age, secure);
+        metrics::counter!("aurora_web_session_refreshes_total").increment(1);
+        Ok(principal)
+    }
+
+    /// Whether the client reached us over TLS: HSTS is configured (TLS in front of every
+    /// replica), or a proxy we trust says so.
+    /// A forged header only makes the forger's own cookies `Secure`.
+    pub fn secure(&self, headers: &HeaderMap) -> bool {
+        if self.hsts_max_age.is_some() {
+            return true;
+        }
+        !self.trusted_proxies.is_empty()
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }
+
+    /// A refusal shaped for the route: JSON for the API; for pages and forms, the login page
+    /// when the visitor is not signed in (clearing stale cookies), else an HTML error page.
+    fn refuse_for(
+        &self,
+        route: &Route,
+        path: &str,
+        error: ApiError,
+        had_cookies: bool,
+    ) -> Response {
+        match route.kind {
+            Kind::Api => self.error(error),
+            Kind::Page | Kind::Form => {
+                let mut response = super::web::refusal(error, path);
+                if had_cookies {
+                    for cookie in clear_session_cookies() {
+                        response.headers_mut().append(header::SET_COOKIE, cookie);
+                    }
+                }
+                response
+            }
+        }
     }
 
     fn outcome(&self, outcome: &'static str) {
@@ -293,7 +463,7 @@ impl Gate {
         &self,
         response: &mut Response,
         origin: Option<&HeaderValue>,
-        throttle: Option<Throttle>,
+        passed: Option<Passed>,
     ) {
         let headers = response.headers_mut();
         for (name, value) in [
@@ -328,10 +498,121 @@ impl Gate {
             );
             headers.append(header::VARY, HeaderValue::from_static("origin"));
         }
-        if let Some(throttle) = throttle {
-            rate_limit_headers(headers, &throttle);
+        if let Some(passed) = passed {
+            if let Some(throttle) = passed.throttle {
+                rate_limit_headers(headers, &throttle);
+            }
+            for cookie in passed.set_cookies {
+                headers.append(header::SET_COOKIE, cookie);
+            }
         }
     }
+}
+
+/// Set on a request the web session's cookie authenticated.
+#[derive(Debug, Clone, Copy)]
+pub struct WebSession;
+
+/// How the client reached us, set on every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    /// Over TLS: cookies set in the answer get `Secure`.
+    pub secure: bool,
+}
+
+/// The header a web page's script sends its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+fn cross_site_error() -> ApiError {
+    ApiError::Forbidden(
+        "cross-site request refused: send the page's CSRF token (X-CSRF-Token, or the form's `csrf` field) from the same origin".into(),
+    )
+}
+
+/// Whether the browser says the request comes from another site or origin. `Sec-Fetch-Site`
+/// is exact (another port of the same host is `same-site`, not `same-origin`); without it, an
+/// `Origin` whose host differs from `Host` gives it away.
+pub fn cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let bare = |authority: &str| {
+        authority
+            .rsplit_once(':')
+            .map_or(authority.to_string(), |(h, _)| h.to_string())
+    };
+    origin == "null" || bare(origin_host) != bare(host)
+}
+
+/// The credential a request carries: a bearer header first, else the web session's cookies.
+fn presented(headers: &HeaderMap) -> Presented {
+    if let Some(credential) = bearer(headers) {
+        return Presented::Bearer(credential.to_string());
+    }
+    let (access, refresh) = (
+        cookie(headers, ACCESS_COOKIE),
+        cookie(headers, REFRESH_COOKIE),
+    );
+    if access.is_none() && refresh.is_none() {
+        return Presented::Nothing;
+    }
+    Presented::Cookies { access, refresh }
+}
+
+/// The value of the cookie `name`, if the request carries one.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name && !c.value().is_empty())
+        .map(|c| c.value().to_string())
+}
+
+/// The web session's cookies for a fresh token pair: HttpOnly (no script reads them),
+/// SameSite=Strict (no other site's page sends them), Secure over TLS.
+pub fn session_cookies(pair: &session::TokenPair, max_age: u64, secure: bool) -> Vec<HeaderValue> {
+    [
+        (ACCESS_COOKIE, pair.access_token.as_str()),
+        (REFRESH_COOKIE, pair.refresh_token.as_str()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        let cookie = cookie::Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            .secure(secure)
+            .same_site(cookie::SameSite::Strict)
+            .max_age(cookie::time::Duration::seconds(
+                i64::try_from(max_age).unwrap_or(i64::MAX),
+            ))
+            .build();
+        HeaderValue::from_str(&cookie.to_string()).ok()
+    })
+    .collect()
+}
+
+/// Cookies that end the web session in the browser.
+pub fn clear_session_cookies() -> Vec<HeaderValue> {
+    [ACCESS_COOKIE, REFRESH_COOKIE]
+        .into_iter()
+        .filter_map(|name| {
+            HeaderValue::from_str(&format!(
+                "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+            ))
+            .ok()
+        })
+        .collect()
 }
 
 /// The client's address. A proxy's `X-Forwarded-For` is read right to left, skipping the

@@ -11,6 +11,7 @@ pub mod json;
 pub mod scrape;
 pub mod server;
 pub mod system;
+pub mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -53,6 +54,10 @@ pub struct Limits {
     pub max_question_chars: usize,
     /// The collection the chat model `aurora` answers from.
     pub default_collection: String,
+    /// Whether callers sign in (`auth.enabled`); off, the login page goes straight on.
+    pub auth_enabled: bool,
+    /// Seconds the web session's cookies live (the refresh token's lifetime).
+    pub cookie_max_age: u64,
 }
 
 pub fn with_state(

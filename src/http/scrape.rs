@@ -139,6 +139,8 @@ mod tests {
             answer_max_k: 20,
             max_question_chars: 100,
             default_collection: "default".into(),
+            cookie_max_age: 3600,
+            auth_enabled: true,
         };
         assert_eq!(
             timeout(None, "timeout", &limits).unwrap(),

@@ -147,14 +147,14 @@ where
         .admit(&mut request, client)
         .instrument(span.clone())
         .await;
-    let (mut response, throttle) = match admission {
-        Admission::Pass(throttle) => {
+    let (mut response, passed) = match admission {
+        Admission::Pass(passed) => {
             let Ok(response) = service.call(request).instrument(span.clone()).await;
-            (response, throttle)
+            (response, Some(passed))
         }
         Admission::Refuse(response) => (response, None),
     };
-    gate.finish(&mut response, origin.as_ref(), throttle);
+    gate.finish(&mut response, origin.as_ref(), passed);
     response.headers_mut().insert(REQUEST_ID, request_id);
 
     let elapsed = started.elapsed();
@@ -225,7 +225,8 @@ pub fn route_label(routes: &'static [Route], path: &str) -> &'static str {
         .iter()
         .map(|route| route.path)
         .find(|template| {
-            let parts: Vec<&str> = template.split('/').collect();
+            // Trimmed alike, so the root `/` matches itself.
+            let parts: Vec<&str> = template.trim_end_matches('/').split('/').collect();
             parts.len() == segments.len()
                 && parts
                     .iter()
@@ -255,6 +256,9 @@ mod tests {
         );
         assert_eq!(route_label(ROUTES, "/v1/crawl/"), "unmatched");
         assert_eq!(route_label(ROUTES, "/etc/passwd"), "unmatched");
+        const ROOT: &[Route] = &[route("GET", "/", Access::Public)];
+        assert_eq!(route_label(ROOT, "/"), "/");
+        assert_eq!(route_label(ROOT, "/x"), "unmatched");
     }
 
     #[test]

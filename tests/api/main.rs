@@ -16,4 +16,5 @@ mod knowledge;
 mod llm;
 mod observability;
 mod scrape;
+mod web;
 mod webhooks;

@@ -166,6 +166,9 @@ impl Work {
     }
 }
 
+/// The set of job ids `recent` lists (every replica adds its jobs to it).
+const RECENT_JOBS: &str = "crawl:recent";
+
 /// Reads and writes job state; cheap to clone.
 #[derive(Clone)]
 pub struct JobStore {
@@ -191,7 +194,31 @@ impl JobStore {
                 expires_at: meta.expires_at,
                 items,
             })
+            .await?;
+        // The index the web interface lists jobs from; trimmed of expired jobs as it is read.
+        self.state
+            .set_add(RECENT_JOBS, std::slice::from_ref(&meta.id))
             .await
+    }
+
+    /// The newest `max` jobs still stored (running or ended), newest first. Jobs that expired
+    /// are dropped from the index on the way.
+    pub async fn recent(&self, max: usize) -> Result<Vec<JobRecord>, StateError> {
+        let ids = self.state.set_members(RECENT_JOBS).await?;
+        let mut records = Vec::with_capacity(ids.len());
+        let mut gone = Vec::new();
+        for id in ids {
+            match self.get(&id).await? {
+                Some(record) => records.push(record),
+                None => gone.push(id),
+            }
+        }
+        if !gone.is_empty() {
+            self.state.set_remove(RECENT_JOBS, &gone).await?;
+        }
+        records.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        records.truncate(max);
+        Ok(records)
     }
 
     /// The job's description and its snapshot, or `None` when unknown or expired.

@@ -217,6 +217,30 @@ impl TokenKeys {
         Ok(mac)
     }
 
+    /// The CSRF token of the web session `subject`: a MAC of its id, so it is recomputed
+    /// rather than stored, lasts as long as the session (a refresh keeps the id), and cannot be
+    /// made without the key. The NUL bytes keep it apart from every refresh-token MAC.
+    pub fn csrf_token(&self, subject: &str) -> Result<String, AuthError> {
+        Ok(URL_SAFE_NO_PAD.encode(self.csrf_mac(subject)?.finalize().into_bytes()))
+    }
+
+    /// Whether `given` is the CSRF token of `subject` (in constant time).
+    pub fn csrf_matches(&self, subject: &str, given: &str) -> bool {
+        let Ok(given) = URL_SAFE_NO_PAD.decode(given.trim()) else {
+            return false;
+        };
+        self.csrf_mac(subject)
+            .is_ok_and(|mac| mac.verify_slice(&given).is_ok())
+    }
+
+    fn csrf_mac(&self, subject: &str) -> Result<Hmac<Sha256>, AuthError> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.refresh_mac)
+            .map_err(|e| AuthError::Internal(format!("refresh MAC key: {e}")))?;
+        mac.update(b"\0csrf\0");
+        mac.update(subject.as_bytes());
+        Ok(mac)
+    }
+
     /// The refresh token of `generation` of `session`.
     pub fn refresh_token(&self, session: &str, generation: u64) -> Result<String, AuthError> {
         let mac = self.mac(session, generation)?.finalize().into_bytes();
@@ -302,6 +326,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_their_session() {
+        let keys = keys();
+        let token = keys.csrf_token("sess").unwrap();
+        assert!(keys.csrf_matches("sess", &token));
+        assert!(!keys.csrf_matches("other", &token));
+        assert!(!keys.csrf_matches("sess", "garbage"));
+        assert!(!keys.csrf_matches("sess", ""));
+        // Not the MAC of any refresh token of the session.
+        let refresh = keys.refresh_token("sess", 0).unwrap();
+        assert!(!refresh.ends_with(&token));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{ADMIN, Access, EDITOR, READER, Route, route};
+use super::auth::{ADMIN, Access, EDITOR, READER, Route, form, page, route};
 use super::error::{ApiError, CoreError, CoreErrorBody};
 use super::{AppState, system};
 
@@ -49,6 +49,26 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/query", READER),
     route("POST", "/v1/chat/completions", READER),
     route("GET", "/v1/models", READER),
+    // The web interface (`http::web::ROUTES`, repeated here: a table is one constant).
+    page("/", READER),
+    page("/login", Access::Public),
+    form("/login", Access::Public),
+    form("/logout", READER),
+    page("/collections", READER),
+    form("/collections", EDITOR),
+    page("/collections/{name}", READER),
+    page("/collections/{name}/delete", EDITOR),
+    form("/collections/{name}/delete", EDITOR),
+    form("/collections/{name}/crawl", EDITOR),
+    page("/jobs", EDITOR),
+    page("/jobs/{id}", EDITOR),
+    page("/jobs/{id}/progress", EDITOR),
+    form("/jobs/{id}/cancel", EDITOR),
+    page("/ask", READER),
+    page("/keys", ADMIN),
+    form("/keys", ADMIN),
+    form("/keys/{id}/revoke", ADMIN),
+    page("/assets/{file}", Access::Public),
 ];
 
 #[derive(OpenApi)]
@@ -117,7 +137,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(query::route(state.clone()))
         .unify()
-        .or(openai::routes(state))
+        .or(openai::routes(state.clone()))
+        .unify()
+        .or(super::web::routes(state))
         .unify()
         .recover(recover)
         .unify()

@@ -52,7 +52,14 @@ pub struct QueryBody {
     /// Send the answer as server-sent events as it is written.
     #[serde(default)]
     pub stream: bool,
+    /// Earlier questions of the conversation, oldest first (at most 20): a follow-up such as
+    /// "and when was it built?" is searched together with the question before it.
+    #[serde(default)]
+    pub history: Vec<String>,
 }
+
+/// Earlier questions a query may carry.
+const MAX_HISTORY: usize = 20;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueryAnswer {
@@ -354,7 +361,24 @@ fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
         Some(value) => filter::parse(value)?,
         None => Default::default(),
     };
+    if body.history.len() > MAX_HISTORY {
+        return Err(invalid(format!(
+            "`history` holds {} questions; send at most the last {MAX_HISTORY}",
+            body.history.len()
+        )));
+    }
+    if let Some(i) = body
+        .history
+        .iter()
+        .position(|q| q.chars().count() > limits.max_question_chars)
+    {
+        return Err(invalid(format!(
+            "`history[{i}]` is longer than {} characters",
+            limits.max_question_chars
+        )));
+    }
     let mut request = AnswerRequest::new(body.collection, question, k);
+    request.history = body.history;
     request.filter = filter;
     request.max_tokens = body.max_tokens;
     request.temperature = body.temperature;

@@ -1,5 +1,7 @@
-//! The command line: `aurora serve` (the default), `aurora scrape URL`, `aurora crawl URL` and
-//! `aurora model distill`.
+//! The command line: `aurora serve` (the default), `aurora scrape URL`, `aurora crawl URL`,
+//! `aurora ask "QUESTION"` (in `ask`) and `aurora model distill`.
+
+pub mod ask;
 
 use std::time::Duration;
 
@@ -37,6 +39,10 @@ pub enum Command {
     /// Crawl a site with a live progress bar; optionally feed a collection and write the pages
     /// out as Markdown files.
     Crawl(CrawlArgs),
+    /// Ask a question: a cited answer streamed to the terminal, sources under it. Against a
+    /// running server with --server (key in AURORA_API_KEY), else in-process on the configured
+    /// stores. Exit code 0 answered, 1 "I don't know", 2 an error.
+    Ask(ask::AskArgs),
     /// Manage embedding models.
     #[command(subcommand)]
     Model(ModelCommand),
