@@ -360,7 +360,7 @@ async fn ask_streams_a_cited_answer_from_a_server_and_in_process() {
     );
     assert!(stdout.contains("topic3x3"), "{stdout}");
     assert!(
-        stdout.contains("Sources:") && stdout.contains("[1]"),
+        stdout.contains("Sources:") && stdout.contains("\n  ["),
         "{stdout}"
     );
     assert!(stdout.contains(&site.url("/docs/s3/p3.html")), "{stdout}");

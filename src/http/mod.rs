@@ -20,6 +20,8 @@ use std::time::Duration;
 use aurora_actors::Handles;
 use metrics_exporter_prometheus::PrometheusHandle;
 use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
 
 /// What every handler may need; cheap to clone.
 #[derive(Clone)]
@@ -58,6 +60,21 @@ pub struct Limits {
     pub auth_enabled: bool,
     /// Seconds the web session's cookies live (the refresh token's lifetime).
     pub cookie_max_age: u64,
+}
+
+/// The first of `routes` that accepts a request. Each step is boxed: a long `.or()` chain nests
+/// its type once per route, and a release build's optimiser then overflows the trait solver's
+/// recursion limit (E0275) on the listener's future (it did, at 18 web routes).
+pub fn any_of(routes: Vec<BoxedFilter<(Response,)>>) -> BoxedFilter<(Response,)> {
+    routes
+        .into_iter()
+        .reduce(|first, next| first.or(next).unify().boxed())
+        // No route at all matches nothing.
+        .unwrap_or_else(|| {
+            warp::any()
+                .and_then(|| async { Err(warp::reject::not_found()) })
+                .boxed()
+        })
 }
 
 pub fn with_state(

@@ -124,25 +124,19 @@ impl utoipa::Modify for BearerAuth {
 static OPENAPI: LazyLock<String> = LazyLock::new(|| system::openapi_json(CoreApi::openapi()));
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    system::routes(state.clone(), OPENAPI.as_str())
-        .or(auth::routes(state.clone()))
-        .unify()
-        .or(scrape::route(state.clone()))
-        .unify()
-        .or(collections::routes(state.clone()))
-        .unify()
-        .or(files::routes(state.clone()))
-        .unify()
-        .or(search::route(state.clone()))
-        .unify()
-        .or(query::route(state.clone()))
-        .unify()
-        .or(openai::routes(state.clone()))
-        .unify()
-        .or(super::web::routes(state))
-        .unify()
-        .recover(recover)
-        .unify()
+    super::any_of(vec![
+        system::routes(state.clone(), OPENAPI.as_str()).boxed(),
+        auth::routes(state.clone()).boxed(),
+        scrape::route(state.clone()).boxed(),
+        collections::routes(state.clone()).boxed(),
+        files::routes(state.clone()).boxed(),
+        search::route(state.clone()).boxed(),
+        query::route(state.clone()).boxed(),
+        openai::routes(state.clone()).boxed(),
+        super::web::routes(state),
+    ])
+    .recover(recover)
+    .unify()
 }
 
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {

@@ -101,17 +101,15 @@ fn with_v2(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 }
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    system::routes(state.clone(), OPENAPI.as_str())
-        .or(firecrawl_v1::scrape_route(state.clone()))
-        .unify()
-        .or(crawl_v1::routes(state.clone()))
-        .unify()
-        .or(batch_v1::routes(state.clone()))
-        .unify()
-        .or(firecrawl_v2::routes(state))
-        .unify()
-        .recover(recover)
-        .unify()
+    super::any_of(vec![
+        system::routes(state.clone(), OPENAPI.as_str()).boxed(),
+        firecrawl_v1::scrape_route(state.clone()).boxed(),
+        crawl_v1::routes(state.clone()).boxed(),
+        batch_v1::routes(state.clone()).boxed(),
+        firecrawl_v2::routes(state).boxed(),
+    ])
+    .recover(recover)
+    .unify()
 }
 
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {

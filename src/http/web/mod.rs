@@ -18,6 +18,7 @@ use std::sync::LazyLock;
 use aurora_actors::session::{Credential, Principal, Role};
 use minijinja::Environment;
 use serde::Serialize;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::http::header::{self, HeaderValue};
 use warp::reply::Response;
@@ -191,7 +192,7 @@ fn form_fields() -> impl Filter<Extract = (HashMap<String, String>,), Error = Re
     warp::body::content_length_limit(FORM_BYTES).and(warp::body::form())
 }
 
-pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let state = super::with_state(state);
     let principal = super::auth::principal();
     let web = warp::ext::optional::<WebSession>();
@@ -301,40 +302,25 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(web)
         .and(state)
         .then(pages::revoke_key);
-    home.or(assets)
-        .unify()
-        .or(login_page)
-        .unify()
-        .or(login)
-        .unify()
-        .or(logout)
-        .unify()
-        .or(collections)
-        .unify()
-        .or(create)
-        .unify()
-        .or(collection)
-        .unify()
-        .or(confirm_delete)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(crawl)
-        .unify()
-        .or(jobs)
-        .unify()
-        .or(job)
-        .unify()
-        .or(progress)
-        .unify()
-        .or(cancel)
-        .unify()
-        .or(ask)
-        .unify()
-        .or(keys)
-        .unify()
-        .or(create_key)
-        .unify()
-        .or(revoke)
-        .unify()
+    super::any_of(vec![
+        home.boxed(),
+        assets.boxed(),
+        login_page.boxed(),
+        login.boxed(),
+        logout.boxed(),
+        collections.boxed(),
+        create.boxed(),
+        collection.boxed(),
+        confirm_delete.boxed(),
+        delete.boxed(),
+        crawl.boxed(),
+        jobs.boxed(),
+        job.boxed(),
+        progress.boxed(),
+        cancel.boxed(),
+        ask.boxed(),
+        keys.boxed(),
+        create_key.boxed(),
+        revoke.boxed(),
+    ])
 }
