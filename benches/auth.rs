@@ -16,8 +16,7 @@ use aurora::adapters::redis::RedisState;
 use aurora_actors::local::MemoryState;
 use aurora_actors::ports::{Quota, StateStore};
 use aurora_actors::session::{
-    Accounts, HashCost, Principal, Role, Secret, SessionAnswer, SessionConfig, SessionOp,
-    SigningKey,
+    Accounts, HashCost, Principal, Role, Secret, SessionConfig, SigningKey,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -60,29 +59,15 @@ fn eddsa() -> SigningKey {
 /// A bootstrapped account store with one logged-in session and one API key.
 async fn ready(accounts: &Accounts) -> (String, String) {
     accounts.bootstrap().await.expect("bootstrap");
-    let login = accounts
-        .run(SessionOp::Login {
-            username: "admin".into(),
-            password: Secret("bench-admin-password".into()),
-            ip: "127.0.0.1".into(),
-        })
+    let password = Secret("bench-admin-password".into());
+    let tokens = accounts
+        .login("admin", &password, "127.0.0.1")
         .await
         .expect("login");
-    let SessionAnswer::Tokens(tokens) = login else {
-        panic!("not tokens")
-    };
     let key = accounts
-        .run(SessionOp::CreateKey {
-            name: "bench".into(),
-            role: Role::Reader,
-            expires_in: None,
-            by: Principal::open(),
-        })
+        .create_key("bench", Role::Reader, None, &Principal::open())
         .await
         .expect("key");
-    let SessionAnswer::KeyCreated(key) = key else {
-        panic!("not a key")
-    };
     (tokens.access_token, key.key)
 }
 
@@ -152,11 +137,8 @@ fn login(c: &mut Criterion) {
     for (case, username) in [("wrong password", "admin"), ("unknown user", "nobody")] {
         group.bench_function(case, |b| {
             b.iter(|| {
-                let refused = runtime.block_on(accounts.run(SessionOp::Login {
-                    username: username.into(),
-                    password: Secret("not the password".into()),
-                    ip: "127.0.0.1".into(),
-                }));
+                let wrong = Secret("not the password".into());
+                let refused = runtime.block_on(accounts.login(username, &wrong, "127.0.0.1"));
                 assert!(refused.is_err());
             })
         });

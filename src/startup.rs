@@ -33,7 +33,7 @@ use crate::adapters::ssrf::AllowList;
 use crate::adapters::static_model::StaticModel;
 use crate::adapters::transcribe::{OpenAiTranscriber, OpenAiTranscriberConfig};
 use crate::adapters::whisper_sidecar::{LocalWhisper, LocalWhisperConfig};
-use crate::http::auth::{Cors, ErrorStyle, Gate, Route, parse_networks};
+use crate::http::gate::{Cors, ErrorStyle, Gate, Route, parse_networks};
 use crate::http::server::{self, ListenerConfig};
 use crate::http::{AppState, Limits, core, crawler};
 use crate::settings::{

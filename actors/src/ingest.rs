@@ -1,8 +1,9 @@
 //! IngestActor: a ractor `factory` pool that turns documents into knowledge — clean → quality
 //! filter → chunk → embed → upsert (`crate::knowledge`) — and manages collections.
 //!
-//! Messages: [`IngestJob::Ingest`], [`IngestJob::Collections`] (+ a test-only panic), dispatched
-//! by the router with the caller's reply port and admission permit.
+//! Messages: [`IngestJob::Ingest`] and the collection jobs (`ListCollections`, `CreateCollection`,
+//! `DeleteCollection`), each with its typed reply port and the admission permit the router took
+//! (+ a test-only panic).
 //!
 //! Restart: permanent child of the root supervisor; the factory replaces a crashed worker and
 //! keeps its queued jobs. Ingestion is idempotent by content hash, so the caller's handle simply
@@ -18,10 +19,10 @@ use std::sync::Arc;
 use ractor::RpcReplyPort;
 
 use crate::Names;
+use crate::admission::AdmissionPermit;
 use crate::knowledge::{Document, IngestReport, Knowledge, KnowledgeError};
 use crate::pool::{self, JobHandler, PoolJob};
 use crate::ports::CollectionInfo;
-use crate::router::AdmissionPermit;
 use crate::supervisor::ChildSpec;
 
 #[derive(Debug, Clone)]
@@ -43,31 +44,28 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CollectionsOp {
-    List,
-    Get(String),
-    Create(String),
-    Delete(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CollectionsAnswer {
-    List(Vec<CollectionInfo>),
-    One(CollectionInfo),
-    /// Whether there was a collection to delete.
-    Deleted(bool),
-}
+/// Where a job's answer goes.
+type Reply<T> = RpcReplyPort<Result<T, KnowledgeError>>;
 
 pub enum IngestJob {
     Ingest {
         request: Box<IngestRequest>,
-        reply: RpcReplyPort<Result<IngestReport, KnowledgeError>>,
+        reply: Reply<IngestReport>,
         permit: AdmissionPermit,
     },
-    Collections {
-        op: CollectionsOp,
-        reply: RpcReplyPort<Result<CollectionsAnswer, KnowledgeError>>,
+    ListCollections {
+        reply: Reply<Vec<CollectionInfo>>,
+        permit: AdmissionPermit,
+    },
+    CreateCollection {
+        name: String,
+        reply: Reply<CollectionInfo>,
+        permit: AdmissionPermit,
+    },
+    /// Answers whether there was a collection to delete.
+    DeleteCollection {
+        name: String,
+        reply: Reply<bool>,
         permit: AdmissionPermit,
     },
     #[cfg(feature = "fault-injection")]
@@ -81,7 +79,13 @@ impl PoolJob for IngestJob {
             IngestJob::Ingest { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            IngestJob::Collections { reply, .. } => {
+            IngestJob::ListCollections { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            IngestJob::CreateCollection { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            IngestJob::DeleteCollection { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             #[cfg(feature = "fault-injection")]
@@ -120,27 +124,25 @@ impl JobHandler for IngestWorker {
                 let _ = reply.send(result);
                 drop(permit);
             }
-            IngestJob::Collections { op, reply, permit } => {
-                let knowledge = &self.knowledge;
-                let result = match op {
-                    CollectionsOp::List => knowledge
-                        .list_collections()
-                        .await
-                        .map(CollectionsAnswer::List),
-                    CollectionsOp::Get(name) => knowledge
-                        .collection(&name)
-                        .await
-                        .map(CollectionsAnswer::One),
-                    CollectionsOp::Create(name) => knowledge
-                        .create_collection(&name)
-                        .await
-                        .map(CollectionsAnswer::One),
-                    CollectionsOp::Delete(name) => knowledge
-                        .delete_collection(&name)
-                        .await
-                        .map(CollectionsAnswer::Deleted),
-                };
-                let _ = reply.send(result);
+            // The permit is held until the answer is sent: it bounds work in flight.
+            IngestJob::ListCollections { reply, permit } => {
+                let _ = reply.send(self.knowledge.list_collections().await);
+                drop(permit);
+            }
+            IngestJob::CreateCollection {
+                name,
+                reply,
+                permit,
+            } => {
+                let _ = reply.send(self.knowledge.create_collection(&name).await);
+                drop(permit);
+            }
+            IngestJob::DeleteCollection {
+                name,
+                reply,
+                permit,
+            } => {
+                let _ = reply.send(self.knowledge.delete_collection(&name).await);
                 drop(permit);
             }
             #[cfg(feature = "fault-injection")]

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::admission::Refusal;
 use crate::ingest::chunking::{self, Chunker};
 use crate::ingest::document::{self, Parsed};
 use crate::ingest::quality::near_dup::{self, Signature};
@@ -848,6 +849,21 @@ fn decode_vector(bytes: &[u8], dimension: usize) -> Option<Vec<f32>> {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect()
     })
+}
+
+impl Refusal for KnowledgeError {
+    fn overloaded() -> Self {
+        KnowledgeError::Overloaded
+    }
+    fn unavailable(what: &'static str) -> Self {
+        KnowledgeError::Unavailable(what)
+    }
+    fn deadline(after: Duration) -> Self {
+        KnowledgeError::DeadlineExceeded(after)
+    }
+    fn is_unavailable(&self) -> bool {
+        matches!(self, KnowledgeError::Unavailable(_))
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! live in one process (tests) and callers always reach the current incarnation of an actor:
 //! handles look actors up by name on every call and never keep an `ActorRef`.
 
+pub mod admission;
 pub mod browser;
 pub mod crawler_pool;
 pub mod ingest;
@@ -280,7 +281,7 @@ pub enum TreeError {
 pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeError> {
     metrics::describe();
     let names = Arc::new(Names::unique());
-    let admission = router::Admission::new(config.max_in_flight);
+    let admission = admission::Admission::new(config.max_in_flight);
     let knowledge = Arc::new(
         Knowledge::new(
             ports.vectors.clone(),

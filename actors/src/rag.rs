@@ -34,12 +34,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Names;
+use crate::admission::{AdmissionPermit, Refusal};
 use crate::knowledge::{Knowledge, KnowledgeError, SearchHit};
 use crate::pool::{self, JobHandler, PoolJob};
 use crate::ports::{
     Filter, GenerateError, GenerateRequest, Generation, Generator, Piece, Source, StateStore, Usage,
 };
-use crate::router::{AdmissionPermit, Refusal};
 use crate::supervisor::ChildSpec;
 
 /// How answers are made (from the settings).

@@ -1,13 +1,13 @@
 //! RouterActor: admission control and routing of every request to the worker pool that serves it.
 //!
-//! Messages: [`RouterMsg::Scrape`] → scraper pool; [`RouterMsg::Ingest`] and
-//! [`RouterMsg::Collections`] → ingest pool; [`RouterMsg::Search`] and [`RouterMsg::Answer`] → RAG pool (+ test-only
+//! Messages: [`RouterMsg::Scrape`] → scraper pool; [`RouterMsg::Ingest`] and the collection
+//! messages → ingest pool; [`RouterMsg::Search`] and [`RouterMsg::Answer`] → RAG pool (+ test-only
 //! faults). It only makes fast decisions: take an admission permit or refuse with `Overloaded`,
 //! then hand the job — with the caller's reply port and the permit — to the pool. It never awaits
 //! the work, so its mailbox never blocks.
 //!
-//! Restart: permanent child of the root supervisor. Its state (the admission semaphore) is owned
-//! by the tree, not by the actor, so permits held by in-flight jobs survive a router restart.
+//! Restart: permanent child of the root supervisor. Its state (the admission semaphore,
+//! [`crate::admission`]) is owned by the tree, not by the actor, so permits held by in-flight jobs survive a router restart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Names;
-use crate::ingest::{CollectionsAnswer, CollectionsOp, IngestJob, IngestRequest};
+use crate::admission::{Admission, AdmissionPermit, Refusal};
+use crate::ingest::{IngestJob, IngestRequest};
 use crate::knowledge::{IngestReport, KnowledgeError, SearchHit};
 use crate::model::{Page, ScrapeRequest};
 use crate::pool::{self, JobKey, PoolJob};
+use crate::ports::CollectionInfo;
 use crate::rag::{Answer, AnswerError, AnswerRequest, RagJob, SearchRequest};
 use crate::scraper::{ScrapeError, ScrapeJob};
 use crate::supervisor::ChildSpec;
@@ -40,81 +41,13 @@ pub enum RouterMsg {
     /// Requests are boxed: they are large and most messages in flight are small.
     Scrape(Box<ScrapeRequest>, Reply<Page, ScrapeError>),
     Ingest(Box<IngestRequest>, Reply<IngestReport, KnowledgeError>),
-    Collections(CollectionsOp, Reply<CollectionsAnswer, KnowledgeError>),
+    ListCollections(Reply<Vec<CollectionInfo>, KnowledgeError>),
+    CreateCollection(String, Reply<CollectionInfo, KnowledgeError>),
+    DeleteCollection(String, Reply<bool, KnowledgeError>),
     Search(Box<SearchRequest>, Reply<Vec<SearchHit>, KnowledgeError>),
     Answer(Box<AnswerRequest>, Reply<Answer, AnswerError>),
     #[cfg(feature = "fault-injection")]
     Fault(crate::fault::Fault),
-}
-
-/// What the router and the handles need to say about a refused or lost request, in each
-/// request's own error type.
-pub trait Refusal: Sized + Send + 'static {
-    fn overloaded() -> Self;
-    fn unavailable(what: &'static str) -> Self;
-    fn deadline(after: Duration) -> Self;
-    fn is_unavailable(&self) -> bool;
-}
-
-impl Refusal for ScrapeError {
-    fn overloaded() -> Self {
-        ScrapeError::Overloaded
-    }
-    fn unavailable(what: &'static str) -> Self {
-        ScrapeError::Unavailable(what)
-    }
-    fn deadline(after: Duration) -> Self {
-        ScrapeError::DeadlineExceeded(after)
-    }
-    fn is_unavailable(&self) -> bool {
-        matches!(self, ScrapeError::Unavailable(_))
-    }
-}
-
-impl Refusal for KnowledgeError {
-    fn overloaded() -> Self {
-        KnowledgeError::Overloaded
-    }
-    fn unavailable(what: &'static str) -> Self {
-        KnowledgeError::Unavailable(what)
-    }
-    fn deadline(after: Duration) -> Self {
-        KnowledgeError::DeadlineExceeded(after)
-    }
-    fn is_unavailable(&self) -> bool {
-        matches!(self, KnowledgeError::Unavailable(_))
-    }
-}
-
-/// Bounds the requests in flight across the tree; a job holds its permit until answered.
-#[derive(Clone)]
-pub struct Admission {
-    permits: Arc<Semaphore>,
-}
-
-/// Held by an admitted job; dropping it (job answered or lost) frees the slot.
-pub struct AdmissionPermit {
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for AdmissionPermit {
-    fn drop(&mut self) {
-        metrics::gauge!("aurora_router_in_flight").decrement(1.0);
-    }
-}
-
-impl Admission {
-    pub fn new(max_in_flight: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(max_in_flight)),
-        }
-    }
-
-    fn try_admit(&self) -> Option<AdmissionPermit> {
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
-        metrics::gauge!("aurora_router_in_flight").increment(1.0);
-        Some(AdmissionPermit { _permit: permit })
-    }
 }
 
 pub struct RouterActor;
@@ -185,9 +118,27 @@ impl Actor for RouterActor {
                     permit,
                 })
             }
-            RouterMsg::Collections(op, reply) => {
+            RouterMsg::ListCollections(reply) => {
                 state.route(&names.ingest, reply, |reply, permit| {
-                    IngestJob::Collections { op, reply, permit }
+                    IngestJob::ListCollections { reply, permit }
+                })
+            }
+            RouterMsg::CreateCollection(name, reply) => {
+                state.route(&names.ingest, reply, |reply, permit| {
+                    IngestJob::CreateCollection {
+                        name,
+                        reply,
+                        permit,
+                    }
+                })
+            }
+            RouterMsg::DeleteCollection(name, reply) => {
+                state.route(&names.ingest, reply, |reply, permit| {
+                    IngestJob::DeleteCollection {
+                        name,
+                        reply,
+                        permit,
+                    }
                 })
             }
             RouterMsg::Search(request, reply) => {
@@ -264,12 +215,22 @@ impl Handle {
         .await
     }
 
-    pub async fn collections(
-        &self,
-        op: CollectionsOp,
-    ) -> Result<CollectionsAnswer, KnowledgeError> {
+    pub async fn list_collections(&self) -> Result<Vec<CollectionInfo>, KnowledgeError> {
+        self.call(self.search_timeout, RouterMsg::ListCollections)
+            .await
+    }
+
+    pub async fn create_collection(&self, name: &str) -> Result<CollectionInfo, KnowledgeError> {
         self.call(self.search_timeout, |reply| {
-            RouterMsg::Collections(op.clone(), reply)
+            RouterMsg::CreateCollection(name.to_string(), reply)
+        })
+        .await
+    }
+
+    /// Whether there was a collection `name` to delete.
+    pub async fn delete_collection(&self, name: &str) -> Result<bool, KnowledgeError> {
+        self.call(self.search_timeout, |reply| {
+            RouterMsg::DeleteCollection(name.to_string(), reply)
         })
         .await
     }

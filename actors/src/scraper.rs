@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ractor::RpcReplyPort;
 
 use crate::Names;
+use crate::admission::{AdmissionPermit, Refusal};
 use crate::browser;
 use crate::ingest::document::{self, DocumentError, Hint, Kind};
 use crate::model::{Page, RenderMode, ScrapeRequest, Timings};
@@ -31,7 +32,6 @@ use crate::ports::{
     Audio, FetchError, FetchRequest, FetchResponse, Fetcher, RenderError, RenderRequest,
     TranscribeError, Transcriber,
 };
-use crate::router::AdmissionPermit;
 use crate::supervisor::ChildSpec;
 
 /// Why a scrape produced no page. A target answering 4xx/5xx is *not* an error: it is a page
@@ -593,4 +593,19 @@ pub(crate) fn child_spec(
             transcriber: transcriber.clone(),
         },
     )
+}
+
+impl Refusal for ScrapeError {
+    fn overloaded() -> Self {
+        ScrapeError::Overloaded
+    }
+    fn unavailable(what: &'static str) -> Self {
+        ScrapeError::Unavailable(what)
+    }
+    fn deadline(after: Duration) -> Self {
+        ScrapeError::DeadlineExceeded(after)
+    }
+    fn is_unavailable(&self) -> bool {
+        matches!(self, ScrapeError::Unavailable(_))
+    }
 }

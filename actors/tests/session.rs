@@ -9,27 +9,18 @@ use std::time::Duration;
 use aurora_actors::local::{MemoryState, StaticSite};
 use aurora_actors::ports::StateStore;
 use aurora_actors::session::{
-    AuthError, Credential, DURABLE_PREFIXES, Principal, Role, Secret, SessionAnswer, SessionOp,
-    TokenPair,
+    AuthError, Credential, DURABLE_PREFIXES, Handle, Principal, Role, Secret, TokenPair,
 };
 
 fn no_site() -> StaticSite {
     StaticSite::new(std::iter::empty::<(String, u16, &'static str, Vec<u8>)>())
 }
 
-fn login(username: &str, password: &str) -> SessionOp {
-    SessionOp::Login {
-        username: username.into(),
-        password: Secret(password.into()),
-        ip: "192.0.2.1".into(),
-    }
-}
-
-fn tokens(answer: Result<SessionAnswer, AuthError>) -> TokenPair {
-    match answer {
-        Ok(SessionAnswer::Tokens(pair)) => pair,
-        other => panic!("expected tokens, got {other:?}"),
-    }
+async fn login(session: &Handle, username: &str, password: &str) -> Result<TokenPair, AuthError> {
+    let password = Secret(password.into());
+    session
+        .login(username.into(), password, "192.0.2.1".into())
+        .await
 }
 
 #[tokio::test]
@@ -40,31 +31,28 @@ async fn a_login_lives_until_logout_and_refresh_tokens_work_once() {
     let session = tree.handles().session();
     session.bootstrap().await.unwrap();
 
-    let wrong = session.run(login("admin", "nope")).await.unwrap_err();
-    let unknown = session.run(login("ghost", "nope")).await.unwrap_err();
+    let wrong = login(&session, "admin", "nope").await.unwrap_err();
+    let unknown = login(&session, "ghost", "nope").await.unwrap_err();
     assert_eq!(wrong, AuthError::InvalidCredentials);
     assert_eq!(unknown, AuthError::InvalidCredentials);
 
-    let first = tokens(session.run(login("ADMIN", "actor-test-password")).await);
+    let first = login(&session, "ADMIN", "actor-test-password")
+        .await
+        .unwrap();
     let me = session.authenticate(&first.access_token).await.unwrap();
     assert_eq!((me.name.as_str(), me.role), ("admin", Role::Admin));
     let Credential::Session { id, .. } = &me.credential else {
         panic!("a session credential")
     };
 
-    let second = tokens(
-        session
-            .run(SessionOp::Refresh {
-                token: Secret(first.refresh_token.clone()),
-            })
-            .await,
-    );
+    let second = session
+        .refresh(Secret(first.refresh_token.clone()))
+        .await
+        .unwrap();
     assert!(session.authenticate(&second.access_token).await.is_ok());
     // Spent: presenting it again ends the session for everyone holding it.
     let reused = session
-        .run(SessionOp::Refresh {
-            token: Secret(first.refresh_token),
-        })
+        .refresh(Secret(first.refresh_token))
         .await
         .unwrap_err();
     assert_eq!(reused, AuthError::RefreshReused);
@@ -74,13 +62,15 @@ async fn a_login_lives_until_logout_and_refresh_tokens_work_once() {
     ));
 
     // A fresh login, then logout.
-    let third = tokens(session.run(login("admin", "actor-test-password")).await);
+    let third = login(&session, "admin", "actor-test-password")
+        .await
+        .unwrap();
     let principal = session.authenticate(&third.access_token).await.unwrap();
     assert_ne!(
         principal.credential, me.credential,
         "a new session, not {id}"
     );
-    session.run(SessionOp::Logout { principal }).await.unwrap();
+    session.logout(principal).await.unwrap();
     assert!(session.authenticate(&third.access_token).await.is_err());
     tree.shutdown().await;
 }
@@ -91,19 +81,10 @@ async fn api_keys_carry_their_role_until_revoked() {
         .await
         .unwrap();
     let session = tree.handles().session();
-    let created = match session
-        .run(SessionOp::CreateKey {
-            name: "ci".into(),
-            role: Role::Editor,
-            expires_in: None,
-            by: Principal::open(),
-        })
+    let created = session
+        .create_key("ci".into(), Role::Editor, None, Principal::open())
         .await
-        .unwrap()
-    {
-        SessionAnswer::KeyCreated(created) => created,
-        other => panic!("{other:?}"),
-    };
+        .unwrap();
     let principal = session.authenticate(&created.key).await.unwrap();
     assert_eq!(
         (principal.name.as_str(), principal.role),
@@ -118,10 +99,7 @@ async fn api_keys_carry_their_role_until_revoked() {
         Err(AuthError::InvalidApiKey)
     );
     session
-        .run(SessionOp::RevokeKey {
-            id: created.info.id.clone(),
-            by: Principal::open(),
-        })
+        .revoke_key(created.info.id.clone(), Principal::open())
         .await
         .unwrap();
     assert_eq!(

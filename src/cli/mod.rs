@@ -10,7 +10,7 @@ use aurora_actors::model::{Formats, ScrapeRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::http::core::scrape::ScrapedPage;
-use crate::http::scrape::target_url;
+use crate::http::scrape_input::target_url;
 use crate::settings::Settings;
 use crate::startup::build_fetcher;
 

@@ -2,13 +2,13 @@
 //! `core` serves :8080 (snake_case, OpenAI-style errors), `crawler` serves :8001 (Firecrawl's
 //! camelCase shapes and errors). Handlers reach the engine only through `aurora_actors::Handles`.
 
-pub mod auth;
 pub mod core;
 pub mod crawler;
 pub mod error;
 pub mod filter;
+pub mod gate;
 pub mod json;
-pub mod scrape;
+pub mod scrape_input;
 pub mod server;
 pub mod system;
 pub mod web;

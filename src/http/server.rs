@@ -4,7 +4,7 @@
 //!   the request for the handlers and on the response for the client;
 //! - a tracing span carrying that id, so every log line of the request (actors included) has it;
 //! - the HTTP metrics, labelled by route *template* so label values stay bounded;
-//! - the authentication gate (`http::auth`): who may call the route, rate limits, and the
+//! - the authentication gate (`http::gate`): who may call the route, rate limits, and the
 //!   security headers on every answer.
 //!
 //! On shutdown it stops accepting, lets in-flight requests finish within the grace period, and
@@ -27,7 +27,7 @@ use warp::http::header::ORIGIN;
 use warp::http::{HeaderValue, Request};
 use warp::reply::Response;
 
-use super::auth::{Admission, Gate, Route};
+use super::gate::{Gate, Route, Verdict};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -148,11 +148,11 @@ where
         .instrument(span.clone())
         .await;
     let (mut response, passed) = match admission {
-        Admission::Pass(passed) => {
+        Verdict::Pass(passed) => {
             let Ok(response) = service.call(request).instrument(span.clone()).await;
             (response, Some(passed))
         }
-        Admission::Refuse(response) => (response, None),
+        Verdict::Refuse(response) => (response, None),
     };
     gate.finish(&mut response, origin.as_ref(), passed);
     response.headers_mut().insert(REQUEST_ID, request_id);
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn route_labels_are_templates() {
-        use crate::http::auth::{Access, route};
+        use crate::http::gate::{Access, route};
         const ROUTES: &[Route] = &[
             route("GET", "/health", Access::Public),
             route("GET", "/v1/crawl/{id}", Access::Public),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use aurora::http::auth::{Access, Kind};
+use aurora::http::gate::{Access, Kind};
 use aurora_actors::session::Role;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -126,7 +126,7 @@ async fn openapi_documents_every_route_of_each_port() {
         // The API's routes; the web interface's pages are not part of it.
         let served: BTreeSet<&str> = routes
             .iter()
-            .filter(|r| r.kind == aurora::http::auth::Kind::Api)
+            .filter(|r| r.kind == aurora::http::gate::Kind::Api)
             .map(|r| r.path)
             .filter(|r| *r != "/openapi.json")
             .collect();

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use aurora_actors::session::{Role, Secret, SessionOp};
+use aurora_actors::session::{Role, Secret};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use serde_json::{Value, json};
@@ -358,12 +358,7 @@ async fn create_user(app: &TestApp, name: &str, password: &str, role: Role) {
         .expect("admin");
     app.handles
         .session()
-        .run(SessionOp::CreateUser {
-            username: name.into(),
-            password: Secret(password.into()),
-            role,
-            by: admin,
-        })
+        .create_user(name.into(), Secret(password.into()), role, admin)
         .await
         .expect("user created");
 }

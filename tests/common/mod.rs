@@ -15,7 +15,7 @@ use std::time::Duration;
 use aurora::settings::Settings;
 use aurora::startup::{Application, RunError};
 use aurora_actors::Handles;
-use aurora_actors::session::{Principal, Role, SessionAnswer, SessionOp};
+use aurora_actors::session::{Principal, Role};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -130,20 +130,9 @@ pub async fn create_key(handles: &Handles, name: &str, role: Role) -> String {
 }
 
 async fn try_create_key(handles: &Handles, name: &str, role: Role) -> Option<String> {
-    let answer = handles
-        .session()
-        .run(SessionOp::CreateKey {
-            name: name.to_string(),
-            role,
-            expires_in: None,
-            by: Principal::open(),
-        })
-        .await
-        .ok()?;
-    match answer {
-        SessionAnswer::KeyCreated(created) => Some(created.key),
-        other => panic!("unexpected answer {other:?}"),
-    }
+    let session = handles.session();
+    let created = session.create_key(name.to_string(), role, None, Principal::open());
+    Some(created.await.ok()?.key)
 }
 
 impl TestApp {

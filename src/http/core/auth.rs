@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use aurora_actors::session::{
-    Credential, KeyInfo, NewKeyInfo, Principal, Role, Secret, SessionAnswer, SessionOp, TokenPair,
-    UserInfo, UserUpdate,
+    AuthError, Credential, KeyInfo, NewKeyInfo, Principal, Role, Secret, TokenPair, UserInfo,
+    UserUpdate,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,8 +14,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::http::auth::{ClientIp, client_ip, principal};
 use crate::http::error::{ApiError, CoreErrorBody};
+use crate::http::gate::{ClientIp, client_ip, principal};
 use crate::http::{AppState, json, with_state};
 
 /// Auth bodies are small; anything larger is not a login.
@@ -174,33 +174,29 @@ fn created_key(new: NewKeyInfo) -> CreatedKey {
     }
 }
 
-/// Runs `op` and turns its answer into a response with `status`.
-async fn run(
-    state: &AppState,
-    op: SessionOp,
+/// The response to a session operation's result: `body` of the answer with `status`, or the
+/// error's own status and envelope.
+fn respond<T>(
+    result: Result<T, AuthError>,
     status: StatusCode,
-    reply: impl FnOnce(SessionAnswer) -> Option<Response>,
-) -> Response {
-    match state.handles.session().run(op).await {
-        Ok(answer) => match reply(answer) {
-            Some(response) => {
-                let mut response = response;
-                *response.status_mut() = status;
-                response
-            }
-            None => ApiError::Internal("the session pool answered another question".into())
-                .into_core_response(),
-        },
+    body: impl FnOnce(T) -> Response,
+) -> Result<Response, Rejection> {
+    Ok(match result {
+        Ok(answer) => {
+            let mut response = body(answer);
+            *response.status_mut() = status;
+            response
+        }
         Err(e) => ApiError::from(e).into_core_response(),
-    }
+    })
 }
 
-fn json_reply<T: Serialize>(value: &T) -> Option<Response> {
-    Some(warp::reply::json(value).into_response())
+fn json_body<T: Serialize>(value: &T) -> Response {
+    warp::reply::json(value).into_response()
 }
 
-fn no_content(answer: SessionAnswer) -> Option<Response> {
-    matches!(answer, SessionAnswer::Done).then(|| warp::reply().into_response())
+fn no_content(_: ()) -> Response {
+    warp::reply().into_response()
 }
 
 /// Exchanges a username and password for an access token and a refresh token.
@@ -209,16 +205,11 @@ fn no_content(answer: SessionAnswer) -> Option<Response> {
     (status = 401, description = "Wrong username or password (the same answer for both)", body = CoreErrorBody),
     (status = 429, description = "Too many attempts, or locked after too many failures", body = CoreErrorBody)))]
 pub async fn login(state: AppState, ip: ClientIp, body: LoginBody) -> Result<Response, Rejection> {
-    let op = SessionOp::Login {
-        username: body.username,
-        password: Secret(body.password),
-        ip: ip.0.to_string(),
-    };
-    Ok(run(&state, op, StatusCode::OK, |answer| match answer {
-        SessionAnswer::Tokens(pair) => json_reply(&tokens(pair)),
-        _ => None,
-    })
-    .await)
+    let session = state.handles.session();
+    let result = session
+        .login(body.username, Secret(body.password), ip.0.to_string())
+        .await;
+    respond(result, StatusCode::OK, |pair| json_body(&tokens(pair)))
 }
 
 /// Trades a refresh token for a new pair; the one presented is spent.
@@ -226,14 +217,12 @@ pub async fn login(state: AppState, ip: ClientIp, body: LoginBody) -> Result<Res
     (status = 200, body = Tokens),
     (status = 401, description = "Unknown, expired or already used (then the session is revoked)", body = CoreErrorBody)))]
 pub async fn refresh(state: AppState, body: RefreshBody) -> Result<Response, Rejection> {
-    let op = SessionOp::Refresh {
-        token: Secret(body.refresh_token),
-    };
-    Ok(run(&state, op, StatusCode::OK, |answer| match answer {
-        SessionAnswer::Tokens(pair) => json_reply(&tokens(pair)),
-        _ => None,
-    })
-    .await)
+    let result = state
+        .handles
+        .session()
+        .refresh(Secret(body.refresh_token))
+        .await;
+    respond(result, StatusCode::OK, |pair| json_body(&tokens(pair)))
 }
 
 /// Ends the session of the access token, on every replica at once.
@@ -241,13 +230,8 @@ pub async fn refresh(state: AppState, body: RefreshBody) -> Result<Response, Rej
     (status = 204, description = "Logged out"),
     (status = 401, body = CoreErrorBody)))]
 pub async fn logout(state: AppState, principal: Principal) -> Result<Response, Rejection> {
-    Ok(run(
-        &state,
-        SessionOp::Logout { principal },
-        StatusCode::NO_CONTENT,
-        no_content,
-    )
-    .await)
+    let result = state.handles.session().logout(principal).await;
+    respond(result, StatusCode::NO_CONTENT, no_content)
 }
 
 /// Who the credential belongs to.
@@ -280,30 +264,23 @@ pub async fn password(
     principal: Principal,
     body: PasswordBody,
 ) -> Result<Response, Rejection> {
-    let op = SessionOp::ChangePassword {
-        principal,
-        current: Secret(body.current_password),
-        new: Secret(body.new_password),
-    };
-    Ok(run(&state, op, StatusCode::NO_CONTENT, no_content).await)
+    let current = Secret(body.current_password);
+    let new = Secret(body.new_password);
+    let session = state.handles.session();
+    let result = session.change_password(principal, current, new).await;
+    respond(result, StatusCode::NO_CONTENT, no_content)
 }
 
 /// Every user.
 #[utoipa::path(get, path = "/v1/auth/users", tag = "auth", responses(
     (status = 200, body = UserList), (status = 403, body = CoreErrorBody)))]
 pub async fn list_users(state: AppState) -> Result<Response, Rejection> {
-    Ok(run(
-        &state,
-        SessionOp::ListUsers,
-        StatusCode::OK,
-        |answer| match answer {
-            SessionAnswer::Users(users) => json_reply(&UserList {
-                users: users.into_iter().map(user).collect(),
-            }),
-            _ => None,
-        },
-    )
-    .await)
+    let result = state.handles.session().list_users().await;
+    respond(result, StatusCode::OK, |users| {
+        json_body(&UserList {
+            users: users.into_iter().map(user).collect(),
+        })
+    })
 }
 
 /// Creates a user.
@@ -316,20 +293,12 @@ pub async fn create_user(
     by: Principal,
     body: NewUser,
 ) -> Result<Response, Rejection> {
-    let op = SessionOp::CreateUser {
-        username: body.username,
-        password: Secret(body.password),
-        role: body.role.unwrap_or_default(),
-        by,
-    };
-    Ok(run(&state, op, StatusCode::CREATED, user_answer).await)
-}
-
-fn user_answer(answer: SessionAnswer) -> Option<Response> {
-    match answer {
-        SessionAnswer::User(info) => json_reply(&user(info)),
-        _ => None,
-    }
+    let role = body.role.unwrap_or_default();
+    let session = state.handles.session();
+    let result = session
+        .create_user(body.username, Secret(body.password), role, by)
+        .await;
+    respond(result, StatusCode::CREATED, |info| json_body(&user(info)))
 }
 
 /// Changes a user's role, password or disabled flag.
@@ -343,16 +312,17 @@ pub async fn update_user(
     by: Principal,
     body: UserPatch,
 ) -> Result<Response, Rejection> {
-    let op = SessionOp::UpdateUser {
-        username,
-        update: UserUpdate {
-            role: body.role,
-            password: body.password.map(Secret),
-            disabled: body.disabled,
-        },
-        by,
+    let update = UserUpdate {
+        role: body.role,
+        password: body.password.map(Secret),
+        disabled: body.disabled,
     };
-    Ok(run(&state, op, StatusCode::OK, user_answer).await)
+    let result = state
+        .handles
+        .session()
+        .update_user(username, update, by)
+        .await;
+    respond(result, StatusCode::OK, |info| json_body(&user(info)))
 }
 
 /// Deletes a user (not yourself).
@@ -364,26 +334,20 @@ pub async fn delete_user(
     state: AppState,
     by: Principal,
 ) -> Result<Response, Rejection> {
-    let op = SessionOp::DeleteUser { username, by };
-    Ok(run(&state, op, StatusCode::NO_CONTENT, no_content).await)
+    let result = state.handles.session().delete_user(username, by).await;
+    respond(result, StatusCode::NO_CONTENT, no_content)
 }
 
 /// Every API key (never the keys themselves).
 #[utoipa::path(get, path = "/v1/auth/keys", tag = "auth", responses(
     (status = 200, body = KeyList), (status = 403, body = CoreErrorBody)))]
 pub async fn list_keys(state: AppState) -> Result<Response, Rejection> {
-    Ok(run(
-        &state,
-        SessionOp::ListKeys,
-        StatusCode::OK,
-        |answer| match answer {
-            SessionAnswer::Keys(keys) => json_reply(&KeyList {
-                keys: keys.into_iter().map(api_key).collect(),
-            }),
-            _ => None,
-        },
-    )
-    .await)
+    let result = state.handles.session().list_keys().await;
+    respond(result, StatusCode::OK, |keys| {
+        json_body(&KeyList {
+            keys: keys.into_iter().map(api_key).collect(),
+        })
+    })
 }
 
 /// Creates an API key; the answer is the only time the key is shown.
@@ -395,17 +359,13 @@ pub async fn create_key(
     by: Principal,
     body: NewKey,
 ) -> Result<Response, Rejection> {
-    let op = SessionOp::CreateKey {
-        name: body.name,
-        role: body.role.unwrap_or_default(),
-        expires_in: body.expires_in_secs.map(Duration::from_secs),
-        by,
-    };
-    Ok(run(&state, op, StatusCode::CREATED, |answer| match answer {
-        SessionAnswer::KeyCreated(new) => json_reply(&created_key(new)),
-        _ => None,
+    let role = body.role.unwrap_or_default();
+    let expires_in = body.expires_in_secs.map(Duration::from_secs);
+    let session = state.handles.session();
+    let result = session.create_key(body.name, role, expires_in, by).await;
+    respond(result, StatusCode::CREATED, |new| {
+        json_body(&created_key(new))
     })
-    .await)
 }
 
 /// Revokes an API key at once, on every replica.
@@ -413,8 +373,8 @@ pub async fn create_key(
     params(("id" = String, Path)), responses(
     (status = 204, description = "Revoked"), (status = 404, body = CoreErrorBody)))]
 pub async fn revoke_key(id: String, state: AppState, by: Principal) -> Result<Response, Rejection> {
-    let op = SessionOp::RevokeKey { id, by };
-    Ok(run(&state, op, StatusCode::NO_CONTENT, no_content).await)
+    let result = state.handles.session().revoke_key(id, by).await;
+    respond(result, StatusCode::NO_CONTENT, no_content)
 }
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -2,7 +2,7 @@
 //! `GET /v1/collections`, `POST /v1/collections`, `DELETE /v1/collections/{name}`,
 //! `POST /v1/collections/{name}/documents` (ingest; `?create=true` creates a missing collection).
 
-use aurora_actors::ingest::{CollectionsAnswer, CollectionsOp, IngestRequest};
+use aurora_actors::ingest::IngestRequest;
 use aurora_actors::knowledge::{ContentType, Document, IngestReport};
 use aurora_actors::ports::CollectionInfo;
 use serde::{Deserialize, Serialize};
@@ -120,24 +120,17 @@ impl From<IngestReport> for IngestSummary {
     }
 }
 
-async fn run(state: &AppState, op: CollectionsOp) -> Result<CollectionsAnswer, ApiError> {
-    Ok(state.handles.router().collections(op).await?)
-}
-
 /// Every collection with its model and size.
 #[utoipa::path(get, path = "/v1/collections", tag = "collections", responses(
     (status = 200, body = CollectionList),
     (status = 503, description = "The vector store is unavailable", body = CoreErrorBody)))]
 pub async fn list(state: AppState) -> Result<Response, Rejection> {
-    Ok(match run(&state, CollectionsOp::List).await {
-        Ok(CollectionsAnswer::List(all)) => warp::reply::json(&CollectionList {
+    Ok(match state.handles.router().list_collections().await {
+        Ok(all) => warp::reply::json(&CollectionList {
             collections: all.into_iter().map(Collection::from).collect(),
         })
         .into_response(),
-        Ok(other) => {
-            ApiError::Internal(format!("unexpected answer {other:?}")).into_core_response()
-        }
-        Err(e) => e.into_core_response(),
+        Err(e) => ApiError::from(e).into_core_response(),
     })
 }
 
@@ -148,17 +141,16 @@ pub async fn list(state: AppState) -> Result<Response, Rejection> {
         (status = 400, description = "Invalid name", body = CoreErrorBody),
         (status = 409, description = "Already exists", body = CoreErrorBody)))]
 pub async fn create(state: AppState, body: NewCollection) -> Result<Response, Rejection> {
-    Ok(match run(&state, CollectionsOp::Create(body.name)).await {
-        Ok(CollectionsAnswer::One(info)) => warp::reply::with_status(
-            warp::reply::json(&Collection::from(info)),
-            StatusCode::CREATED,
-        )
-        .into_response(),
-        Ok(other) => {
-            ApiError::Internal(format!("unexpected answer {other:?}")).into_core_response()
-        }
-        Err(e) => e.into_core_response(),
-    })
+    Ok(
+        match state.handles.router().create_collection(&body.name).await {
+            Ok(info) => warp::reply::with_status(
+                warp::reply::json(&Collection::from(info)),
+                StatusCode::CREATED,
+            )
+            .into_response(),
+            Err(e) => ApiError::from(e).into_core_response(),
+        },
+    )
 }
 
 /// Deletes a collection and everything in it.
@@ -169,20 +161,15 @@ pub async fn create(state: AppState, body: NewCollection) -> Result<Response, Re
         (status = 404, description = "No such collection", body = CoreErrorBody)))]
 pub async fn delete(name: String, state: AppState) -> Result<Response, Rejection> {
     Ok(
-        match run(&state, CollectionsOp::Delete(name.clone())).await {
-            Ok(CollectionsAnswer::Deleted(true)) => warp::reply::json(&Deleted {
+        match state.handles.router().delete_collection(&name).await {
+            Ok(true) => warp::reply::json(&Deleted {
                 name,
                 deleted: true,
             })
             .into_response(),
-            Ok(CollectionsAnswer::Deleted(false)) => {
-                ApiError::ResourceNotFound(format!("collection `{name}` does not exist"))
-                    .into_core_response()
-            }
-            Ok(other) => {
-                ApiError::Internal(format!("unexpected answer {other:?}")).into_core_response()
-            }
-            Err(e) => e.into_core_response(),
+            Ok(false) => ApiError::ResourceNotFound(format!("collection `{name}` does not exist"))
+                .into_core_response(),
+            Err(e) => ApiError::from(e).into_core_response(),
         },
     )
 }

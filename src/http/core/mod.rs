@@ -15,8 +15,8 @@ use utoipa::OpenApi;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{ADMIN, Access, EDITOR, READER, Route, form, page, route};
 use super::error::{ApiError, CoreError, CoreErrorBody};
+use super::gate::{ADMIN, Access, EDITOR, READER, Route, form, page, route};
 use super::{AppState, system};
 
 /// Every route of this port and who may call it. The gate refuses what is not here, the

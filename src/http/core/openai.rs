@@ -13,7 +13,6 @@
 use std::convert::Infallible;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use aurora_actors::ingest::{CollectionsAnswer, CollectionsOp};
 use aurora_actors::rag::{AnswerEvent, AnswerRequest, Citation};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -321,14 +320,8 @@ fn stream(
 #[utoipa::path(get, path = "/v1/models", tag = "answers",
     responses((status = 200, body = ModelList)))]
 pub async fn models(state: AppState) -> Result<Response, Rejection> {
-    let listed = state
-        .handles
-        .router()
-        .collections(CollectionsOp::List)
-        .await;
-    let collections = match listed {
-        Ok(CollectionsAnswer::List(all)) => all,
-        Ok(_) => Vec::new(),
+    let collections = match state.handles.router().list_collections().await {
+        Ok(all) => all,
         Err(e) => return Ok(ApiError::from(e).into_core_response()),
     };
     let card = |id: String| ModelCard {

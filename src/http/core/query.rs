@@ -21,10 +21,10 @@ use utoipa::ToSchema;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::http::auth::principal;
 use crate::http::core::search::{LocatorBody, deep_link};
 use crate::http::error::{ApiError, CoreErrorBody};
-use crate::http::{AppState, Limits, filter, json, scrape, with_state};
+use crate::http::gate::principal;
+use crate::http::{AppState, Limits, filter, json, scrape_input, with_state};
 
 /// Pages one deep dive may scrape.
 const MAX_URLS: usize = 10;
@@ -345,7 +345,7 @@ fn to_request(limits: &Limits, body: QueryBody) -> Result<Parsed, ApiError> {
                 .iter()
                 .enumerate()
                 .map(|(i, raw)| {
-                    let url = scrape::target_url(raw).map_err(|e| match e {
+                    let url = scrape_input::target_url(raw).map_err(|e| match e {
                         ApiError::InvalidRequest(m) => invalid(format!("`urls[{i}]`: {m}")),
                         other => other,
                     })?;

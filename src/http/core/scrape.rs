@@ -15,7 +15,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::http::core::collections::{IngestSummary, RejectedDocument};
 use crate::http::error::{ApiError, CoreErrorBody};
-use crate::http::{AppState, Limits, json, scrape, with_state};
+use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ScrapeBody {
@@ -80,7 +80,7 @@ pub enum Format {
 impl ScrapeBody {
     fn into_request(self, limits: &Limits) -> Result<ScrapeRequest, ApiError> {
         let ingest = self.ingest.is_some();
-        let url = scrape::target_url(&self.url)?;
+        let url = scrape_input::target_url(&self.url)?;
         let formats = match self.formats {
             None => Formats::default(),
             Some(list) if list.is_empty() => {
@@ -96,7 +96,7 @@ impl ScrapeBody {
                 links: list.contains(&Format::Links),
             },
         };
-        let timeout = scrape::timeout(self.timeout_ms, "timeout_ms", limits)?;
+        let timeout = scrape_input::timeout(self.timeout_ms, "timeout_ms", limits)?;
         let wait_for = Duration::from_millis(self.wait_for_ms);
         if wait_for >= timeout {
             return Err(ApiError::InvalidRequest(format!(
@@ -112,7 +112,7 @@ impl ScrapeBody {
             only_main_content: self.only_main_content,
             include_tags: self.include_tags,
             exclude_tags: self.exclude_tags,
-            headers: scrape::header_pairs(self.headers),
+            headers: scrape_input::header_pairs(self.headers),
             timeout,
             remove_base64_images: true,
             skip_tls_verification: self.skip_tls_verification,
@@ -182,11 +182,11 @@ impl From<Page> for ScrapedPage {
             meta: page
                 .meta
                 .iter()
-                .map(|(k, v)| (k.clone(), scrape::meta_value(v)))
+                .map(|(k, v)| (k.clone(), scrape_input::meta_value(v)))
                 .collect(),
             truncated: page.truncated,
             redirects: page.redirects.into_iter().map(String::from).collect(),
-            fetched_at: scrape::timestamp(page.fetched_at),
+            fetched_at: scrape_input::timestamp(page.fetched_at),
             timings: Timings {
                 fetch_ms: page.timings.fetch.as_secs_f64() * 1000.0,
                 extract_ms: page.timings.extract.as_secs_f64() * 1000.0,

@@ -17,7 +17,7 @@ use warp::{Filter, Rejection, Reply};
 use super::crawl_v1::{self, Caller, IngestTarget, JobRoute};
 use super::firecrawl_v1::ScrapeRequest;
 use crate::http::error::{ApiError, FirecrawlErrorBody};
-use crate::http::{AppState, Limits, json, scrape, with_state};
+use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
 /// Firecrawl's `POST /v1/batch/scrape`: `urls` plus the scrape request's options.
 #[derive(Debug, ToSchema)]
@@ -144,7 +144,7 @@ async fn start_batch_inner(
     let mut seeds = Vec::new();
     let mut invalid = Vec::new();
     for (i, text) in raw.iter().enumerate() {
-        let checked = match scrape::target_url(text) {
+        let checked = match scrape_input::target_url(text) {
             Ok(url) => crawler
                 .check(&url)
                 .await
@@ -226,7 +226,7 @@ pub struct MapResponse {
 
 impl MapRequest {
     pub fn into_spec(self, limits: &Limits) -> Result<MapSpec, ApiError> {
-        let url = scrape::target_url(&self.url)?;
+        let url = scrape_input::target_url(&self.url)?;
         let limit = match self.limit.unwrap_or(5000) {
             l if !(1..=100_000).contains(&l) => {
                 return Err(ApiError::InvalidRequest(format!(
@@ -252,7 +252,7 @@ impl MapRequest {
             ignore_query_parameters: self.ignore_query_parameters,
             limit,
             timeout: match self.timeout {
-                Some(ms) => scrape::timeout(Some(ms), "timeout", limits)?,
+                Some(ms) => scrape_input::timeout(Some(ms), "timeout", limits)?,
                 None => limits.default_timeout.min(Duration::from_secs(30)),
             },
         })

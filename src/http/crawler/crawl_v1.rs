@@ -24,7 +24,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::firecrawl_v1::{self, Document, ScrapeRequest};
 use crate::http::error::{ApiError, FirecrawlErrorBody};
-use crate::http::{AppState, Limits, json, scrape, with_state};
+use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
 /// Firecrawl's default page limit of a crawl.
 const DEFAULT_LIMIT: i64 = 10_000;
@@ -338,7 +338,7 @@ fn patterns(raw: &[String], field: &str) -> Result<Vec<Regex>, ApiError> {
 
 impl CrawlRequest {
     pub fn into_spec(self, limits: &Limits) -> Result<JobSpec, ApiError> {
-        let url = scrape::target_url(&self.url)?;
+        let url = scrape_input::target_url(&self.url)?;
         let webhook = webhook(self.webhook)?;
         let limit = match self.limit.unwrap_or(DEFAULT_LIMIT) {
             l if l < 1 => return Err(invalid(format!("`limit` must be at least 1, got {l}"))),
@@ -442,7 +442,7 @@ impl JobRoute {
 }
 
 fn expires_at(record: &JobRecord) -> String {
-    scrape::timestamp(UNIX_EPOCH + Duration::from_millis(record.expires_at))
+    scrape_input::timestamp(UNIX_EPOCH + Duration::from_millis(record.expires_at))
 }
 
 /// Start a crawl (Firecrawl v1).
@@ -616,7 +616,7 @@ pub async fn errors(id: String, state: AppState) -> Result<Response, Rejection> 
         }
         body.errors.push(CrawlErrorEntry {
             id: format!("{id}-{n}"),
-            timestamp: scrape::timestamp(UNIX_EPOCH + Duration::from_millis(error.timestamp)),
+            timestamp: scrape_input::timestamp(UNIX_EPOCH + Duration::from_millis(error.timestamp)),
             url: error.url,
             code: error.code,
             error: error.error,

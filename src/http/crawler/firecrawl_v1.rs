@@ -19,7 +19,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::http::error::{ApiError, FirecrawlErrorBody};
-use crate::http::{AppState, Limits, json, scrape, with_state};
+use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -197,7 +197,7 @@ impl ScrapeRequest {
                 "Aurora fetches directly (use `basic` or `auto`)",
             ));
         }
-        let mut headers = scrape::header_pairs(self.headers);
+        let mut headers = scrape_input::header_pairs(self.headers);
         if let Some(location) = self.location {
             if let Some(country) = location.country.filter(|c| !c.eq_ignore_ascii_case("us")) {
                 return Err(unsupported(
@@ -214,7 +214,7 @@ impl ScrapeRequest {
                 headers.push(("Accept-Language".to_string(), languages.join(", ")));
             }
         }
-        let timeout = scrape::timeout(self.timeout, "timeout", limits)?;
+        let timeout = scrape_input::timeout(self.timeout, "timeout", limits)?;
         if self.wait_for > 30_000 || Duration::from_millis(self.wait_for) >= timeout {
             return Err(ApiError::InvalidRequest(format!(
                 "`waitFor` ({} ms) must be at most 30000 and less than `timeout` ({} ms)",
@@ -450,14 +450,14 @@ pub fn document(page: Page, request_warnings: &[String]) -> (Document, Option<St
         if let Some(name) = named {
             let value = match name {
                 "ogLocaleAlternate" => serde_json::Value::from(values.clone()),
-                _ => scrape::meta_value(values),
+                _ => scrape_input::meta_value(values),
             };
             extra.insert(name.to_string(), value);
         }
         if !RESERVED.contains(&tag.as_str()) {
             extra
                 .entry(tag.clone())
-                .or_insert_with(|| scrape::meta_value(values));
+                .or_insert_with(|| scrape_input::meta_value(values));
         }
     }
     // Firecrawl reports a PDF's page count; Aurora says so for every document with parts.
@@ -510,7 +510,7 @@ pub fn document(page: Page, request_warnings: &[String]) -> (Document, Option<St
         (status = 504, description = "Target too slow", body = FirecrawlErrorBody)))]
 pub async fn scrape(state: AppState, body: ScrapeRequest) -> Result<Response, Rejection> {
     let url = match body.url.as_deref() {
-        Some(raw) => scrape::target_url(raw),
+        Some(raw) => scrape_input::target_url(raw),
         None => Err(ApiError::InvalidRequest("`url` is required".to_string())),
     };
     let converted = url.and_then(|url| body.into_engine(url, &state.limits));

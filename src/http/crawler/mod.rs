@@ -13,9 +13,9 @@ use utoipa::OpenApi;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{Access, EDITOR, Route, route};
 use super::core::BearerAuth;
 use super::error::{ApiError, FirecrawlErrorBody};
+use super::gate::{Access, EDITOR, Route, route};
 use super::{AppState, system};
 
 /// Every route of this port and who may call it (crawling is the editor's work). The gate

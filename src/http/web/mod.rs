@@ -1,7 +1,7 @@
 //! The web interface on :8080: server-rendered pages (minijinja templates embedded in the
 //! binary) and two small scripts, for people who will not write curl commands.
 //!
-//! Pages and forms are rows of the core port's route table (`auth::page`, `auth::form` in
+//! Pages and forms are rows of the core port's route table (`gate::page`, `gate::form` in
 //! `core::ROUTES`), so the
 //! gate authenticates them like the API: by the web session's cookies, which `POST /login`
 //! sets. What needs no script is a plain form posting back here (create, delete, crawl, cancel,
@@ -25,8 +25,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
-use super::auth::WebSession;
 use super::error::ApiError;
+use super::gate::WebSession;
 
 /// Where pages may load things from: only this origin, no inline script or style, no frames,
 /// forms only back here.
@@ -194,7 +194,7 @@ fn form_fields() -> impl Filter<Extract = (HashMap<String, String>,), Error = Re
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let state = super::with_state(state);
-    let principal = super::auth::principal();
+    let principal = super::gate::principal();
     let web = warp::ext::optional::<WebSession>();
     let home = warp::path::end().and(warp::get()).map(|| see_other("/ask"));
     let assets = warp::path!("assets" / String)
@@ -208,8 +208,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let login = warp::path!("login")
         .and(warp::post())
         .and(form_fields())
-        .and(warp::ext::optional::<super::auth::ClientIp>())
-        .and(warp::ext::optional::<super::auth::Transport>())
+        .and(warp::ext::optional::<super::gate::ClientIp>())
+        .and(warp::ext::optional::<super::gate::Transport>())
         .and(state.clone())
         .then(pages::login);
     let logout = warp::path!("logout")

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aurora_actors::crawler_pool::{JobRecord, JobStatus};
-use aurora_actors::ingest::{CollectionsAnswer, CollectionsOp};
 use aurora_actors::ports::CollectionInfo;
-use aurora_actors::session::{Principal, Role, Secret, SessionAnswer, SessionOp};
+use aurora_actors::session::{Principal, Role, Secret};
 use serde::Serialize;
 use warp::http::StatusCode;
 use warp::http::header::{self};
@@ -16,9 +15,9 @@ use warp::{Reply, http::HeaderValue};
 
 use super::{Viewer, check_csrf, error_page, local_path, render, see_other};
 use crate::http::AppState;
-use crate::http::auth::{ClientIp, Transport, WebSession, clear_session_cookies, session_cookies};
 use crate::http::crawler::crawl_v1::CrawlRequest;
 use crate::http::error::ApiError;
+use crate::http::gate::{ClientIp, Transport, WebSession, clear_session_cookies, session_cookies};
 
 /// Jobs the jobs page lists.
 const JOBS_LISTED: usize = 50;
@@ -65,15 +64,7 @@ fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
 }
 
 async fn list_collections(state: &AppState) -> Result<Vec<CollectionInfo>, ApiError> {
-    match state
-        .handles
-        .router()
-        .collections(CollectionsOp::List)
-        .await?
-    {
-        CollectionsAnswer::List(all) => Ok(all),
-        other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
-    }
+    Ok(state.handles.router().list_collections().await?)
 }
 
 #[derive(Serialize)]
@@ -123,13 +114,11 @@ pub async fn login(
     transport: Option<Transport>,
     state: AppState,
 ) -> Response {
-    let op = SessionOp::Login {
-        username: field(&fields, "username").to_string(),
-        password: Secret(fields.get("password").cloned().unwrap_or_default()),
-        ip: ip.map(|ip| ip.0.to_string()).unwrap_or_default(),
-    };
-    match state.handles.session().run(op).await {
-        Ok(SessionAnswer::Tokens(pair)) => {
+    let username = field(&fields, "username").to_string();
+    let password = Secret(fields.get("password").cloned().unwrap_or_default());
+    let ip = ip.map(|ip| ip.0.to_string()).unwrap_or_default();
+    match state.handles.session().login(username, password, ip).await {
+        Ok(pair) => {
             metrics::counter!("aurora_web_logins_total", "outcome" => "ok").increment(1);
             let mut response = see_other(&local_path(fields.get("next")));
             let secure = transport.is_some_and(|t| t.secure);
@@ -138,10 +127,6 @@ pub async fn login(
             }
             response
         }
-        Ok(other) => error_page(
-            &ApiError::Internal(format!("unexpected answer {other:?}")),
-            None,
-        ),
         Err(error) => {
             metrics::counter!("aurora_web_logins_total", "outcome" => "refused").increment(1);
             let error = ApiError::from(error);
@@ -167,12 +152,7 @@ pub async fn logout(
     if let Err(error) = check_csrf(&state, &principal, web, &fields).await {
         return error_page(&error, None);
     }
-    if let Err(error) = state
-        .handles
-        .session()
-        .run(SessionOp::Logout { principal })
-        .await
-    {
+    if let Err(error) = state.handles.session().logout(principal).await {
         return error_page(&ApiError::from(error), None);
     }
     let mut response = see_other("/login?signed_out=1");
@@ -224,12 +204,7 @@ pub async fn create_collection(
 ) -> Response {
     posting(&state, &principal, web, &fields, async |viewer| {
         let name = field(&fields, "name").to_string();
-        match state
-            .handles
-            .router()
-            .collections(CollectionsOp::Create(name.clone()))
-            .await
-        {
+        match state.handles.router().create_collection(&name).await {
             Ok(_) => Ok(see_other(&format!("/collections/{}", segment(&name)))),
             Err(error) => {
                 let error = ApiError::from(error);
@@ -326,20 +301,15 @@ pub async fn delete_collection(
 ) -> Response {
     posting(&state, &principal, web, &fields, async |_viewer| {
         let name = decode_segment(&name);
-        match state
-            .handles
-            .router()
-            .collections(CollectionsOp::Delete(name.clone()))
-            .await?
-        {
-            CollectionsAnswer::Deleted(true) => {
+        match state.handles.router().delete_collection(&name).await? {
+            true => {
                 let notice = format!("Deleted collection {name}.");
                 Ok(see_other(&format!(
                     "/collections?notice={}",
                     segment(&notice)
                 )))
             }
-            _ => Err(ApiError::ResourceNotFound(format!(
+            false => Err(ApiError::ResourceNotFound(format!(
                 "collection `{name}` does not exist"
             ))),
         }
@@ -626,10 +596,7 @@ async fn keys_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
-    let keys = match state.handles.session().run(SessionOp::ListKeys).await? {
-        SessionAnswer::Keys(keys) => keys,
-        other => return Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
-    };
+    let keys = state.handles.session().list_keys().await?;
     let rows: Vec<KeyRow> = keys
         .into_iter()
         .map(|k| KeyRow {
@@ -665,18 +632,20 @@ pub async fn create_key(
 ) -> Response {
     let by = principal.clone();
     posting(&state, &principal, web, &fields, async |viewer| {
-        let request = key_request(&fields, by);
-        let created = match request {
-            Ok(op) => state
-                .handles
-                .session()
-                .run(op)
-                .await
-                .map_err(ApiError::from),
+        let created = match key_request(&fields) {
+            Ok(NewKey {
+                name,
+                role,
+                expires_in,
+            }) => {
+                let session = state.handles.session();
+                let created = session.create_key(name, role, expires_in, by).await;
+                created.map_err(ApiError::from)
+            }
             Err(error) => Err(error),
         };
         match created {
-            Ok(SessionAnswer::KeyCreated(key)) => {
+            Ok(key) => {
                 metrics::counter!("aurora_web_keys_created_total").increment(1);
                 // Shown here once: it is stored only as a hash.
                 keys_page(
@@ -688,7 +657,6 @@ pub async fn create_key(
                 )
                 .await
             }
-            Ok(other) => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
             Err(error) => {
                 let status = error.status();
                 keys_page(&state, viewer, None, Some(error.to_string()), status).await
@@ -698,7 +666,14 @@ pub async fn create_key(
     .await
 }
 
-fn key_request(fields: &Fields, by: Principal) -> Result<SessionOp, ApiError> {
+/// An API key as the form asks for it.
+struct NewKey {
+    name: String,
+    role: Role,
+    expires_in: Option<Duration>,
+}
+
+fn key_request(fields: &Fields) -> Result<NewKey, ApiError> {
     let role = Role::parse(field(fields, "role"))
         .ok_or_else(|| ApiError::InvalidRequest("role must be reader, editor or admin".into()))?;
     let expires_in = match field(fields, "days") {
@@ -712,11 +687,10 @@ fn key_request(fields: &Fields, by: Principal) -> Result<SessionOp, ApiError> {
             }
         },
     };
-    Ok(SessionOp::CreateKey {
+    Ok(NewKey {
         name: field(fields, "name").to_string(),
         role,
         expires_in,
-        by,
     })
 }
 
@@ -729,11 +703,7 @@ pub async fn revoke_key(
 ) -> Response {
     let by = principal.clone();
     posting(&state, &principal, web, &fields, async |_viewer| {
-        state
-            .handles
-            .session()
-            .run(SessionOp::RevokeKey { id, by })
-            .await?;
+        state.handles.session().revoke_key(id, by).await?;
         Ok(see_other("/keys"))
     })
     .await

@@ -161,7 +161,7 @@ pub enum ErrorStyle {
 }
 
 /// What the gate decided for one request.
-pub enum Admission {
+pub enum Verdict {
     /// Serve it; add these headers to the answer.
     Pass(Passed),
     /// Answer this instead.
@@ -213,9 +213,9 @@ impl Gate {
 
     /// Decides whether `request` may go on; puts the caller on it (`Principal`, `ClientIp`,
     /// and `WebSession` when it came with the web session's cookie).
-    pub async fn admit<B>(&self, request: &mut Request<B>, ip: IpAddr) -> Admission {
+    pub async fn admit<B>(&self, request: &mut Request<B>, ip: IpAddr) -> Verdict {
         if let Some(preflight) = self.preflight(request) {
-            return Admission::Refuse(preflight);
+            return Verdict::Refuse(preflight);
         }
         request.extensions_mut().insert(ClientIp(ip));
         let secure = self.secure(request.headers());
@@ -226,24 +226,24 @@ impl Gate {
             // Only what the table lists is served: an unlisted route cannot slip through
             // unauthenticated because someone forgot a row.
             None if super::server::route_label(self.routes, &path) == "unmatched" => {
-                return Admission::Refuse(self.error(ApiError::NotFound));
+                return Verdict::Refuse(self.error(ApiError::NotFound));
             }
-            None => return Admission::Refuse(self.error(ApiError::MethodNotAllowed)),
+            None => return Verdict::Refuse(self.error(ApiError::MethodNotAllowed)),
         };
         let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD);
         if route.kind == Kind::Form && unsafe_method && cross_site(request.headers()) {
             self.outcome("cross_site");
-            return Admission::Refuse(self.refuse_for(route, &path, cross_site_error(), false));
+            return Verdict::Refuse(self.refuse_for(route, &path, cross_site_error(), false));
         }
         let required = match route.access {
-            Access::Public => return Admission::Pass(Passed::default()),
+            Access::Public => return Verdict::Pass(Passed::default()),
             Access::Metrics => {
                 return match &self.metrics_token {
                     Some(token) if !bearer(request.headers()).is_some_and(|b| same(b, token)) => {
                         self.outcome("invalid");
-                        Admission::Refuse(self.refuse(AuthError::InvalidToken("metrics token")))
+                        Verdict::Refuse(self.refuse(AuthError::InvalidToken("metrics token")))
                     }
-                    _ => Admission::Pass(Passed::default()),
+                    _ => Verdict::Pass(Passed::default()),
                 };
             }
             Access::Role(role) => role,
@@ -270,7 +270,7 @@ impl Gate {
                         _ => "invalid",
                     });
                     tracing::info!(reason = %reason(&error), "request refused: not authenticated");
-                    return Admission::Refuse(self.refuse_for(
+                    return Verdict::Refuse(self.refuse_for(
                         route,
                         &path,
                         ApiError::from(error),
@@ -287,7 +287,7 @@ impl Gate {
                 needed: required.as_str(),
                 have: principal.role.as_str(),
             };
-            return Admission::Refuse(self.refuse_for(route, &path, error.into(), false));
+            return Verdict::Refuse(self.refuse_for(route, &path, error.into(), false));
         }
         // A script of the web interface calling the JSON API rides on the cookie the browser
         // adds by itself, so it must also prove it read the page: the CSRF token.
@@ -300,7 +300,7 @@ impl Gate {
             if cross_site(request.headers()) || !self.session.csrf_matches(&principal, token).await
             {
                 self.outcome("cross_site");
-                return Admission::Refuse(self.error(cross_site_error()));
+                return Verdict::Refuse(self.error(cross_site_error()));
             }
         }
         let limit_key = match principal.credential {
@@ -311,7 +311,7 @@ impl Gate {
             Ok(throttle) => throttle,
             Err(error) => {
                 self.outcome("error");
-                return Admission::Refuse(self.refuse(error));
+                return Verdict::Refuse(self.refuse(error));
             }
         };
         if !throttle.allowed {
@@ -319,7 +319,7 @@ impl Gate {
             metrics::counter!("aurora_auth_rate_limited_total", "scope" => "api").increment(1);
             let mut response = self.refuse(AuthError::RateLimited(throttle));
             rate_limit_headers(response.headers_mut(), &throttle);
-            return Admission::Refuse(response);
+            return Verdict::Refuse(response);
         }
         self.outcome("ok");
         if by_cookie {
@@ -327,7 +327,7 @@ impl Gate {
         }
         request.extensions_mut().insert(principal);
         passed.throttle = Some(throttle);
-        Admission::Pass(passed)
+        Verdict::Pass(passed)
     }
 
     /// The caller behind the web session's cookies. An expired access token is renewed from
