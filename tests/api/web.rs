@@ -116,6 +116,18 @@ async fn spawn_island(core: String) -> Island {
 
 /// One chromedriver (leading its own process group, with Chromium under it) and a WebDriver
 /// session on it; the group is killed by its PID when dropped.
+/// Empty when the page fits the viewport's width; otherwise how far it sticks out and the first
+/// elements whose right edge lies past the screen (to name the culprit in the failure).
+const OVERFLOWING: &str = r#"
+const root = document.documentElement, width = root.clientWidth;
+if (root.scrollWidth <= width) return "";
+const past = [...document.body.querySelectorAll("*")]
+  .filter((e) => e.getBoundingClientRect().right > width + 0.5)
+  .slice(0, 5)
+  .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`);
+return `${root.scrollWidth - width}px too wide: ${past.join(", ")}`;
+"#;
+
 struct Browser {
     client: Client,
     driver: Child,
@@ -217,7 +229,8 @@ impl Browser {
         eprintln!("saved {}/{}.png and .html", dir.display(), self.name);
     }
 
-    /// Captures the current page at desktop and phone width.
+    /// Captures the current page at desktop and phone width, and checks that nothing on it is
+    /// wider than the screen.
     async fn capture(&self, page: &str) {
         let dir = workspace().join("target/web-screenshots");
         let _ = std::fs::create_dir_all(&dir);
@@ -226,6 +239,15 @@ impl Browser {
             if let Ok(png) = self.client.screenshot().await {
                 let _ = std::fs::write(dir.join(format!("{page}-{label}.png")), png);
             }
+            // Readable at this width means no sideways scrolling of the page itself (wide tables
+            // scroll inside their own box).
+            let overflow = self.client.execute(OVERFLOWING, vec![]).await;
+            let overflow = overflow.expect("script runs");
+            assert_eq!(
+                overflow.as_str(),
+                Some(""),
+                "the {page} page is wider than the screen at {label} width ({width} px)"
+            );
         }
         let _ = self.client.set_window_size(1280, 900).await;
     }
