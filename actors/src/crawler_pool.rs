@@ -32,7 +32,7 @@ use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
 use crate::Names;
@@ -297,10 +297,12 @@ impl Shared {
     }
 }
 
-/// The actor's state: its consumer task, stopped with it.
+/// The actor's state: its consumer task, stopped with it. A guard rather than a `post_stop`
+/// hook, because ractor skips `post_stop` when an actor is killed or fails: the consumer would
+/// outlive its actor and the restarted one would start a second.
 pub(crate) struct Running {
     shared: Arc<Shared>,
-    stop: CancellationToken,
+    _stop: DropGuard,
 }
 
 pub(crate) struct CrawlerPool;
@@ -328,16 +330,10 @@ impl Actor for CrawlerPool {
                 let _ = myself.cast(CrawlerMsg::ConsumerStopped(why));
             }
         });
-        Ok(Running { shared, stop })
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<CrawlerMsg>,
-        running: &mut Running,
-    ) -> Result<(), ActorProcessingErr> {
-        running.stop.cancel();
-        Ok(())
+        Ok(Running {
+            shared,
+            _stop: stop.drop_guard(),
+        })
     }
 
     async fn handle(

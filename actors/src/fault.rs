@@ -26,6 +26,17 @@ pub enum Fault {
     PanicRagWorker,
     /// One session worker panics.
     PanicSessionWorker,
+    /// The crawler actor is killed, and its consumer task with it (the root supervisor restarts
+    /// it; the jobs it was working on are in the job store and are picked up again).
+    KillCrawler,
+    /// The browser pool is killed (the root supervisor restarts it).
+    KillBrowserPool,
+}
+
+fn kill(name: &str) {
+    if let Some(actor) = ractor::registry::where_is(name) {
+        actor.kill();
+    }
 }
 
 fn panic_worker<M: PoolJob>(pool: &str, job: M) {
@@ -41,10 +52,8 @@ pub(crate) fn apply_in_router(names: &Names, fault: Fault) {
         Fault::PanicIngestWorker => panic_worker(&names.ingest, IngestJob::Panic),
         Fault::PanicRagWorker => panic_worker(&names.rag, RagJob::Panic),
         Fault::PanicSessionWorker => panic_worker(&names.session, SessionJob::Panic),
-        Fault::KillScraperPool => {
-            if let Some(pool) = ractor::registry::where_is(names.scraper.clone()) {
-                pool.kill();
-            }
-        }
+        Fault::KillScraperPool => kill(&names.scraper),
+        Fault::KillCrawler => kill(&names.crawler),
+        Fault::KillBrowserPool => kill(&names.browser),
     }
 }
