@@ -55,6 +55,10 @@ use crate::knowledge::{Knowledge, KnowledgeConfig, KnowledgeError};
 use crate::ports::{HealthCheck, Ports};
 use crate::supervisor::{RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg, TreeExit};
 
+/// How long a readiness probe of a backend may take before it counts as down: `/ready` must
+/// answer quickly even when a backend hangs (orchestrators poll it every few seconds).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What the tree needs to know from the settings.
 #[derive(Debug, Clone)]
 pub struct TreeConfig {
@@ -197,11 +201,11 @@ impl Handles {
             detail: self.crawls.paused(),
         });
         let probes = self.health_checks.iter().map(|probe| async move {
-            let result = tokio::time::timeout(Duration::from_secs(2), probe.check()).await;
+            let result = tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await;
             let detail = match result {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e),
-                Err(_) => Some("no answer within 2 s".to_string()),
+                Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),
             };
             Check {
                 name: probe.name().to_string(),
@@ -233,6 +237,8 @@ pub struct Tree {
     join: JoinHandle<()>,
     exit: watch::Receiver<Option<TreeExit>>,
     shutdown_timeout: Duration,
+    /// How many children the root supervises, each of which gets `shutdown_timeout` to stop.
+    children: u32,
 }
 
 impl Tree {
@@ -258,8 +264,7 @@ impl Tree {
         // The crawl consumer first: it gives its leases back while the store is still there,
         // so another replica (or this one, restarted) takes the items at once.
         self.handles.crawls.shut_down(self.shutdown_timeout).await;
-        let children = 7u32;
-        let bound = self.shutdown_timeout * (children + 1);
+        let bound = self.shutdown_timeout * (self.children + 1);
         let _ = self
             .root
             .stop_and_wait(Some("shutdown".to_string()), Some(bound))
@@ -340,6 +345,7 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
         router::child_spec(names.clone(), admission),
         crawler_pool::child_spec(names.clone(), crawls.clone()),
     ];
+    let child_count = u32::try_from(children.len()).unwrap_or(u32::MAX);
     let (exit_tx, exit_rx) = watch::channel(None);
     let (root, join) = Actor::spawn(
         Some(names.root.clone()),
@@ -364,5 +370,6 @@ pub async fn spawn_tree(ports: Ports, config: TreeConfig) -> Result<Tree, TreeEr
         join,
         exit: exit_rx,
         shutdown_timeout: config.shutdown_timeout,
+        children: child_count,
     })
 }

@@ -257,6 +257,12 @@ impl ApiError {
         if rejection.is_not_found() {
             return ApiError::NotFound;
         }
+        // Only the web interface's form bodies are capped by warp's own filter (JSON bodies are
+        // capped in `json`, uploads in `files`), so its limit is the one to name. Before the
+        // method check: the other routes' 405s travel in the same combined rejection.
+        if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+            return ApiError::PayloadTooLarge(crate::http::web::FORM_BYTES);
+        }
         if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
             return ApiError::MethodNotAllowed;
         }
@@ -268,9 +274,6 @@ impl ApiError {
         }
         if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
             return ApiError::InvalidRequest(e.to_string());
-        }
-        if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-            return ApiError::InvalidRequest("the request body is too large".to_string());
         }
         ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
     }

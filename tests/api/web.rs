@@ -816,6 +816,14 @@ async fn state_changes_on_the_session_cookie_need_the_csrf_token() {
         }
         request.send()
     };
+    // A form body past the cap is refused as too large, not as malformed.
+    let huge = client
+        .post(format!("{}/collections", app.core))
+        .form(&[("name", "x".repeat(100 * 1024)), ("csrf", csrf.clone())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(huge.status(), 413);
     assert_eq!(api(None).await.expect("sent").status(), 403);
     assert_eq!(api(Some("forged")).await.expect("sent").status(), 403);
     assert_eq!(api(Some(&csrf)).await.expect("sent").status(), 201);

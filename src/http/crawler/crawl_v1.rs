@@ -28,6 +28,9 @@ use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
 /// Firecrawl's default page limit of a crawl.
 const DEFAULT_LIMIT: i64 = 10_000;
+/// Pages read from the job store at a time when a status response is assembled: small enough
+/// that a huge crawl is never held in memory whole, large enough to keep round trips few.
+const PAGES_PER_READ: u64 = 50;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -524,7 +527,7 @@ pub async fn status(
     let mut from = skip;
     // Read in slices so a huge crawl is never loaded whole.
     'pages: while from < end {
-        let to = (from + 50).min(end);
+        let to = (from + PAGES_PER_READ).min(end);
         let pages = match crawler.pages(&id, from, to).await {
             Ok(pages) => pages,
             Err(error) => return Ok(ApiError::from(error).into_firecrawl_response()),

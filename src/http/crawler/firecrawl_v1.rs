@@ -148,7 +148,7 @@ impl ScrapeRequest {
                 Format::Extract | Format::Json => {
                     return Err(unsupported(
                         "LLM extraction (`extract`/`json` formats)",
-                        "no generator is configured",
+                        "the crawler does not run a language model over pages yet",
                     ));
                 }
                 Format::ChangeTracking => {
@@ -180,7 +180,7 @@ impl ScrapeRequest {
         if self.extract.is_some() || self.json_options.is_some() {
             return Err(unsupported(
                 "LLM extraction (`extract`/`jsonOptions`)",
-                "no generator is configured",
+                "the crawler does not run a language model over pages yet",
             ));
         }
         if self.change_tracking_options.is_some() {

@@ -93,7 +93,7 @@ fn scrape_options_v1(fields: &mut Map<String, Value>, at: &str) -> Result<(), Ap
                 "screenshot" => name,
                 "summary" | "branding" => {
                     return Err(invalid(format!(
-                        "format `{name}` is not supported yet: no generator is configured"
+                        "format `{name}` is not supported yet: the crawler does not run a language model over pages"
                     )));
                 }
                 "images" => {
@@ -157,7 +157,7 @@ async fn crawl(
     let spec = object(body).and_then(|mut fields| {
         if fields.remove("prompt").is_some_and(|p| !p.is_null()) {
             return Err(invalid(
-                "`prompt` is not supported yet: no generator is configured; give the crawl options instead",
+                "`prompt` is not supported yet: the crawler does not run a language model over pages; give the crawl options instead",
             ));
         }
         let sitemap = sitemap_mode(&mut fields)?;

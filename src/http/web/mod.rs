@@ -34,7 +34,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
      connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Largest form body (a crawl form with its patterns is a few hundred bytes).
-const FORM_BYTES: u64 = 64 * 1024;
+pub(crate) const FORM_BYTES: u64 = 64 * 1024;
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
