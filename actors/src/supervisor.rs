@@ -10,7 +10,7 @@
 //! | `ingest`  | ractor `Factory` of `IngestWorker`s   | permanent | router answers `Unavailable` (503)     |
 //! | `rag`     | ractor `Factory` of `RagWorker`s      | permanent | router answers `Unavailable` (503)     |
 //! | `session` | ractor `Factory` of `SessionWorker`s  | permanent | logins 503; token checks go on (no pool) |
-//! | `browser` | ractor `Factory` of `BrowserWorker`s  | permanent | renders fail `Unavailable` at once (503) |
+//! | `browser` | ractor `Factory` of `BrowserWorker`s  | permanent | renders fail at once ("the browser pool is restarting"); `auto` scrapes fall back to the HTTP page |
 //! | `router`  | `RouterActor`                         | permanent | handles wait `lookup_grace`, then 503  |
 //! | `crawler` | `CrawlerPool` and its consumer task   | permanent | new jobs wait `lookup_grace`, then 503; status, pages and cancel go on (read from the job store); leased items are reclaimed when their leases expire |
 //! | (worker)  | one worker in a pool                  | by the factory, at once | its queue is kept by the factory |
