@@ -1,13 +1,10 @@
-//! Firecrawl v1 batch scrape and map on the crawler port.
-//!
-//! `POST /v1/batch/scrape` starts a job that scrapes a list of URLs (no link discovery, no
-//! robots.txt, like single scrapes); its status, cancel and errors share the crawl handlers.
-//! `POST /v1/map` lists a site's URLs from its sitemaps and start page, right away.
-
-use std::time::Duration;
+//! Firecrawl v1 batch scrape on the crawler port: `POST /v1/batch/scrape` starts a job that
+//! scrapes a list of URLs (no link discovery, no robots.txt, like single scrapes) in the
+//! CrawlerPool; `GET`/`DELETE /v1/batch/scrape/{id}` and `…/errors` are the crawl job family's
+//! handlers (`crawl_v1::job_family`).
 
 use aurora_actors::crawler_pool::scope::ScopeRules;
-use aurora_actors::crawler_pool::{JobKind, JobSpec, MapSpec, Mapped, SitemapMode};
+use aurora_actors::crawler_pool::{JobKind, JobSpec, SitemapMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -17,7 +14,7 @@ use warp::{Filter, Rejection, Reply};
 use super::crawl_v1::{self, Caller, IngestTarget, JobRoute};
 use super::firecrawl_v1::ScrapeRequest;
 use crate::http::error::{ApiError, FirecrawlErrorBody};
-use crate::http::{AppState, Limits, json, scrape_input, with_state};
+use crate::http::{AppState, json, scrape_input, with_state};
 
 /// Firecrawl's `POST /v1/batch/scrape`: `urls` plus the scrape request's options.
 #[derive(Debug, ToSchema)]
@@ -190,97 +187,32 @@ async fn start_batch_inner(
     Ok((record.id, keys.ignore_invalid_urls.then_some(invalid)))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MapRequest {
-    pub url: String,
-    /// Keep URLs containing these words, best matches first.
-    pub search: Option<String>,
-    /// Default false: sitemaps are read.
-    #[serde(default)]
-    pub ignore_sitemap: bool,
-    /// Only the sitemaps' URLs.
-    #[serde(default)]
-    pub sitemap_only: bool,
-    /// Default true.
-    pub include_subdomains: Option<bool>,
-    #[serde(default)]
-    pub ignore_query_parameters: bool,
-    /// Default 5000, at most 100000.
-    pub limit: Option<i64>,
-    /// Milliseconds.
-    pub timeout: Option<u64>,
-    /// Aurora keeps no index of the web; accepted for compatibility.
-    pub use_index: Option<bool>,
-    #[schema(value_type = Option<Object>)]
-    pub location: Option<Value>,
-    pub origin: Option<String>,
-    pub integration: Option<String>,
-}
+// The batch job's status, cancel and errors are served by `crawl_v1::job_family`, as for
+// crawls; these empty functions carry their OpenAPI descriptions.
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MapResponse {
-    pub success: bool,
-    pub links: Vec<String>,
-}
-
-impl MapRequest {
-    pub fn into_spec(self, limits: &Limits) -> Result<MapSpec, ApiError> {
-        let url = scrape_input::target_url(&self.url)?;
-        let limit = match self.limit.unwrap_or(5000) {
-            l if !(1..=100_000).contains(&l) => {
-                return Err(ApiError::InvalidRequest(format!(
-                    "`limit` must be between 1 and 100000, got {l}"
-                )));
-            }
-            l => l as usize,
-        };
-        if self.ignore_sitemap && self.sitemap_only {
-            return Err(ApiError::InvalidRequest(
-                "`ignoreSitemap` and `sitemapOnly` contradict each other".to_string(),
-            ));
-        }
-        Ok(MapSpec {
-            url,
-            search: self.search.filter(|s| !s.trim().is_empty()),
-            sitemap: match (self.ignore_sitemap, self.sitemap_only) {
-                (true, _) => SitemapMode::Skip,
-                (_, true) => SitemapMode::Only,
-                _ => SitemapMode::Include,
-            },
-            include_subdomains: self.include_subdomains.unwrap_or(true),
-            ignore_query_parameters: self.ignore_query_parameters,
-            limit,
-            timeout: match self.timeout {
-                Some(ms) => scrape_input::timeout(Some(ms), "timeout", limits)?,
-                None => limits.default_timeout.min(Duration::from_secs(30)),
-            },
-        })
-    }
-}
-
-/// List a site's URLs (Firecrawl v1 `map`).
-#[utoipa::path(post, path = "/v1/map", tag = "firecrawl-v1", request_body = MapRequest,
+/// A batch scrape's status and documents (Firecrawl v1; as for crawls).
+#[utoipa::path(get, path = "/v1/batch/scrape/{id}", tag = "firecrawl-v1", params(
+        ("id" = String, Path, description = "The job id"), crawl_v1::StatusQuery),
     responses(
-        (status = 200, description = "The site's URLs", body = MapResponse),
-        (status = 400, description = "Malformed or invalid request", body = FirecrawlErrorBody),
-        (status = 403, description = "URL refused by the SSRF guard", body = FirecrawlErrorBody)))]
-pub async fn map(state: AppState, body: MapRequest) -> Result<Response, Rejection> {
-    Ok(match map_urls(&state, body).await {
-        Ok(urls) => warp::reply::json(&MapResponse {
-            success: true,
-            links: urls.into_iter().map(|link| link.url.into()).collect(),
-        })
-        .into_response(),
-        Err(error) => error.into_firecrawl_response(),
-    })
-}
+        (status = 200, description = "Status and documents", body = crawl_v1::CrawlStatus),
+        (status = 404, description = "No such job (or it expired)", body = FirecrawlErrorBody)))]
+pub fn batch_status() {}
 
-/// The URLs a map request lists.
-pub async fn map_urls(state: &AppState, body: MapRequest) -> Result<Vec<Mapped>, ApiError> {
-    let spec = body.into_spec(&state.limits)?;
-    Ok(state.handles.crawler().map(spec).await?)
-}
+/// Cancel a batch scrape (Firecrawl v1).
+#[utoipa::path(delete, path = "/v1/batch/scrape/{id}", tag = "firecrawl-v1",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Cancelled (or already finished)", body = crawl_v1::CrawlCancelled),
+        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
+pub fn batch_cancel() {}
+
+/// A batch scrape's errors (Firecrawl v1).
+#[utoipa::path(get, path = "/v1/batch/scrape/{id}/errors", tag = "firecrawl-v1",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Errors", body = crawl_v1::CrawlErrors),
+        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
+pub fn batch_errors() {}
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.limits.body_bytes;
@@ -290,10 +222,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(crawl_v1::caller())
         .and(json::body::<Value>(limit))
         .and_then(start_batch);
-    let map = warp::path!("v1" / "map")
-        .and(warp::post())
-        .and(with_state(state))
-        .and(json::body(limit))
-        .and_then(map);
-    batch.or(map).unify()
+    let jobs = crawl_v1::job_family(
+        warp::path!("v1" / "batch" / "scrape" / ..).boxed(),
+        JobRoute::Batch,
+        state,
+    );
+    batch.or(jobs).unify()
 }

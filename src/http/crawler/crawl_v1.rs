@@ -636,7 +636,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(caller())
         .and(json::body(limit))
         .and_then(start);
-    start.or(job_routes(state)).unify()
+    let jobs = job_family(
+        warp::path!("v1" / "crawl" / ..).boxed(),
+        JobRoute::Crawl,
+        state,
+    );
+    start.or(jobs).unify()
 }
 
 /// What a job request's headers say: how the client reached us (`Host`, `X-Forwarded-Proto`,
@@ -706,83 +711,4 @@ pub fn job_family(
         .and(with_state(state))
         .and_then(errors);
     status.or(cancel).unify().or(errors).unify().boxed()
-}
-
-/// Status, cancel and errors of both job kinds.
-fn job_routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let query = || warp::query::<std::collections::HashMap<String, String>>();
-    let crawl_status = warp::path!("v1" / "crawl" / String)
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(caller())
-        .and(query())
-        .and_then(|id, state, caller, query| status(JobRoute::Crawl, id, state, caller, query));
-    let batch_status = warp::path!("v1" / "batch" / "scrape" / String)
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(caller())
-        .and(query())
-        .and_then(batch_status);
-    let crawl_cancel = warp::path!("v1" / "crawl" / String)
-        .and(warp::delete())
-        .and(with_state(state.clone()))
-        .and_then(cancel);
-    let batch_cancel = warp::path!("v1" / "batch" / "scrape" / String)
-        .and(warp::delete())
-        .and(with_state(state.clone()))
-        .and_then(batch_cancel);
-    let crawl_errors = warp::path!("v1" / "crawl" / String / "errors")
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .and_then(errors);
-    let batch_errors = warp::path!("v1" / "batch" / "scrape" / String / "errors")
-        .and(warp::get())
-        .and(with_state(state))
-        .and_then(batch_errors);
-    crawl_status
-        .or(batch_status)
-        .unify()
-        .or(crawl_cancel)
-        .unify()
-        .or(batch_cancel)
-        .unify()
-        .or(crawl_errors)
-        .unify()
-        .or(batch_errors)
-        .unify()
-}
-
-/// A batch scrape's status and documents (Firecrawl v1; as for crawls).
-#[utoipa::path(get, path = "/v1/batch/scrape/{id}", tag = "firecrawl-v1", params(
-        ("id" = String, Path, description = "The job id"), StatusQuery),
-    responses(
-        (status = 200, description = "Status and documents", body = CrawlStatus),
-        (status = 404, description = "No such job (or it expired)", body = FirecrawlErrorBody)))]
-pub async fn batch_status(
-    id: String,
-    state: AppState,
-    caller: Caller,
-    query: std::collections::HashMap<String, String>,
-) -> Result<Response, Rejection> {
-    status(JobRoute::Batch, id, state, caller, query).await
-}
-
-/// Cancel a batch scrape (Firecrawl v1).
-#[utoipa::path(delete, path = "/v1/batch/scrape/{id}", tag = "firecrawl-v1",
-    params(("id" = String, Path, description = "The job id")),
-    responses(
-        (status = 200, description = "Cancelled (or already finished)", body = CrawlCancelled),
-        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
-pub async fn batch_cancel(id: String, state: AppState) -> Result<Response, Rejection> {
-    cancel(id, state).await
-}
-
-/// A batch scrape's errors (Firecrawl v1).
-#[utoipa::path(get, path = "/v1/batch/scrape/{id}/errors", tag = "firecrawl-v1",
-    params(("id" = String, Path, description = "The job id")),
-    responses(
-        (status = 200, description = "Errors", body = CrawlErrors),
-        (status = 404, description = "No such job", body = FirecrawlErrorBody)))]
-pub async fn batch_errors(id: String, state: AppState) -> Result<Response, Rejection> {
-    errors(id, state).await
 }

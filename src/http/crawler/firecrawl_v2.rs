@@ -16,9 +16,10 @@ use utoipa::ToSchema;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::batch_v1::{self, MapRequest};
+use super::batch_v1;
 use super::crawl_v1::{self, CrawlRequest, JobRoute};
 use super::firecrawl_v1::{self, ScrapeRequest};
+use super::map_v1::{self, MapRequest};
 use crate::http::error::ApiError;
 use crate::http::{AppState, json, with_state};
 
@@ -217,7 +218,7 @@ async fn map(state: AppState, body: Value) -> Result<Response, Rejection> {
         parse::<MapRequest>(fields)
     });
     let urls = match request {
-        Ok(request) => batch_v1::map_urls(&state, request).await,
+        Ok(request) => map_v1::map_urls(&state, request).await,
         Err(error) => Err(error),
     };
     Ok(match urls {

@@ -5,6 +5,7 @@ pub mod batch_v1;
 pub mod crawl_v1;
 pub mod firecrawl_v1;
 pub mod firecrawl_v2;
+pub mod map_v1;
 
 use std::convert::Infallible;
 use std::sync::LazyLock;
@@ -57,15 +58,15 @@ pub const ROUTES: &[Route] = &[
     security(("bearer" = [])),
     paths(system::health, system::ready, system::metrics, firecrawl_v1::scrape,
         crawl_v1::start, crawl_v1::status, crawl_v1::cancel, crawl_v1::errors,
-        crawl_v1::batch_status, crawl_v1::batch_cancel, crawl_v1::batch_errors,
-        batch_v1::start_batch, batch_v1::map),
+        batch_v1::start_batch, batch_v1::batch_status, batch_v1::batch_cancel,
+        batch_v1::batch_errors, map_v1::map),
     components(schemas(FirecrawlErrorBody, system::Health, system::Readiness,
         system::ReadinessCheck, firecrawl_v1::ScrapeRequest, firecrawl_v1::Format,
         firecrawl_v1::Location, firecrawl_v1::ScrapeResponse, firecrawl_v1::Document,
         firecrawl_v1::Metadata, crawl_v1::CrawlRequest, crawl_v1::CrawlStarted,
         crawl_v1::CrawlStatus, crawl_v1::ItemProgressBody, crawl_v1::CrawlCancelled, crawl_v1::CrawlErrors,
         crawl_v1::CrawlErrorEntry, batch_v1::BatchRequest, batch_v1::BatchStarted,
-        batch_v1::MapRequest, batch_v1::MapResponse)),
+        map_v1::MapRequest, map_v1::MapResponse)),
     tags((name = "system", description = "Health, readiness, metrics"),
         (name = "firecrawl-v1", description = "Firecrawl v1 compatible"),
         (name = "firecrawl-v2", description = "Firecrawl v2 compatible: v2 request bodies, translated to v1; map links are `{url}` objects"))
@@ -106,6 +107,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         firecrawl_v1::scrape_route(state.clone()).boxed(),
         crawl_v1::routes(state.clone()).boxed(),
         batch_v1::routes(state.clone()).boxed(),
+        map_v1::routes(state.clone()).boxed(),
         firecrawl_v2::routes(state).boxed(),
     ])
     .recover(recover)
