@@ -1,6 +1,10 @@
-//! CrawlerPool: crawl and batch-scrape jobs as durable work shared by every replica. Starting a
-//! job writes it to the [`JobQueue`](crate::ports::JobQueue) — its description, its first work
-//! items — before the id is handed out; from then on the job belongs to the store, not to a
+//! CrawlerPool — in code the one stateful actor `CrawlerPool` registered as `Names::crawler`,
+//! not a pool of actors: the name is the card's, and the pool is of crawl jobs (its consumer task
+//! runs items of every job concurrently over the scraper pool).
+//!
+//! Crawl and batch-scrape jobs are durable work shared by every replica. Starting a job writes it
+//! to the [`JobQueue`](crate::ports::JobQueue) — its description, its first work items — before
+//! the id is handed out; from then on the job belongs to the store, not to a
 //! process. Each replica's consumer ([`consumer`]) leases items of every active job, fetches them
 //! politely through the scraper pool and records each result atomically (page stored once, new
 //! links admitted, counters moved), so a job outlives the replica that started it: items a dead

@@ -1,4 +1,5 @@
-//! IngestActor: a ractor `factory` pool that turns documents into knowledge — clean → quality
+//! IngestActor — in code a ractor `Factory` of [`IngestWorker`]s registered as `Names::ingest`
+//! (a pool, so embedding runs side by side): it turns documents into knowledge — clean → quality
 //! filter → chunk → embed → upsert (`crate::knowledge`) — and manages collections.
 //!
 //! Messages: [`IngestJob::Ingest`] and the collection jobs (`ListCollections`, `CreateCollection`,

@@ -1,4 +1,5 @@
-//! RagActor: a ractor `factory` pool that retrieves knowledge and answers from it.
+//! RagActor — in code a ractor `Factory` of [`RagWorker`]s registered as `Names::rag` (the card's
+//! one actor is a pool, so answers run side by side): it retrieves knowledge and answers from it.
 //! - Search: hybrid search over a collection (`crate::knowledge`): the query embedded, dense and
 //!   BM25 candidates, reciprocal rank fusion.
 //! - Answer: search → keep what is relevant (dense similarity at least

@@ -1,4 +1,5 @@
-//! ScraperActor: a ractor `factory` pool of `ScraperWorker`s that fetch one URL each and extract
+//! ScraperActor — in code a ractor `Factory` of [`ScraperWorker`]s registered as
+//! `Names::scraper` (a pool, so fetches run side by side): each fetches one URL and extracts
 //! markdown, metadata and links from it.
 //!
 //! Messages: [`ScrapeJob::Scrape`] (+ a test-only panic), dispatched by the router with the

@@ -1,6 +1,9 @@
-//! SessionActor: who is calling, and may they. Users (argon2id password hashes), logins with
-//! rotating refresh tokens, JWT access tokens tied to a session record, API keys, roles, and the
-//! rate limits and lock-outs around them. Everything lives in the state store, so every replica
+//! SessionActor — in code a ractor `Factory` of `SessionWorker`s registered as
+//! `Names::session` (a pool, so password hashing runs side by side), plus [`Accounts`], which the
+//! per-request check uses in the caller's task: who is calling, and may they.
+//!
+//! Users (argon2id password hashes), logins with rotating refresh tokens, JWT access tokens tied
+//! to a session record, API keys, roles, and the rate limits and lock-outs around them. Everything lives in the state store, so every replica
 //! sees a logout, a revoked key or a lock-out at once.
 //!
 //! Messages: [`SessionJob`], one variant per operation, each carrying the reply port typed by
