@@ -257,12 +257,6 @@ impl ApiError {
         if rejection.is_not_found() {
             return ApiError::NotFound;
         }
-        // Only the web interface's form bodies are capped by warp's own filter (JSON bodies are
-        // capped in `json`, uploads in `files`), so its limit is the one to name. Before the
-        // method check: the other routes' 405s travel in the same combined rejection.
-        if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-            return ApiError::PayloadTooLarge(crate::http::web::FORM_BYTES);
-        }
         if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
             return ApiError::MethodNotAllowed;
         }

@@ -34,7 +34,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
      connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Largest form body (a crawl form with its patterns is a few hundred bytes).
-pub(crate) const FORM_BYTES: u64 = 64 * 1024;
+const FORM_BYTES: u64 = 64 * 1024;
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -188,8 +188,17 @@ async fn check_csrf(
 }
 
 /// A form body as its fields (a missing field reads as empty; the handler says what it needs).
+/// warp's own too-large rejection does not say the limit, so it becomes ours here, where the
+/// limit is known.
 fn form_fields() -> impl Filter<Extract = (HashMap<String, String>,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(FORM_BYTES).and(warp::body::form())
+    warp::body::content_length_limit(FORM_BYTES)
+        .and(warp::body::form())
+        .or_else(|rejection: Rejection| async move {
+            match rejection.find::<warp::reject::PayloadTooLarge>() {
+                Some(_) => Err(warp::reject::custom(ApiError::PayloadTooLarge(FORM_BYTES))),
+                None => Err(rejection),
+            }
+        })
 }
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
