@@ -372,10 +372,16 @@ async fn start(shared: &Arc<Shared>, spec: JobSpec) -> Result<JobRecord, CrawlEr
         spec,
     };
     let items = first_items(&meta, &shared.config)?;
-    shared.store.create(&meta, items).await?;
-    let context = consumer::JobContext::new(shared, meta.clone());
+    // The context goes in before the job is visible: a consumer that leases its first item
+    // must find this one, not build a second whose page events would race `completed`.
+    let context = consumer::JobContext::unopened(shared, meta.clone());
     context.started();
-    shared.contexts.insert(meta.id.clone(), context);
+    shared.contexts.insert(meta.id.clone(), context.clone());
+    if let Err(e) = shared.store.create(&meta, items).await {
+        shared.contexts.remove(&meta.id);
+        return Err(e.into());
+    }
+    context.open();
     shared.wake.notify_one();
     tracing::info!(job = %meta.id, url = %meta.url, kind = ?meta.kind, "job started");
     let record = shared

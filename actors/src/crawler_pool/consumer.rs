@@ -38,7 +38,16 @@ pub(crate) struct JobContext {
 }
 
 impl JobContext {
+    /// The context of a job already in the store: its webhook posts at once.
     pub fn new(shared: &Arc<Shared>, meta: JobMeta) -> Arc<Self> {
+        let context = Self::unopened(shared, meta);
+        context.notify(Notifier::open);
+        context
+    }
+
+    /// The context of a job about to be stored: its webhook holds events until
+    /// [`JobContext::open`], so a job that fails to be created announces nothing.
+    pub fn unopened(shared: &Arc<Shared>, meta: JobMeta) -> Arc<Self> {
         let spec = &meta.spec;
         let start = spec.seeds.first().cloned().unwrap_or_else(|| {
             Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!())
@@ -50,7 +59,7 @@ impl JobContext {
             .clone()
             .map(|collection| Feed::start(shared, collection, meta.id.clone()));
         let notifier = spec.webhook.clone().map(|webhook| {
-            Notifier::start(
+            Notifier::new(
                 shared.fetcher.clone(),
                 shared.config.webhooks.clone(),
                 shared.shutdown.clone(),
@@ -71,6 +80,10 @@ impl JobContext {
 
     pub fn started(&self) {
         self.notify(|n| n.started());
+    }
+
+    pub fn open(&self) {
+        self.notify(Notifier::open);
     }
 
     pub fn notify(&self, event: impl FnOnce(&mut Notifier)) {

@@ -123,11 +123,14 @@ pub(crate) struct Notifier {
     /// Page events lost because the receiver fell behind.
     pub dropped: u64,
     render: fn(&Page) -> Value,
+    /// The sending task, until [`Notifier::open`] spawns it: events queue meanwhile.
+    idle: Option<(Sender, mpsc::Receiver<Delivery>)>,
 }
 
 impl Notifier {
-    /// Spawns the delivery task of job `job`.
-    pub fn start(
+    /// The notifier of job `job`; nothing is posted before [`Notifier::open`], so a job that
+    /// fails to be created announces nothing.
+    pub fn new(
         fetcher: Arc<dyn Fetcher>,
         config: DeliveryConfig,
         shutdown: CancellationToken,
@@ -144,7 +147,6 @@ impl Notifier {
             webhook: webhook.clone(),
             shutdown,
         };
-        tokio::spawn(sender.run(rx));
         Self {
             webhook,
             job,
@@ -155,6 +157,14 @@ impl Notifier {
             tx,
             dropped: 0,
             render,
+            idle: Some((sender, rx)),
+        }
+    }
+
+    /// Starts posting, in the order events were handed over.
+    pub fn open(&mut self) {
+        if let Some((sender, rx)) = self.idle.take() {
+            tokio::spawn(sender.run(rx));
         }
     }
 
@@ -176,7 +186,8 @@ impl Notifier {
     }
 
     /// The job ended: `completed`, or `failed` (with why) when it failed or was cancelled.
-    pub fn finish(self, status: JobStatus, reason: Option<&str>) {
+    pub fn finish(mut self, status: JobStatus, reason: Option<&str>) {
+        self.open();
         let (event, success) = match status {
             JobStatus::Completed | JobStatus::Scraping => (Event::Completed, true),
             JobStatus::Failed | JobStatus::Cancelled => (Event::Failed, false),
