@@ -34,13 +34,23 @@ pub struct TermCounts {
     pub length: u32,
 }
 
-/// Lower-cased, stemmed words of `text`; identifiers split at `_` and `.` as well.
+/// Lower-cased, stemmed words of `text`; identifiers split at `_` and `.` as well. The one
+/// tokeniser of words: search, result diversity and the extractive answerer all use it.
 pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
+    words(text).map(|word| stem(&word))
+}
+
+/// Lower-cased words of `text` without stopwords, before stemming (for callers that drop more
+/// words of their own first).
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty() && word.len() <= 64)
         .map(str::to_lowercase)
         .filter(|word| !is_stopword(word))
-        .map(|word| STEMMER.stem(&word).into_owned())
+}
+
+pub fn stem(word: &str) -> String {
+    STEMMER.stem(word).into_owned()
 }
 
 /// Whether a (lower-case) word is too common to be a search term.

@@ -509,14 +509,7 @@ fn diversify(hits: Vec<SearchHit>, k: usize, per_page: usize) -> Vec<SearchHit> 
         .max(f32::EPSILON);
     let words: Vec<HashSet<String>> = hits
         .iter()
-        .map(|h| {
-            h.chunk
-                .text
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.len() > 2)
-                .map(str::to_lowercase)
-                .collect()
-        })
+        .map(|h| crate::lexical::terms(&h.chunk.text).collect())
         .collect();
     let mut chosen: Vec<usize> = Vec::new();
     while chosen.len() < k {

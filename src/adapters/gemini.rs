@@ -171,26 +171,32 @@ impl GeminiGenerator {
         })
     }
 
-    async fn send(
-        &self,
-        request: &GenerateRequest,
-        method: &str,
-    ) -> Result<reqwest::Response, GenerateError> {
-        let body = json!({
+    fn body(&self, request: &GenerateRequest) -> Value {
+        json!({
             "systemInstruction": {"parts": [{"text": llm::INSTRUCTIONS}]},
             "contents": [{"role": "user", "parts": [{"text": llm::prompt(request)}]}],
             "generationConfig": {
                 "maxOutputTokens": request.max_tokens.unwrap_or(self.config.max_tokens),
                 "temperature": request.temperature.unwrap_or(self.config.temperature),
             },
-        });
-        let headers = key_header(&self.config.api_key).map_err(GenerateError::Service)?;
+        })
+    }
+
+    fn headers(&self) -> Result<HeaderMap, GenerateError> {
+        key_header(&self.config.api_key).map_err(GenerateError::Service)
+    }
+
+    /// A streamed answer: the response, its events left to read.
+    async fn open_stream(
+        &self,
+        request: &GenerateRequest,
+    ) -> Result<reqwest::Response, GenerateError> {
         remote::post(
             &self.client,
             GENERATE_SERVICE,
-            &format!("{}:{method}", self.model_url),
-            headers,
-            &body,
+            &format!("{}:streamGenerateContent?alt=sse", self.model_url),
+            self.headers()?,
+            &self.body(request),
             &self.policy,
         )
         .await
@@ -269,12 +275,16 @@ impl Generator for GeminiGenerator {
         request: GenerateRequest,
     ) -> BoxFuture<'_, Result<Generation, GenerateError>> {
         Box::pin(async move {
-            let response: Value = self
-                .send(&request, "generateContent")
-                .await?
-                .json()
-                .await
-                .map_err(|e| malformed(format_args!("{e}")))?;
+            let response = remote::post_json(
+                &self.client,
+                GENERATE_SERVICE,
+                &format!("{}:generateContent", self.model_url),
+                self.headers()?,
+                &self.body(&request),
+                &self.policy,
+            )
+            .await
+            .map_err(llm::generate_error)?;
             if response["candidates"].get(0).is_none()
                 && response["promptFeedback"]["blockReason"].is_null()
             {
@@ -295,10 +305,8 @@ impl Generator for GeminiGenerator {
     }
 
     fn stream(&self, request: GenerateRequest) -> BoxStream<'_, Result<Piece, GenerateError>> {
-        futures::stream::once(
-            async move { self.send(&request, "streamGenerateContent?alt=sse").await },
-        )
-        .flat_map(|sent| llm::pieces(sent, GENERATE_SERVICE, event_pieces))
-        .boxed()
+        futures::stream::once(async move { self.open_stream(&request).await })
+            .flat_map(|sent| llm::pieces(sent, GENERATE_SERVICE, event_pieces))
+            .boxed()
     }
 }

@@ -188,18 +188,21 @@ impl OpenAiGenerator {
         body
     }
 
-    async fn send(
+    fn headers(&self) -> Result<HeaderMap, GenerateError> {
+        bearer(self.config.api_key.as_deref()).map_err(GenerateError::Service)
+    }
+
+    /// A streamed answer: the response, its events left to read.
+    async fn open_stream(
         &self,
         request: &GenerateRequest,
-        stream: bool,
     ) -> Result<reqwest::Response, GenerateError> {
-        let headers = bearer(self.config.api_key.as_deref()).map_err(GenerateError::Service)?;
         remote::post(
             &self.client,
             CHAT_SERVICE,
             &self.url,
-            headers,
-            &self.body(request, stream),
+            self.headers()?,
+            &self.body(request, true),
             &self.policy,
         )
         .await
@@ -263,11 +266,16 @@ impl Generator for OpenAiGenerator {
         request: GenerateRequest,
     ) -> BoxFuture<'_, Result<Generation, GenerateError>> {
         Box::pin(async move {
-            let response = self.send(&request, false).await?;
-            let answer: Value = response
-                .json()
-                .await
-                .map_err(|e| malformed(format_args!("{e}")))?;
+            let answer = remote::post_json(
+                &self.client,
+                CHAT_SERVICE,
+                &self.url,
+                self.headers()?,
+                &self.body(&request, false),
+                &self.policy,
+            )
+            .await
+            .map_err(llm::generate_error)?;
             let choice = answer["choices"]
                 .get(0)
                 .ok_or_else(|| malformed("no choices"))?;
@@ -285,7 +293,7 @@ impl Generator for OpenAiGenerator {
     }
 
     fn stream(&self, request: GenerateRequest) -> BoxStream<'_, Result<Piece, GenerateError>> {
-        futures::stream::once(async move { self.send(&request, true).await })
+        futures::stream::once(async move { self.open_stream(&request).await })
             .flat_map(|sent| llm::pieces(sent, CHAT_SERVICE, chunk_pieces))
             .boxed()
     }

@@ -282,8 +282,17 @@ impl Browser {
             .is_empty()
     }
 
+    /// The element's text. A page that refreshes itself (the job page) can replace the element
+    /// between finding and reading it: then it is found again.
     async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("text")
+        for _ in 0..5 {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) if stale(&e) => continue,
+                Err(e) => panic!("text of `{css}`: {e}"),
+            }
+        }
+        panic!("`{css}` kept being replaced while read")
     }
 
     async fn fill(&self, css: &str, value: &str) {
@@ -970,4 +979,9 @@ async fn with_auth_off_the_pages_need_no_sign_in() {
     let html = page.text().await.expect("html");
     assert!(html.contains("id=\"who\">local<"), "the local admin");
     assert!(!html.contains("id=\"logout\""), "nobody to log out");
+}
+
+fn stale(error: &fantoccini::error::CmdError) -> bool {
+    matches!(error, fantoccini::error::CmdError::Standard(e)
+        if e.error == fantoccini::error::ErrorStatus::StaleElementReference)
 }

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures::future::BoxFuture;
 
+use crate::lexical;
 use crate::ports::{GenerateError, GenerateRequest, Generation, Generator, Usage};
 
 /// Sentences in an answer at most.
@@ -238,30 +239,17 @@ fn split_sentences(text: &str) -> Vec<String> {
     out
 }
 
-const STOP_WORDS: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
-    "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "should",
-    "so", "that", "the", "their", "then", "there", "these", "this", "to", "was", "what", "when",
-    "where", "which", "who", "why", "will", "with", "you", "your", "use", "used", "using", "get",
+/// Words the search index keeps but that say nothing about an answer's subject.
+const QUESTION_WORDS: &[&str] = &[
+    "about", "from", "its", "me", "my", "should", "so", "when", "where", "who", "why", "your",
+    "use", "used", "using", "get",
 ];
 
-/// Content words, lower-cased and lightly stemmed.
+/// Content words: the search's terms, less question words and single letters.
 fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .map(str::to_lowercase)
-        .filter(|w| w.len() >= 2 && !STOP_WORDS.contains(&w.as_str()))
-        .map(|w| stem(&w))
-}
-
-fn stem(word: &str) -> String {
-    for suffix in ["ing", "ed", "es", "s"] {
-        if word.len() > suffix.len() + 3
-            && let Some(stem) = word.strip_suffix(suffix)
-        {
-            return stem.to_string();
-        }
-    }
-    word.to_string()
+    lexical::words(text)
+        .filter(|w| w.len() >= 2 && !QUESTION_WORDS.contains(&w.as_str()))
+        .map(|w| lexical::stem(&w))
 }
 
 #[cfg(test)]
