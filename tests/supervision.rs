@@ -1,6 +1,6 @@
 //! Supervision: a test-only fault crashes each supervised actor in turn; it is restarted, counted
 //! in `aurora_actor_restarts_total`, and then serves *its own* work again — the router routes,
-//! the scraper scrapes, ingest stores, RAG searches and answers, the session pool logs in, the
+//! the scraper scrapes, the browser pool renders, ingest stores, RAG searches and answers, the session pool logs in, the
 //! crawler finishes a crawl started before it died and one started after.
 //! (Its own test binary, so no other test's restarts share these counters.)
 
@@ -22,6 +22,8 @@ const COLLECTION: &str = "restarts";
 enum Work {
     /// Router and scraper pool: a page scraped through both.
     Scrape,
+    /// Browser pool: a page rendered in headless Chromium.
+    Render,
     /// Ingest pool: a new document stored and found.
     Ingest,
     /// RAG pool: a search and a cited answer.
@@ -33,16 +35,26 @@ enum Work {
 }
 
 async fn scrape(app: &TestApp, site: &Site) {
-    let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article")}),
-        )
-        .await;
+    scrape_with(app, json!({"url": site.url("/article")})).await;
+}
+
+/// The same page through the browser, with a screenshot only a rendering can take.
+async fn render(app: &TestApp, site: &Site) {
+    let body = scrape_with(
+        app,
+        json!({"url": site.url("/article"), "render": "always", "formats": ["markdown", "screenshot"]}),
+    )
+    .await;
+    let screenshot = body["data"]["screenshot"].as_str().unwrap_or_default();
+    assert!(!screenshot.is_empty(), "{body}");
+}
+
+async fn scrape_with(app: &TestApp, request: Value) -> Value {
+    let (status, body) = app.post_json(Port::Crawler, "/v1/scrape", request).await;
     assert_eq!(status, 200, "{body}");
     let markdown = body["data"]["markdown"].as_str().unwrap_or_default();
     assert!(markdown.contains("northern lights"), "{body}");
+    body
 }
 
 /// Stores a document about `subject` (each call a new one) and checks a search finds it.
@@ -151,6 +163,8 @@ async fn each_crashed_actor_is_restarted_and_serves_its_own_work_again() {
         s.crawler.per_host_rps = 20.0;
         // Items the killed crawler held come back quickly.
         s.crawler.lease_ms = 2000;
+        s.browser.enabled = aurora::settings::BrowserEnabled::On;
+        s.browser.pool_size = 1;
     })
     .await;
     let (site, pages) = (spawn_site().await, spawn_crawl_site(None).await);
@@ -171,6 +185,7 @@ async fn each_crashed_actor_is_restarted_and_serves_its_own_work_again() {
         (Fault::PanicRouter, "router", Work::Scrape),
         (Fault::PanicScraperWorker, "scraper_worker", Work::Scrape),
         (Fault::KillScraperPool, "scraper", Work::Scrape),
+        (Fault::KillBrowserPool, "browser", Work::Render),
         (Fault::PanicIngestWorker, "ingest_worker", Work::Ingest),
         (Fault::PanicRagWorker, "rag_worker", Work::Answer),
         (Fault::PanicSessionWorker, "session_worker", Work::Login),
@@ -199,6 +214,7 @@ async fn each_crashed_actor_is_restarted_and_serves_its_own_work_again() {
         app.wait_ready().await;
         match work {
             Work::Scrape => scrape(&app, &site).await,
+            Work::Render => render(&app, &site).await,
             Work::Ingest => ingest(&app, round).await,
             Work::Answer => answer(&app).await,
             Work::Login => login(&app).await,

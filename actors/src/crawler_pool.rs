@@ -17,6 +17,9 @@
 //! Restart: permanent child of the root supervisor. The actor owns its consumer task: stopping
 //! the actor stops the consumer, which gives its leases back; a restarted actor starts a new one.
 //! Nothing accepted is lost either way: it is in the store.
+//!
+//! Size: the actor, its settings and the job handle that every replica uses; the consumer, the work
+//! items and the webhook live in `crawler_pool/`.
 
 mod consumer;
 mod item;

@@ -10,6 +10,10 @@
 //!   text), so re-ingesting, re-crawling or asking the same question costs no inference.
 //! - **One model per collection**: a collection records the embedder that built it; writing or
 //!   searching with another one is refused.
+//!
+//! Size: one file on purpose. Ingest and search share the collection bookkeeping (the model check,
+//! the version, document hashes, the embedding cache) that keeps what is written and what is
+//! searched consistent.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

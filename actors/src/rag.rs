@@ -19,6 +19,9 @@
 //!
 //! Restart: permanent child of the root supervisor; the factory replaces a crashed worker and
 //! keeps its queued jobs; both jobs are read-only, so the caller's handle retries a lost one.
+//!
+//! Size: the worker's answer pipeline (retrieve, filter, diversify, generate, check citations,
+//! cache) reads as one sequence; the answerers themselves live in `rag/`.
 
 pub mod extractive;
 

@@ -14,6 +14,9 @@
 //! worker at once and keeps the jobs queued for it; the job that was running is lost, and the
 //! caller's handle retries it once. Each replacement is reported to the root, which counts it
 //! against its restart intensity.
+//!
+//! Size: the worker's fetch, escalation to the browser and hand-off to extraction read as one
+//! sequence; extraction itself lives in `scraper/`.
 
 pub mod charset;
 pub mod extract;

@@ -13,6 +13,10 @@
 //! rendered. Per page: extra headers, the mobile viewport and user agent are set over the
 //! DevTools protocol (chromedriver's `goog/cdp/execute`), and cookies and storage are cleared
 //! afterwards, so each page starts from a clean slate.
+//!
+//! Size: one file on purpose. The process group, the DevTools calls and the action runner all act
+//! on one session type, and its clean-up rules (kill the group, reap, remove the profile) must hold
+//! on every path through them.
 
 use std::path::PathBuf;
 use std::process::Stdio;

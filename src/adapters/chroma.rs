@@ -14,6 +14,9 @@
 //!   they are few, else the best overall, filtered, reading deeper until enough pass. An index
 //!   found empty while the collection is not (Redis lost it, or the collection predates the
 //!   index) is rebuilt from Chroma's chunks on the spot.
+//!
+//! Size: one file on purpose. The REST calls and the lexical index's upkeep (indexed before stored,
+//! rebuilt when found empty) are one consistency contract between two backends.
 
 use std::sync::Arc;
 use std::time::Duration;

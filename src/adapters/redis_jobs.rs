@@ -20,6 +20,10 @@
 //!
 //! plus `{prefix}:crawl:active`, a sorted set of job ids by creation time. Every job key expires
 //! at the job's `expires_at`.
+//!
+//! Size: one file on purpose. The Lua scripts and the Rust around them share the key layout above,
+//! and the conformance suite (`tests/conformance/jobs.rs`) holds them to the in-process queue's
+//! semantics.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;

@@ -21,6 +21,10 @@
 //! then look up the survivors' missing weights, once. Exact, a few round trips whatever the
 //! collection's size, and each list travels as one string (parsing replies cost more here
 //! than Redis spent answering them).
+//!
+//! Size: one file on purpose. The Lua scripts and the Rust that builds their arguments and reads
+//! their replies share the key layout above; split apart, a change to one side would not show the
+//! other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};

@@ -3,6 +3,9 @@
 //! the per-caller rate limit, and what every response carries (security headers, CORS,
 //! `RateLimit-*`). It runs in the listener (`server::handle`), not in the warp filters, so no
 //! route can be served without it: a route missing from the table is refused.
+//!
+//! Size: one file on purpose. Authentication, the rate limit, CSRF and the session cookies are the
+//! one path a request takes before routing; reading it top to bottom is reading that path.
 
 use std::net::IpAddr;
 

@@ -4,10 +4,104 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use aurora_actors::model::ScrapeRequest;
 use url::Url;
 
 use super::Limits;
 use super::error::ApiError;
+
+/// Declares a scrape body with the page options every scrape body carries (main content only,
+/// tags kept and removed, headers, TLS checks), written once here.
+///
+/// The options are spliced into each body rather than kept in one `#[serde(flatten)]` struct,
+/// for two reasons: each API spells them its own way (the core's `only_main_content`,
+/// Firecrawl's `onlyMainContent`: the body's `rename_all` applies to the spliced fields), and
+/// serde's `flatten` lets unknown keys through silently, where a body must name them in a 400.
+/// The body gets `page_request(url)`: an engine request with these options applied.
+macro_rules! scrape_body {
+    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            $($fields)*
+            /// Keep only the main content: drop navigation, headers, footers, asides, forms and
+            /// cookie banners. Default: true.
+            #[serde(default = "crate::http::scrape_input::yes")]
+            pub only_main_content: bool,
+            /// CSS selectors (tags, `.class`, `#id`…): when given, only matching elements make up
+            /// the content.
+            #[serde(default)]
+            pub include_tags: Vec<String>,
+            /// CSS selectors removed from the content.
+            #[serde(default)]
+            pub exclude_tags: Vec<String>,
+            /// Extra headers sent to the target (cookies, credentials for the target site).
+            #[serde(default)]
+            pub headers: std::collections::BTreeMap<String, String>,
+            /// Accept invalid TLS certificates on the target.
+            #[serde(default)]
+            pub skip_tls_verification: bool,
+        }
+
+        impl $name {
+            /// An engine request for `url` with the page options applied; the body sets the rest.
+            fn page_request(&self, url: url::Url) -> aurora_actors::model::ScrapeRequest {
+                crate::http::scrape_input::page_request(
+                    url,
+                    self.only_main_content,
+                    &self.include_tags,
+                    &self.exclude_tags,
+                    &self.headers,
+                    self.skip_tls_verification,
+                )
+            }
+        }
+    };
+}
+pub(crate) use scrape_body;
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+pub(crate) fn page_request(
+    url: Url,
+    only_main_content: bool,
+    include_tags: &[String],
+    exclude_tags: &[String],
+    headers: &BTreeMap<String, String>,
+    skip_tls_verification: bool,
+) -> ScrapeRequest {
+    ScrapeRequest {
+        only_main_content,
+        include_tags: include_tags.to_vec(),
+        exclude_tags: exclude_tags.to_vec(),
+        headers: headers.clone().into_iter().collect(),
+        skip_tls_verification,
+        ..ScrapeRequest::new(url)
+    }
+}
+
+/// `wait_for` as a duration: below the timeout (and `most`, when the API has a cap), so the page
+/// has time left to be read. `names` are the two fields as the API spells them.
+pub fn wait_for(
+    ms: u64,
+    timeout: Duration,
+    most: Option<u64>,
+    names: (&str, &str),
+) -> Result<Duration, ApiError> {
+    let (wait_name, timeout_name) = names;
+    let wait = Duration::from_millis(ms);
+    if most.is_some_and(|most| ms > most) || wait >= timeout {
+        let cap = most
+            .map(|m| format!("at most {m} and "))
+            .unwrap_or_default();
+        return Err(ApiError::InvalidRequest(format!(
+            "`{wait_name}` ({ms} ms) must be {cap}less than `{timeout_name}` ({} ms)",
+            timeout.as_millis()
+        )));
+    }
+    Ok(wait)
+}
 
 /// The URL to scrape. Like Firecrawl, a bare host gets `http://` in front
 /// (`example.com/page`); anything relative, or not http(s), is refused.
@@ -66,10 +160,6 @@ pub fn timeout(ms: Option<u64>, field: &str, limits: &Limits) -> Result<Duration
         )));
     }
     Ok(Duration::from_millis(ms))
-}
-
-pub fn header_pairs(headers: BTreeMap<String, String>) -> Vec<(String, String)> {
-    headers.into_iter().collect()
 }
 
 /// One meta tag's values: a string, or an array when the page repeats the tag.

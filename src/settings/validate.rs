@@ -1,5 +1,7 @@
 //! What types alone cannot say about the settings: each section checks its own keys, and a check
 //! that spans sections lives with the section whose key it names. Every error names the key.
+//!
+//! Size: one check per key with its error message; they read best as one list.
 
 use crate::adapters::ssrf::AllowList;
 

@@ -2,6 +2,9 @@
 //! scraper pool, links admitted to the frontier, the knowledge base) or a read of the site's
 //! sitemaps. The result is recorded with bounded retries; webhook page events go out from the
 //! delivery whose result counted, so once cluster-wide.
+//!
+//! Size: a page's steps (admit, fetch, extract, admit links, ingest, record) run in order and share
+//! the item's context; they read as one sequence.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -16,6 +16,10 @@
 //! process that crawls all day keeps a flat footprint. The documents file is rewritten with the
 //! journal, under a new name that the new journal records, so the switch is one atomic rename.
 //! Expired jobs leave memory at the next job creation.
+//!
+//! Size: one file on purpose. It follows the Redis queue (`aurora::adapters::redis_jobs`) operation
+//! by operation, and the journal replays exactly those operations; each operation and its replay
+//! sit side by side.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};

@@ -18,6 +18,10 @@
 //! or checksum is wrong and truncates the log there. Replaying a log over a snapshot that already
 //! holds its writes is harmless (upserts and deletes are idempotent), so a crash between the
 //! snapshot's rename and the log's truncation loses nothing either.
+//!
+//! Size: one file on purpose. The collection type, its log and snapshot frames and its scan are one
+//! set of invariants (what is in memory is exactly what replaying the files yields) and change
+//! together.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::{self, File, OpenOptions};

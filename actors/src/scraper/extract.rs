@@ -6,6 +6,9 @@
 //! attributes while building the DOM that `htmd` renders as Markdown — directly, node by node, so
 //! the content is never serialised and parsed a second time. (Parsing dominates the cost: see
 //! `benches/extract.rs`.)
+//!
+//! Size: one file on purpose. Both walks share the pruning rules and the URL resolution; keeping
+//! them together keeps the facts and the Markdown from disagreeing about what the content is.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 
 use aurora_actors::ingest::IngestRequest;
 use aurora_actors::knowledge::Document;
-use std::time::Duration;
-
 use aurora_actors::model::{Formats, Page, RenderMode, ScrapeRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,40 +15,27 @@ use crate::http::core::collections::{IngestSummary, RejectedDocument};
 use crate::http::error::{ApiError, CoreErrorBody};
 use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ScrapeBody {
-    /// The page to scrape: an absolute http(s) URL (a bare host gets `http://`).
-    pub url: String,
-    /// Representations to return. Default: `["markdown"]`.
-    #[serde(default)]
-    pub formats: Option<Vec<Format>>,
-    /// Drop navigation, headers, footers, asides, forms and cookie banners. Default: true.
-    #[serde(default = "yes")]
-    pub only_main_content: bool,
-    /// CSS selectors: when given, only matching elements make up the content.
-    #[serde(default)]
-    pub include_tags: Vec<String>,
-    /// CSS selectors removed from the content.
-    #[serde(default)]
-    pub exclude_tags: Vec<String>,
-    /// Extra headers sent to the target (cookies, credentials for the target site).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Budget for the fetch, in milliseconds. Default from `scraper.default_timeout_ms`.
-    pub timeout_ms: Option<u64>,
-    /// Accept invalid TLS certificates on the target.
-    #[serde(default)]
-    pub skip_tls_verification: bool,
-    /// `auto` (default): the headless browser only for pages that need JavaScript; `always`;
-    /// `never`.
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub render: Option<RenderMode>,
-    /// Milliseconds to let the page's scripts run after it loaded (renders in the browser).
-    #[serde(default)]
-    pub wait_for_ms: u64,
-    /// Also store the page in this collection (as its extracted Markdown).
-    pub ingest: Option<IngestTarget>,
+scrape_input::scrape_body! {
+    #[derive(Debug, Deserialize, ToSchema)]
+    pub struct ScrapeBody {
+        /// The page to scrape: an absolute http(s) URL (a bare host gets `http://`).
+        pub url: String,
+        /// Representations to return. Default: `["markdown"]`.
+        #[serde(default)]
+        pub formats: Option<Vec<Format>>,
+        /// Budget for the fetch, in milliseconds. Default from `scraper.default_timeout_ms`.
+        pub timeout_ms: Option<u64>,
+        /// `auto` (default): the headless browser only for pages that need JavaScript; `always`;
+        /// `never`.
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        pub render: Option<RenderMode>,
+        /// Milliseconds to let the page's scripts run after it loaded (renders in the browser).
+        #[serde(default)]
+        pub wait_for_ms: u64,
+        /// Also store the page in this collection (as its extracted Markdown).
+        pub ingest: Option<IngestTarget>,
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -59,10 +44,6 @@ pub struct IngestTarget {
     /// Create the collection if it does not exist.
     #[serde(default)]
     pub create: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -81,7 +62,7 @@ impl ScrapeBody {
     fn into_request(self, limits: &Limits) -> Result<ScrapeRequest, ApiError> {
         let ingest = self.ingest.is_some();
         let url = scrape_input::target_url(&self.url)?;
-        let formats = match self.formats {
+        let formats = match &self.formats {
             None => Formats::default(),
             Some(list) if list.is_empty() => {
                 return Err(ApiError::InvalidRequest(
@@ -97,26 +78,19 @@ impl ScrapeBody {
             },
         };
         let timeout = scrape_input::timeout(self.timeout_ms, "timeout_ms", limits)?;
-        let wait_for = Duration::from_millis(self.wait_for_ms);
-        if wait_for >= timeout {
-            return Err(ApiError::InvalidRequest(format!(
-                "`wait_for_ms` ({}) must be less than the timeout ({} ms)",
-                self.wait_for_ms,
-                timeout.as_millis()
-            )));
-        }
+        let wait_for = scrape_input::wait_for(
+            self.wait_for_ms,
+            timeout,
+            None,
+            ("wait_for_ms", "timeout_ms"),
+        )?;
         Ok(ScrapeRequest {
             formats,
             render: self.render.unwrap_or_default(),
             wait_for,
-            only_main_content: self.only_main_content,
-            include_tags: self.include_tags,
-            exclude_tags: self.exclude_tags,
-            headers: scrape_input::header_pairs(self.headers),
             timeout,
             remove_base64_images: true,
-            skip_tls_verification: self.skip_tls_verification,
-            ..ScrapeRequest::new(url)
+            ..self.page_request(url)
         })
     }
 }

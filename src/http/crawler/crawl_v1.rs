@@ -7,6 +7,9 @@
 //! `crawler_pool::webhook`); `x-idempotency-key` makes a start happen once (409 on reuse). Aurora adds `ingest`: `{"collection": "…"}`
 //! streams the pages into a collection as they are crawled, `false` turns off
 //! `crawler.default_ingest_collection`.
+//!
+//! Size: the crawl request's Firecrawl keys (each documented and checked) are most of it; the
+//! handlers are short.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -60,7 +63,7 @@ pub struct CrawlRequest {
     #[serde(default)]
     pub ignore_sitemap: bool,
     /// Default true.
-    #[serde(default = "yes", rename = "deduplicateSimilarURLs")]
+    #[serde(default = "scrape_input::yes", rename = "deduplicateSimilarURLs")]
     pub deduplicate_similar_urls: bool,
     #[serde(default)]
     pub ignore_query_parameters: bool,
@@ -89,10 +92,6 @@ pub struct CrawlRequest {
 pub enum IngestTarget {
     Enabled(bool),
     Collection { collection: String },
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -6,9 +6,10 @@
 //! so when set to anything but their default — never silently ignored. Aurora adds one key of
 //! its own, `render` (`auto`, `always`, `never`). `origin` and `integration`, which the SDKs always send, are accepted; any other key
 //! is a 400 that names it.
+//!
+//! Size: Firecrawl's scrape keys and document shape, each documented; the handler is short.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aurora_actors::model::{
     Action, ActionResults, Formats, Page, RenderMode, ScrapeRequest as EngineRequest, Screenshot,
@@ -21,73 +22,61 @@ use warp::{Filter, Rejection, Reply};
 use crate::http::error::{ApiError, FirecrawlErrorBody};
 use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ScrapeRequest {
-    /// Required on `/v1/scrape`; not allowed in a crawl's `scrapeOptions` (the crawl sets it).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Default `["markdown"]`.
-    #[serde(default = "default_formats")]
-    pub formats: Vec<Format>,
-    /// Default true.
-    #[serde(default = "yes")]
-    pub only_main_content: bool,
-    /// CSS selectors to keep (tags, `.class`, `#id`…).
-    #[serde(default)]
-    pub include_tags: Vec<String>,
-    /// CSS selectors to remove.
-    #[serde(default)]
-    pub exclude_tags: Vec<String>,
-    /// Headers sent to the target.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Milliseconds to let the page's scripts run after it loaded (renders in the browser).
-    #[serde(default)]
-    pub wait_for: u64,
-    /// Milliseconds for the whole fetch. Default 30000.
-    pub timeout: Option<u64>,
-    /// Default true.
-    #[serde(default = "yes")]
-    pub remove_base64_images: bool,
-    #[serde(default)]
-    pub skip_tls_verification: bool,
-    /// A phone's viewport and user agent (renders in the browser).
-    #[serde(default)]
-    pub mobile: bool,
-    /// Aurora's own: `auto` (default: the browser only for pages that need it), `always`,
-    /// `never`.
-    pub render: Option<String>,
-    /// Accepted for compatibility; Aurora loads what the page loads.
-    pub block_ads: Option<bool>,
-    /// A PDF becomes Markdown (true, the default) or comes back as the file itself, base64, in
-    /// `markdown` (false).
-    #[serde(rename = "parsePDF")]
-    pub parse_pdf: Option<bool>,
-    /// `languages` becomes the `Accept-Language` header; only country `US` (the default) is
-    /// accepted, as Aurora has no geolocated proxies.
-    pub location: Option<Location>,
-    /// `basic` or `auto`; `stealth`/`enhanced` proxies are not available.
-    pub proxy: Option<String>,
-    /// Aurora does not cache scrapes yet, so every scrape is fresh and satisfies any maxAge.
-    pub max_age: Option<u64>,
-    pub store_in_cache: Option<bool>,
-    /// Scrape results are never stored, so this always holds.
-    pub zero_data_retention: Option<bool>,
-    /// Browser actions (`wait`, `click`, `write`, `press`, `scroll`, `screenshot`, `scrape`,
-    /// `executeJavascript`), run in order after the page loaded.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub actions: Option<Vec<serde_json::Value>>,
-    /// LLM extraction: not available yet.
-    #[schema(value_type = Option<Object>)]
-    pub extract: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    pub json_options: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    pub change_tracking_options: Option<serde_json::Value>,
-    /// Sent by the SDKs (`python-sdk@x.y`); recorded in logs only.
-    pub origin: Option<String>,
-    pub integration: Option<String>,
+scrape_input::scrape_body! {
+    #[derive(Debug, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ScrapeRequest {
+        /// Required on `/v1/scrape`; not allowed in a crawl's `scrapeOptions` (the crawl sets it).
+        #[serde(default)]
+        pub url: Option<String>,
+        /// Default `["markdown"]`.
+        #[serde(default = "default_formats")]
+        pub formats: Vec<Format>,
+        /// Milliseconds to let the page's scripts run after it loaded (renders in the browser).
+        #[serde(default)]
+        pub wait_for: u64,
+        /// Milliseconds for the whole fetch. Default 30000.
+        pub timeout: Option<u64>,
+        /// Default true.
+        #[serde(default = "scrape_input::yes")]
+        pub remove_base64_images: bool,
+        /// A phone's viewport and user agent (renders in the browser).
+        #[serde(default)]
+        pub mobile: bool,
+        /// Aurora's own: `auto` (default: the browser only for pages that need it), `always`,
+        /// `never`.
+        pub render: Option<String>,
+        /// Accepted for compatibility; Aurora loads what the page loads.
+        pub block_ads: Option<bool>,
+        /// A PDF becomes Markdown (true, the default) or comes back as the file itself, base64, in
+        /// `markdown` (false).
+        #[serde(rename = "parsePDF")]
+        pub parse_pdf: Option<bool>,
+        /// `languages` becomes the `Accept-Language` header; only country `US` (the default) is
+        /// accepted, as Aurora has no geolocated proxies.
+        pub location: Option<Location>,
+        /// `basic` or `auto`; `stealth`/`enhanced` proxies are not available.
+        pub proxy: Option<String>,
+        /// Aurora does not cache scrapes yet, so every scrape is fresh and satisfies any maxAge.
+        pub max_age: Option<u64>,
+        pub store_in_cache: Option<bool>,
+        /// Scrape results are never stored, so this always holds.
+        pub zero_data_retention: Option<bool>,
+        /// Browser actions (`wait`, `click`, `write`, `press`, `scroll`, `screenshot`, `scrape`,
+        /// `executeJavascript`), run in order after the page loaded.
+        #[schema(value_type = Option<Vec<Object>>)]
+        pub actions: Option<Vec<serde_json::Value>>,
+        /// LLM extraction: not available yet.
+        #[schema(value_type = Option<Object>)]
+        pub extract: Option<serde_json::Value>,
+        #[schema(value_type = Option<Object>)]
+        pub json_options: Option<serde_json::Value>,
+        #[schema(value_type = Option<Object>)]
+        pub change_tracking_options: Option<serde_json::Value>,
+        /// Sent by the SDKs (`python-sdk@x.y`); recorded in logs only.
+        pub origin: Option<String>,
+        pub integration: Option<String>,
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,10 +111,6 @@ fn default_formats() -> Vec<Format> {
     vec![Format::Markdown]
 }
 
-fn yes() -> bool {
-    true
-}
-
 fn unsupported(what: &str, why: &str) -> ApiError {
     ApiError::InvalidRequest(format!("{what} is not supported yet: {why}"))
 }
@@ -138,6 +123,7 @@ impl ScrapeRequest {
         url: url::Url,
         limits: &Limits,
     ) -> Result<(EngineRequest, Vec<String>), ApiError> {
+        let mut page = self.page_request(url);
         let mut screenshot = None;
         for format in &self.formats {
             match format {
@@ -197,7 +183,6 @@ impl ScrapeRequest {
                 "Aurora fetches directly (use `basic` or `auto`)",
             ));
         }
-        let mut headers = scrape_input::header_pairs(self.headers);
         if let Some(location) = self.location {
             if let Some(country) = location.country.filter(|c| !c.eq_ignore_ascii_case("us")) {
                 return Err(unsupported(
@@ -205,23 +190,20 @@ impl ScrapeRequest {
                     "Aurora has no geolocated proxies",
                 ));
             }
-            let has_language = headers
+            let has_language = page
+                .headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("accept-language"));
             if let Some(languages) = location.languages.filter(|l| !l.is_empty())
                 && !has_language
             {
-                headers.push(("Accept-Language".to_string(), languages.join(", ")));
+                page.headers
+                    .push(("Accept-Language".to_string(), languages.join(", ")));
             }
         }
         let timeout = scrape_input::timeout(self.timeout, "timeout", limits)?;
-        if self.wait_for > 30_000 || Duration::from_millis(self.wait_for) >= timeout {
-            return Err(ApiError::InvalidRequest(format!(
-                "`waitFor` ({} ms) must be at most 30000 and less than `timeout` ({} ms)",
-                self.wait_for,
-                timeout.as_millis()
-            )));
-        }
+        let wait_for =
+            scrape_input::wait_for(self.wait_for, timeout, Some(30_000), ("waitFor", "timeout"))?;
         let warnings = Vec::new();
         tracing::debug!(origin = ?self.origin, integration = ?self.integration, "firecrawl v1 scrape");
         let request = EngineRequest {
@@ -231,20 +213,15 @@ impl ScrapeRequest {
                 raw_html: self.formats.contains(&Format::RawHtml),
                 links: self.formats.contains(&Format::Links),
             },
-            only_main_content: self.only_main_content,
-            include_tags: self.include_tags,
-            exclude_tags: self.exclude_tags,
-            headers,
             timeout,
             remove_base64_images: self.remove_base64_images,
-            skip_tls_verification: self.skip_tls_verification,
             render,
-            wait_for: Duration::from_millis(self.wait_for),
+            wait_for,
             screenshot,
             actions,
             mobile: self.mobile,
             parse_pdf: self.parse_pdf.unwrap_or(true),
-            ..EngineRequest::new(url)
+            ..page
         };
         Ok((request, warnings))
     }

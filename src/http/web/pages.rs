@@ -1,5 +1,8 @@
 //! The page and form handlers of the web interface: each reaches the engine through the same
 //! actor handles as the JSON API and renders a template (or redirects after a form).
+//!
+//! Size: one handler per page or form, each short and alike (read the session, call a handle,
+//! render or redirect); they read best as one list.
 
 use std::collections::HashMap;
 use std::time::Duration;
