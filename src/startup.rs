@@ -54,6 +54,8 @@ pub enum StartupError {
     #[error("HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
+    Remote(#[from] crate::adapters::remote::SetupError),
+    #[error(transparent)]
     Tree(#[from] aurora_actors::TreeError),
     #[error("the embedded vector store: {0}")]
     VectorStore(aurora_actors::ports::StoreError),

@@ -11,11 +11,11 @@ use aurora_actors::ports::{
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderName;
 use serde_json::{Value, json};
 
 use super::llm;
-use super::remote::{self, RetryPolicy};
+use super::remote::{self, Endpoint, RetryPolicy, SetupError};
 
 /// Requests per batch call (the API's limit).
 const MAX_REQUESTS: usize = 100;
@@ -31,25 +31,25 @@ pub struct GeminiConfig {
 }
 
 pub struct GeminiEmbedder {
-    client: reqwest::Client,
-    url: String,
+    endpoint: Endpoint,
     config: GeminiConfig,
     id: String,
-    policy: RetryPolicy,
 }
 
 impl GeminiEmbedder {
-    pub fn new(config: GeminiConfig, policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(config: GeminiConfig, policy: RetryPolicy) -> Result<Self, SetupError> {
         Ok(Self {
-            client: remote::client()?,
-            url: format!(
-                "{}/models/{}:batchEmbedContents",
-                config.base_url.trim_end_matches('/'),
-                config.model
-            ),
+            endpoint: Endpoint::new(
+                SERVICE,
+                format!(
+                    "{}:batchEmbedContents",
+                    model_url(&config.base_url, &config.model)
+                ),
+                Some(key_header(&config.api_key)),
+                policy,
+            )?,
             id: format!("gemini:{}:{}", config.model, config.dimensions),
             config,
-            policy,
         })
     }
 
@@ -70,28 +70,23 @@ impl GeminiEmbedder {
                 })
             })
             .collect();
-        let headers = key_header(&self.config.api_key).map_err(EmbedError::Service)?;
-        let answer = remote::post_json(
-            &self.client,
-            SERVICE,
-            &self.url,
-            headers,
-            &json!({"requests": requests}),
-            &self.policy,
-        )
-        .await
-        .map_err(|e| EmbedError::Service(e.to_string()))?;
+        let answer = self
+            .endpoint
+            .post_json(&json!({"requests": requests}))
+            .await
+            .map_err(|e| EmbedError::Service(e.to_string()))?;
         parse(&answer, texts.len(), self.config.dimensions)
     }
 }
 
 /// The key goes in a header, never in the URL (URLs end up in logs).
-fn key_header(key: &str) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::new();
-    let key = HeaderValue::from_str(key)
-        .map_err(|_| "the API key is not a valid header value".to_string())?;
-    headers.insert("x-goog-api-key", key);
-    Ok(headers)
+fn key_header(key: &str) -> (HeaderName, String) {
+    (HeaderName::from_static("x-goog-api-key"), key.to_string())
+}
+
+/// `{base}/models/{model}`; the method is appended after a `:`.
+fn model_url(base_url: &str, model: &str) -> String {
+    format!("{}/models/{model}", base_url.trim_end_matches('/'))
 }
 
 /// `{"embeddings":[{"values":[…]},…]}` → vectors, in order.
@@ -148,26 +143,28 @@ pub struct GeminiChatConfig {
 
 /// Answers through Gemini's `generateContent`.
 pub struct GeminiGenerator {
-    client: reqwest::Client,
-    /// `{base}/models/{model}`; the method is appended.
-    model_url: String,
+    /// `generateContent`: the whole answer.
+    whole: Endpoint,
+    /// `streamGenerateContent?alt=sse`: the answer as it is written.
+    streamed: Endpoint,
     config: GeminiChatConfig,
     id: String,
-    policy: RetryPolicy,
 }
 
 impl GeminiGenerator {
-    pub fn new(config: GeminiChatConfig, policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(config: GeminiChatConfig, policy: RetryPolicy) -> Result<Self, SetupError> {
+        let model = model_url(&config.base_url, &config.model);
+        let whole = Endpoint::new(
+            GENERATE_SERVICE,
+            format!("{model}:generateContent"),
+            Some(key_header(&config.api_key)),
+            policy,
+        )?;
         Ok(Self {
-            client: remote::client()?,
-            model_url: format!(
-                "{}/models/{}",
-                config.base_url.trim_end_matches('/'),
-                config.model
-            ),
+            streamed: whole.at(format!("{model}:streamGenerateContent?alt=sse")),
+            whole,
             id: format!("gemini:{}", config.model),
             config,
-            policy,
         })
     }
 
@@ -180,27 +177,6 @@ impl GeminiGenerator {
                 "temperature": request.temperature.unwrap_or(self.config.temperature),
             },
         })
-    }
-
-    fn headers(&self) -> Result<HeaderMap, GenerateError> {
-        key_header(&self.config.api_key).map_err(GenerateError::Service)
-    }
-
-    /// A streamed answer: the response, its events left to read.
-    async fn open_stream(
-        &self,
-        request: &GenerateRequest,
-    ) -> Result<reqwest::Response, GenerateError> {
-        remote::post(
-            &self.client,
-            GENERATE_SERVICE,
-            &format!("{}:streamGenerateContent?alt=sse", self.model_url),
-            self.headers()?,
-            &self.body(request),
-            &self.policy,
-        )
-        .await
-        .map_err(llm::generate_error)
     }
 }
 
@@ -275,16 +251,11 @@ impl Generator for GeminiGenerator {
         request: GenerateRequest,
     ) -> BoxFuture<'_, Result<Generation, GenerateError>> {
         Box::pin(async move {
-            let response = remote::post_json(
-                &self.client,
-                GENERATE_SERVICE,
-                &format!("{}:generateContent", self.model_url),
-                self.headers()?,
-                &self.body(&request),
-                &self.policy,
-            )
-            .await
-            .map_err(llm::generate_error)?;
+            let response = self
+                .whole
+                .post_json(&self.body(&request))
+                .await
+                .map_err(llm::generate_error)?;
             if response["candidates"].get(0).is_none()
                 && response["promptFeedback"]["blockReason"].is_null()
             {
@@ -305,8 +276,13 @@ impl Generator for GeminiGenerator {
     }
 
     fn stream(&self, request: GenerateRequest) -> BoxStream<'_, Result<Piece, GenerateError>> {
-        futures::stream::once(async move { self.open_stream(&request).await })
-            .flat_map(|sent| llm::pieces(sent, GENERATE_SERVICE, event_pieces))
-            .boxed()
+        futures::stream::once(async move {
+            self.streamed
+                .post(&self.body(&request))
+                .await
+                .map_err(llm::generate_error)
+        })
+        .flat_map(|sent| llm::pieces(sent, GENERATE_SERVICE, event_pieces))
+        .boxed()
     }
 }

@@ -9,11 +9,11 @@ use aurora_actors::ports::{
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderName};
 use serde_json::{Value, json};
 
 use super::llm;
-use super::remote::{self, RetryPolicy};
+use super::remote::{self, Endpoint, RetryPolicy, SetupError};
 
 /// Inputs per request (OpenAI accepts 2048; servers differ, so stay well below).
 const MAX_INPUTS: usize = 256;
@@ -32,26 +32,23 @@ pub struct OpenAiConfig {
 }
 
 pub struct OpenAiEmbedder {
-    client: reqwest::Client,
-    url: String,
+    endpoint: Endpoint,
     config: OpenAiConfig,
     id: String,
-    policy: RetryPolicy,
 }
 
 impl OpenAiEmbedder {
-    pub fn new(config: OpenAiConfig, policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(config: OpenAiConfig, policy: RetryPolicy) -> Result<Self, SetupError> {
         Ok(Self {
-            client: remote::client()?,
-            url: format!("{}/embeddings", config.base_url.trim_end_matches('/')),
+            endpoint: Endpoint::new(
+                SERVICE,
+                format!("{}/embeddings", config.base_url.trim_end_matches('/')),
+                bearer(config.api_key.as_deref()),
+                policy,
+            )?,
             id: format!("openai:{}:{}", config.model, config.dimensions),
             config,
-            policy,
         })
-    }
-
-    fn headers(&self) -> Result<HeaderMap, EmbedError> {
-        bearer(self.config.api_key.as_deref()).map_err(EmbedError::Service)
     }
 
     async fn batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -63,29 +60,18 @@ impl OpenAiEmbedder {
         if self.config.send_dimensions {
             body["dimensions"] = json!(self.config.dimensions);
         }
-        let answer = remote::post_json(
-            &self.client,
-            SERVICE,
-            &self.url,
-            self.headers()?,
-            &body,
-            &self.policy,
-        )
-        .await
-        .map_err(|e| EmbedError::Service(e.to_string()))?;
+        let answer = self
+            .endpoint
+            .post_json(&body)
+            .await
+            .map_err(|e| EmbedError::Service(e.to_string()))?;
         parse(&answer, texts.len(), self.config.dimensions)
     }
 }
 
 /// `Authorization: Bearer {key}`, or no header without a key (local servers need none).
-fn bearer(key: Option<&str>) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::new();
-    if let Some(key) = key {
-        let value = HeaderValue::from_str(&format!("Bearer {key}"))
-            .map_err(|_| "the API key is not a valid header value".to_string())?;
-        headers.insert(AUTHORIZATION, value);
-    }
-    Ok(headers)
+fn bearer(key: Option<&str>) -> Option<(HeaderName, String)> {
+    key.map(|key| (AUTHORIZATION, format!("Bearer {key}")))
 }
 
 /// `{"data":[{"index":0,"embedding":[…]},…]}` → vectors in input order.
@@ -153,21 +139,22 @@ pub struct OpenAiChatConfig {
 
 /// Answers through a chat completions API.
 pub struct OpenAiGenerator {
-    client: reqwest::Client,
-    url: String,
+    endpoint: Endpoint,
     config: OpenAiChatConfig,
     id: String,
-    policy: RetryPolicy,
 }
 
 impl OpenAiGenerator {
-    pub fn new(config: OpenAiChatConfig, policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(config: OpenAiChatConfig, policy: RetryPolicy) -> Result<Self, SetupError> {
         Ok(Self {
-            client: remote::client()?,
-            url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            endpoint: Endpoint::new(
+                CHAT_SERVICE,
+                format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+                bearer(config.api_key.as_deref()),
+                policy,
+            )?,
             id: format!("openai:{}", config.model),
             config,
-            policy,
         })
     }
 
@@ -186,27 +173,6 @@ impl OpenAiGenerator {
             body["stream_options"] = json!({"include_usage": true});
         }
         body
-    }
-
-    fn headers(&self) -> Result<HeaderMap, GenerateError> {
-        bearer(self.config.api_key.as_deref()).map_err(GenerateError::Service)
-    }
-
-    /// A streamed answer: the response, its events left to read.
-    async fn open_stream(
-        &self,
-        request: &GenerateRequest,
-    ) -> Result<reqwest::Response, GenerateError> {
-        remote::post(
-            &self.client,
-            CHAT_SERVICE,
-            &self.url,
-            self.headers()?,
-            &self.body(request, true),
-            &self.policy,
-        )
-        .await
-        .map_err(llm::generate_error)
     }
 }
 
@@ -266,16 +232,11 @@ impl Generator for OpenAiGenerator {
         request: GenerateRequest,
     ) -> BoxFuture<'_, Result<Generation, GenerateError>> {
         Box::pin(async move {
-            let answer = remote::post_json(
-                &self.client,
-                CHAT_SERVICE,
-                &self.url,
-                self.headers()?,
-                &self.body(&request, false),
-                &self.policy,
-            )
-            .await
-            .map_err(llm::generate_error)?;
+            let answer = self
+                .endpoint
+                .post_json(&self.body(&request, false))
+                .await
+                .map_err(llm::generate_error)?;
             let choice = answer["choices"]
                 .get(0)
                 .ok_or_else(|| malformed("no choices"))?;
@@ -293,8 +254,13 @@ impl Generator for OpenAiGenerator {
     }
 
     fn stream(&self, request: GenerateRequest) -> BoxStream<'_, Result<Piece, GenerateError>> {
-        futures::stream::once(async move { self.open_stream(&request).await })
-            .flat_map(|sent| llm::pieces(sent, CHAT_SERVICE, chunk_pieces))
-            .boxed()
+        futures::stream::once(async move {
+            self.endpoint
+                .post(&self.body(&request, true))
+                .await
+                .map_err(llm::generate_error)
+        })
+        .flat_map(|sent| llm::pieces(sent, CHAT_SERVICE, chunk_pieces))
+        .boxed()
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use aurora_actors::ports::EmbedError;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
@@ -62,15 +62,99 @@ pub fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(300).collect())
 }
 
-pub fn client() -> Result<Client, reqwest::Error> {
+fn client() -> Result<Client, reqwest::Error> {
     Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(120))
         .build()
 }
 
+/// Building an [`Endpoint`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("{service}: the API key is not a valid header value")]
+    Key { service: &'static str },
+}
+
+/// One method of a hosted API: its URL, its name in errors, the headers every call carries (the
+/// key) and the retry policy. An adapter holds one per method it calls.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    client: Client,
+    service: &'static str,
+    url: String,
+    headers: HeaderMap,
+    policy: RetryPolicy,
+}
+
+impl Endpoint {
+    /// `key` is a header (`Authorization: Bearer …`, `x-goog-api-key: …`) when the API wants one.
+    pub fn new(
+        service: &'static str,
+        url: String,
+        key: Option<(HeaderName, String)>,
+        policy: RetryPolicy,
+    ) -> Result<Self, SetupError> {
+        let mut headers = HeaderMap::new();
+        if let Some((name, value)) = key {
+            let mut value =
+                HeaderValue::from_str(&value).map_err(|_| SetupError::Key { service })?;
+            // Keeps the key out of debug output.
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            client: client()?,
+            service,
+            url,
+            headers,
+            policy,
+        })
+    }
+
+    /// The same API (client, key, policy) at another URL: a second method.
+    pub fn at(&self, url: String) -> Self {
+        Self {
+            url,
+            ..self.clone()
+        }
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// POSTs `body` and returns the JSON answer, retrying what may succeed later.
+    pub async fn post_json(&self, body: &Value) -> Result<Value, RemoteError> {
+        post_json(
+            &self.client,
+            self.service,
+            &self.url,
+            self.headers.clone(),
+            body,
+            &self.policy,
+        )
+        .await
+    }
+
+    /// POSTs `body` and leaves the answer to read (a stream, for a streamed answer).
+    pub async fn post(&self, body: &Value) -> Result<reqwest::Response, RemoteError> {
+        post(
+            &self.client,
+            self.service,
+            &self.url,
+            self.headers.clone(),
+            body,
+            &self.policy,
+        )
+        .await
+    }
+}
+
 /// POSTs `body` to `url` and returns the JSON answer, retrying what may succeed later.
-pub async fn post_json(
+async fn post_json(
     client: &Client,
     service: &'static str,
     url: &str,
@@ -94,7 +178,7 @@ pub async fn post_json(
 
 /// POSTs `body` to `url` until it is answered with success, retrying what may succeed later;
 /// the body is left to read (a stream, for a streaming answer).
-pub async fn post(
+async fn post(
     client: &Client,
     service: &'static str,
     url: &str,
