@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::text;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -214,12 +215,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let response = slow.await.unwrap().expect("in-flight request is answered");
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-    assert!(
-        body["data"]["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("Worth the wait")
-    );
+    assert!(text(&body["data"]["markdown"]).contains("Worth the wait"));
 
     let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
         .await
@@ -304,6 +300,19 @@ async fn a_first_start_generates_the_admin_password_once_and_keeps_it_private() 
 }
 
 /// A running server with one collection built from the generated site, for `aurora ask`.
+/// An `ask` that found its answer: exit code 0 and the topic named; its standard output.
+fn answered(out: &std::process::Output, context: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}\n{context}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("topic3x3"), "{stdout}");
+    stdout
+}
+
 async fn server_with_topics(data: &std::path::Path) -> (tokio::process::Child, String) {
     let mut server = aurora()
         .arg("serve")
@@ -356,14 +365,7 @@ async fn ask_streams_a_cited_answer_from_a_server_and_in_process() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}\nthe crawl said:\n{crawled}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("topic3x3"), "{stdout}");
+    let stdout = answered(&out, &format!("the crawl said:\n{crawled}"));
     assert!(
         stdout.contains("Sources:") && stdout.contains("\n  ["),
         "{stdout}"
@@ -423,14 +425,7 @@ async fn ask_streams_a_cited_answer_from_a_server_and_in_process() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("topic3x3"), "{stdout}");
+    let stdout = answered(&out, "");
     assert!(stdout.contains(&site.url("/docs/s3/p3.html")), "{stdout}");
 
     // A bad key: a clear error and exit code 2.

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::text;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -327,14 +328,7 @@ async fn aurora_ingests_and_searches_through_a_hosted_model() {
         results["hits"][0]["source_url"], "https://x.test/bread",
         "{results}"
     );
-    let list: Value = serde_json::from_str(
-        &app.get(Port::Core, "/v1/collections")
-            .await
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let list: Value = app.get_json(Port::Core, "/v1/collections").await;
     assert_eq!(
         list["collections"][0]["embedder"],
         "openai:text-embedding-3-small:64"
@@ -380,10 +374,7 @@ async fn a_hosted_model_failing_is_a_clear_502() {
         .await;
     assert_eq!(status, 502, "{body}");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Incorrect API key"),
+        text(&body["error"]["message"]).contains("Incorrect API key"),
         "{body}"
     );
 }

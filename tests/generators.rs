@@ -13,7 +13,7 @@ use aurora_actors::ports::{
     GenerateError, GenerateRequest, Generation, Generator, Piece, Source, Usage,
 };
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use common::llm_server::{COMPLETION_TOKENS, KEY, LlmServer, PROMPT_TOKENS, Reply, spawn_llm};
 
@@ -90,12 +90,8 @@ const USAGE: Usage = Usage {
     completion_tokens: COMPLETION_TOKENS as u32,
 };
 
-#[tokio::test]
-async fn openai_answers_whole_and_streamed_from_a_prompt_with_numbered_sources() {
-    let server = spawn_llm(ANSWER).await;
-    let generator = openai(&server, KEY);
-    assert_eq!(generator.id(), "openai:fake-model");
-
+/// The whole answer, with its usage; then the request the server saw (path, body).
+async fn answers_whole(generator: &impl Generator, server: &LlmServer) -> (String, Value) {
     let whole = generator.generate(request()).await.expect("answer");
     assert_eq!(
         whole,
@@ -104,7 +100,16 @@ async fn openai_answers_whole_and_streamed_from_a_prompt_with_numbered_sources()
             usage: USAGE
         }
     );
-    let (path, body) = server.log.last();
+    server.log.last()
+}
+
+#[tokio::test]
+async fn openai_answers_whole_and_streamed_from_a_prompt_with_numbered_sources() {
+    let server = spawn_llm(ANSWER).await;
+    let generator = openai(&server, KEY);
+    assert_eq!(generator.id(), "openai:fake-model");
+
+    let (path, body) = answers_whole(&generator, &server).await;
     assert_eq!(path, "/v1/chat/completions");
     assert_eq!(body["model"], "fake-model");
     assert_eq!(body["stream"], false);
@@ -210,15 +215,7 @@ async fn gemini_answers_whole_and_streamed_with_the_key_in_a_header() {
     let generator = gemini(&server, KEY);
     assert_eq!(generator.id(), "gemini:gemini-fake");
 
-    let whole = generator.generate(request()).await.expect("answer");
-    assert_eq!(
-        whole,
-        Generation {
-            text: ANSWER.into(),
-            usage: USAGE
-        }
-    );
-    let (path, body) = server.log.last();
+    let (path, body) = answers_whole(&generator, &server).await;
     assert_eq!(path, "/v1beta/models/gemini-fake:generateContent?");
     assert!(
         body["systemInstruction"]["parts"][0]["text"]

@@ -50,7 +50,7 @@ async fn render(app: &TestApp, site: &Site) {
 }
 
 async fn scrape_with(app: &TestApp, request: Value) -> Value {
-    let (status, body) = app.post_json(Port::Crawler, "/v1/scrape", request).await;
+    let (status, body) = app.scrape(request).await;
     assert_eq!(status, 200, "{body}");
     let markdown = body["data"]["markdown"].as_str().unwrap_or_default();
     assert!(markdown.contains("northern lights"), "{body}");

@@ -122,74 +122,35 @@ impl Endpoint {
         }
     }
 
-    pub fn service(&self) -> &'static str {
-        self.service
-    }
-
     /// POSTs `body` and returns the JSON answer, retrying what may succeed later.
     pub async fn post_json(&self, body: &Value) -> Result<Value, RemoteError> {
-        post_json(
-            &self.client,
-            self.service,
-            &self.url,
-            self.headers.clone(),
-            body,
-            &self.policy,
-        )
-        .await
-    }
-
-    /// POSTs `body` and leaves the answer to read (a stream, for a streamed answer).
-    pub async fn post(&self, body: &Value) -> Result<reqwest::Response, RemoteError> {
-        post(
-            &self.client,
-            self.service,
-            &self.url,
-            self.headers.clone(),
-            body,
-            &self.policy,
-        )
-        .await
-    }
-}
-
-/// POSTs `body` to `url` and returns the JSON answer, retrying what may succeed later.
-async fn post_json(
-    client: &Client,
-    service: &'static str,
-    url: &str,
-    headers: HeaderMap,
-    body: &Value,
-    policy: &RetryPolicy,
-) -> Result<Value, RemoteError> {
-    let response = post(client, service, url, headers, body, policy).await?;
-    let text = response
-        .text()
-        .await
-        .map_err(|e| RemoteError::Unreachable {
+        let service = self.service;
+        let text = self
+            .post(body)
+            .await?
+            .text()
+            .await
+            .map_err(|e| RemoteError::Unreachable {
+                service,
+                message: e.to_string(),
+            })?;
+        serde_json::from_str(&text).map_err(|e| RemoteError::Malformed {
             service,
-            message: e.to_string(),
-        })?;
-    serde_json::from_str(&text).map_err(|e| RemoteError::Malformed {
-        service,
-        message: format!("{e}: {}", text.chars().take(200).collect::<String>()),
-    })
-}
+            message: format!("{e}: {}", text.chars().take(200).collect::<String>()),
+        })
+    }
 
-/// POSTs `body` to `url` until it is answered with success, retrying what may succeed later;
-/// the body is left to read (a stream, for a streaming answer).
-async fn post(
-    client: &Client,
-    service: &'static str,
-    url: &str,
-    headers: HeaderMap,
-    body: &Value,
-    policy: &RetryPolicy,
-) -> Result<reqwest::Response, RemoteError> {
-    send(service, policy, || {
-        client.post(url).headers(headers.clone()).json(body)
-    })
-    .await
+    /// POSTs `body` until it is answered with success, retrying what may succeed later; the
+    /// answer is left to read (a stream, for a streamed answer).
+    pub async fn post(&self, body: &Value) -> Result<reqwest::Response, RemoteError> {
+        send(self.service, &self.policy, || {
+            self.client
+                .post(&self.url)
+                .headers(self.headers.clone())
+                .json(body)
+        })
+        .await
+    }
 }
 
 /// Sends the request `build` makes until it is answered with success, retrying what may succeed

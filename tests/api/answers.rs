@@ -2,6 +2,7 @@
 //! answers from an ingested corpus, "I don't know" for what it does not hold, deep dives into
 //! pages not yet ingested, and bad input.
 
+use crate::common::text;
 use serde_json::{Value, json};
 
 use crate::common::site::spawn_site;
@@ -51,7 +52,7 @@ async fn answers_cite_the_page_that_holds_the_answer_and_decline_the_rest() {
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["answered"], true, "{question}: {answer:#}");
         assert!(
-            answer["answer"].as_str().unwrap().contains(words),
+            text(&answer["answer"]).contains(words),
             "{question}: {answer:#}"
         );
         let citation = cited(&answer, &format!("{ROOT}{page}"));
@@ -113,10 +114,7 @@ async fn a_deep_dive_reads_the_pages_first_then_answers_from_them() {
     let pages = answer["pages"].as_array().unwrap();
     assert_eq!(pages.len(), 2);
     assert!(pages[0].get("error").is_none(), "{pages:?}");
-    assert!(
-        pages[1]["error"].as_str().unwrap().contains("404"),
-        "{pages:?}"
-    );
+    assert!(text(&pages[1]["error"]).contains("404"), "{pages:?}");
 
     // The page stays in the collection: the same question now needs no URLs.
     let (status, again) = ask(&app, question).await;
@@ -129,54 +127,26 @@ async fn a_deep_dive_reads_the_pages_first_then_answers_from_them() {
 async fn bad_questions_get_clear_4xx() {
     let app = spawn_app().await;
     let long = "why ".repeat(1000);
+    // `{"question": "q", "collection": "docs"}` with `fields` on top.
+    let q = |fields: Value| {
+        let mut body = json!({"question": "q", "collection": "docs"});
+        for (key, value) in fields.as_object().into_iter().flatten() {
+            body[key] = value.clone();
+        }
+        body
+    };
     for (body, status, needle) in [
-        (
-            json!({"question": "  ", "collection": "docs"}),
-            400,
-            "`question` is empty",
-        ),
-        (
-            json!({"question": long, "collection": "docs"}),
-            400,
-            "longer than",
-        ),
-        (
-            json!({"question": "q", "collection": "docs", "k": 0}),
-            400,
-            "`k` must be between",
-        ),
-        (
-            json!({"question": "q", "collection": "docs", "k": 500}),
-            400,
-            "`k` must be between",
-        ),
-        (
-            json!({"question": "q", "collection": "docs", "stream": "yes"}),
-            400,
-            "stream",
-        ),
-        (
-            json!({"question": "q", "collection": "docs", "temperature": 9}),
-            400,
-            "temperature",
-        ),
-        (
-            json!({"question": "q", "collection": "docs", "bogus": 1}),
-            400,
-            "bogus",
-        ),
+        (q(json!({"question": "  "})), 400, "`question` is empty"),
+        (q(json!({"question": long})), 400, "longer than"),
+        (q(json!({"k": 0})), 400, "`k` must be between"),
+        (q(json!({"k": 500})), 400, "`k` must be between"),
+        (q(json!({"stream": "yes"})), 400, "stream"),
+        (q(json!({"temperature": 9})), 400, "temperature"),
+        (q(json!({"bogus": 1})), 400, "bogus"),
         (json!({"question": "q"}), 400, "collection"),
-        (
-            json!({"question": "q", "collection": "Bad Name!"}),
-            400,
-            "`collection`",
-        ),
-        (
-            json!({"question": "q", "collection": "docs", "urls": ["ftp://x"]}),
-            400,
-            "`urls[0]`",
-        ),
-        (json!({"question": "q", "collection": "nope"}), 404, "nope"),
+        (q(json!({"collection": "Bad Name!"})), 400, "`collection`"),
+        (q(json!({"urls": ["ftp://x"]})), 400, "`urls[0]`"),
+        (q(json!({"collection": "nope"})), 404, "nope"),
     ] {
         let (code, answer) = ask(&app, body.clone()).await;
         assert_eq!(code, status, "{body} → {answer}");

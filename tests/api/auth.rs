@@ -3,6 +3,7 @@
 //! rotation and reuse, lock-out, API keys (with the real Firecrawl SDK), rate limits shared by
 //! two instances on one Redis, security headers and CORS.
 
+use crate::common::text;
 use std::path::Path;
 
 use aurora::http::gate::{Access, Kind};
@@ -36,15 +37,19 @@ async fn eddsa_app() -> TestApp {
 }
 
 async fn login(app: &TestApp, username: &str, password: &str) -> (u16, Value) {
-    let response = app
-        .anonymous
+    let response = login_response(app, username, password).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON"))
+}
+
+/// The login's whole response, headers included.
+async fn login_response(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    app.anonymous
         .post(app.url(Port::Core, "/v1/auth/login"))
         .json(&json!({"username": username, "password": password}))
         .send()
         .await
-        .expect("sent");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON"))
+        .expect("sent")
 }
 
 async fn admin_tokens(app: &TestApp) -> Value {
@@ -217,12 +222,7 @@ async fn a_reused_refresh_token_revokes_the_whole_family() {
     // The spent token comes back (a thief, or the user after a thief): the family dies.
     let (status, body) = refresh(&app, first["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("already used")
-    );
+    assert!(text(&body["error"]["message"]).contains("already used"));
     let (status, _) = refresh(&app, second["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 401, "the newest refresh token died with the family");
     assert_eq!(
@@ -455,13 +455,7 @@ async fn wrong_password_and_unknown_user_look_the_same_and_failures_lock_the_acc
     // Two more failures make three: locked, even with the right password now.
     assert_eq!(login(&app, "admin", "still wrong").await.0, 401);
     assert_eq!(login(&app, "admin", "wrong again").await.0, 401);
-    let response = app
-        .anonymous
-        .post(app.url(Port::Core, "/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let response = login_response(&app, "admin", ADMIN_PASSWORD).await;
     assert_eq!(response.status(), 429);
     let wait: u64 = response.headers()["retry-after"]
         .to_str()
@@ -481,13 +475,7 @@ async fn logins_are_slowed_per_address() {
     for _ in 0..3 {
         assert_eq!(login(&app, "nobody", "wrong").await.0, 401);
     }
-    let response = app
-        .anonymous
-        .post(app.url(Port::Core, "/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let response = login_response(&app, "admin", ADMIN_PASSWORD).await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
 }
@@ -729,11 +717,5 @@ async fn a_reader_may_ask_but_not_deep_dive() {
         .unwrap();
     assert_eq!(response.status(), 403);
     let body: Value = response.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("editor"),
-        "{body}"
-    );
+    assert!(text(&body["error"]["message"]).contains("editor"), "{body}");
 }

@@ -1,6 +1,7 @@
 //! The headless browser, end to end: real chromedriver + Debian Chromium (installed by
 //! scripts/setup) rendering a JavaScript site of the test's own, through the SSRF-guarded proxy.
 
+use crate::common::text;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -194,15 +195,11 @@ async fn browser_app(pool_size: usize) -> TestApp {
     .await
 }
 
-async fn scrape(app: &TestApp, body: Value) -> (u16, Value) {
-    app.post_json(Port::Crawler, "/v1/scrape", body).await
-}
-
 #[tokio::test]
 async fn a_page_built_by_scripts_is_rendered_and_a_static_one_is_not() {
     let trap = Trap::spawn().await;
     let (app, site) = (browser_app(1).await, spawn_js_site(&trap).await);
-    let (status, body) = scrape(&app, json!({"url": site.url("/app/1")})).await;
+    let (status, body) = app.scrape(json!({"url": site.url("/app/1")})).await;
     assert_eq!(status, 200, "{body}");
     let markdown = body["data"]["markdown"].as_str().unwrap();
     assert!(
@@ -214,9 +211,7 @@ async fn a_page_built_by_scripts_is_rendered_and_a_static_one_is_not() {
     assert_eq!(body["data"]["metadata"]["title"], "Rendered app", "{body}");
 
     // `never`: the shell as served, with nothing a script would add.
-    let (status, body) = scrape(
-        &app,
-        json!({"url": site.url("/app/1"), "render": "never", "formats": ["markdown", "rawHtml"]}),
+    let (status, body) = app.scrape(json!({"url": site.url("/app/1"), "render": "never", "formats": ["markdown", "rawHtml"]}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -228,17 +223,12 @@ async fn a_page_built_by_scripts_is_rendered_and_a_static_one_is_not() {
     );
 
     // rawHtml after rendering is the live DOM.
-    let (status, body) = scrape(
-        &app,
-        json!({"url": site.url("/app/2"), "render": "always", "formats": ["rawHtml"]}),
-    )
-    .await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/app/2"), "render": "always", "formats": ["rawHtml"]}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(
-        body["data"]["rawHtml"]
-            .as_str()
-            .unwrap()
-            .contains("fetched as JSON for page 2"),
+        text(&body["data"]["rawHtml"]).contains("fetched as JSON for page 2"),
         "{body}"
     );
     let rendered = app
@@ -253,9 +243,7 @@ async fn a_page_built_by_scripts_is_rendered_and_a_static_one_is_not() {
 async fn actions_click_write_and_capture_in_firecrawls_shape() {
     let trap = Trap::spawn().await;
     let (app, site) = (browser_app(1).await, spawn_js_site(&trap).await);
-    let (status, body) = scrape(
-        &app,
-        json!({
+    let (status, body) = app.scrape(json!({
             "url": site.url("/button"),
             "formats": ["markdown", "screenshot@fullPage"],
             "actions": [
@@ -290,26 +278,19 @@ async fn actions_click_write_and_capture_in_firecrawls_shape() {
         "{actions}"
     );
     assert_eq!(actions["scrapes"][0]["url"], site.url("/button"));
-    assert!(
-        actions["scrapes"][0]["html"]
-            .as_str()
-            .unwrap()
-            .contains("ultraviolet-42")
-    );
+    assert!(text(&actions["scrapes"][0]["html"]).contains("ultraviolet-42"));
     for shot in [&actions["screenshots"][0], &data["screenshot"]] {
         let png = decode_png(shot.as_str().unwrap());
         assert!(png.len() > 1000);
     }
 
     // An action that cannot be carried out names itself; nothing half-done comes back.
-    let (status, body) = scrape(
-        &app,
-        json!({"url": site.url("/button"), "actions": [
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/button"), "actions": [
             {"type": "wait", "milliseconds": 10},
             {"type": "click", "selector": "#no-such-button"},
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
     assert_eq!(status, 422, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(
@@ -335,10 +316,7 @@ async fn the_core_api_and_batch_jobs_render_through_the_pool() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(
-        body["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("fetched as JSON for page 2"),
+        text(&body["markdown"]).contains("fetched as JSON for page 2"),
         "{body}"
     );
     let (status, body) = app
@@ -406,10 +384,7 @@ async fn the_core_api_and_batch_jobs_render_through_the_pool() {
     }
     assert_eq!(last["status"], "completed", "{last}");
     assert!(
-        last["data"][0]["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("ultraviolet-42"),
+        text(&last["data"][0]["markdown"]).contains("ultraviolet-42"),
         "{last}"
     );
     trap.assert_untouched();
@@ -437,20 +412,20 @@ async fn scrolling_an_endless_feed_loads_more_of_it() {
     let trap = Trap::spawn().await;
     let (app, site) = (browser_app(1).await, spawn_js_site(&trap).await);
     let scroll = json!({"type": "scroll", "direction": "down"});
-    let (status, body) = scrape(
-        &app,
-        json!({
+    let (status, body) = app
+        .scrape(json!({
             "url": site.url("/feed"),
             "actions": [scroll, scroll, scroll, scroll, scroll, scroll, scroll, scroll],
-        }),
-    )
-    .await;
+        }))
+        .await;
     assert_eq!(status, 200, "{body}");
     let markdown = body["data"]["markdown"].as_str().unwrap();
     assert!(markdown.contains("feed item number 5"), "{markdown}");
     assert!(markdown.contains("feed item number 10"), "{markdown}");
     // Without scrolling, only the first five.
-    let (_, body) = scrape(&app, json!({"url": site.url("/feed"), "render": "always"})).await;
+    let (_, body) = app
+        .scrape(json!({"url": site.url("/feed"), "render": "always"}))
+        .await;
     let markdown = body["data"]["markdown"].as_str().unwrap();
     assert!(!markdown.contains("feed item number 6"), "{markdown}");
 }
@@ -460,35 +435,28 @@ async fn the_browser_reaches_nothing_the_guard_forbids() {
     let trap = Trap::spawn().await;
     let (app, site) = (browser_app(1).await, spawn_js_site(&trap).await);
     // A page on an allowed host whose script fetches from a forbidden address gets nothing.
-    let (status, body) = scrape(
-        &app,
-        json!({"url": site.url("/sneaky"), "render": "always", "waitFor": 500}),
-    )
-    .await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/sneaky"), "render": "always", "waitFor": 500}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let markdown = body["data"]["markdown"].as_str().unwrap();
     assert!(!markdown.contains("trapped"), "{markdown}");
     assert!(!markdown.contains("stolen: trapped"), "{markdown}");
     // A redirect into it is refused, and says so.
-    let (status, body) = scrape(
-        &app,
-        json!({"url": site.url("/bounce"), "render": "always"}),
-    )
-    .await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/bounce"), "render": "always"}))
+        .await;
     assert_eq!(status, 403, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("127.0.0.2"),
-        "{body}"
-    );
+    assert!(text(&body["error"]).contains("127.0.0.2"), "{body}");
     // The page itself: refused before the browser is asked.
-    let (status, _) = scrape(&app, json!({"url": trap.url("/"), "render": "always"})).await;
+    let (status, _) = app
+        .scrape(json!({"url": trap.url("/"), "render": "always"}))
+        .await;
     assert_eq!(status, 403);
     // Other schemes never reach the browser.
-    let (status, _) = scrape(
-        &app,
-        json!({"url": "file:///etc/passwd", "render": "always"}),
-    )
-    .await;
+    let (status, _) = app
+        .scrape(json!({"url": "file:///etc/passwd", "render": "always"}))
+        .await;
     assert_eq!(status, 400);
     trap.assert_untouched();
 }
@@ -497,28 +465,18 @@ async fn the_browser_reaches_nothing_the_guard_forbids() {
 async fn a_page_that_never_loads_times_out_and_the_session_is_replaced() {
     let trap = Trap::spawn().await;
     let (app, site) = (browser_app(1).await, spawn_js_site(&trap).await);
-    let (status, body) = scrape(
-        &app,
-        json!({"url": site.url("/forever"), "render": "always", "timeout": 4000}),
-    )
-    .await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/forever"), "render": "always", "timeout": 4000}))
+        .await;
     assert_eq!(status, 504, "{body}");
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("did not finish rendering within 4000 ms"),
+        text(&body["error"]).contains("did not finish rendering within 4000 ms"),
         "{body}"
     );
     // The pool replaced the session, and the next page renders.
-    let (status, body) = scrape(&app, json!({"url": site.url("/app/3")})).await;
+    let (status, body) = app.scrape(json!({"url": site.url("/app/3")})).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["data"]["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("page 3")
-    );
+    assert!(text(&body["data"]["markdown"]).contains("page 3"));
     let restarts = app
         .metric(r#"aurora_browser_session_restarts_total{reason="failed"}"#)
         .await
@@ -551,10 +509,7 @@ async fn a_crawl_follows_links_only_rendering_reveals() {
             for page in status["data"].as_array().unwrap() {
                 urls.insert(page["metadata"]["sourceURL"].as_str().unwrap().to_string());
                 assert!(
-                    page["markdown"]
-                        .as_str()
-                        .unwrap()
-                        .contains("Only a browser sees this text"),
+                    text(&page["markdown"]).contains("Only a browser sees this text"),
                     "{page}"
                 );
             }
@@ -635,8 +590,8 @@ async fn killed_browsers_fail_their_render_cleanly_and_the_pool_heals() {
     .await;
     // Two renders at once: both sessions start.
     let warm = futures::future::join(
-        scrape(&app, json!({"url": site.url("/app/1"), "render": "always"})),
-        scrape(&app, json!({"url": site.url("/app/2"), "render": "always"})),
+        app.scrape(json!({"url": site.url("/app/1"), "render": "always"})),
+        app.scrape(json!({"url": site.url("/app/2"), "render": "always"})),
     )
     .await;
     assert_eq!((warm.0.0, warm.1.0), (200, 200));
@@ -648,11 +603,8 @@ async fn killed_browsers_fail_their_render_cleanly_and_the_pool_heals() {
     let slow = {
         let (app, url) = (app.clone(), site.url("/app/3"));
         tokio::spawn(async move {
-            scrape(
-                &app,
-                json!({"url": url, "render": "always", "waitFor": 3000}),
-            )
-            .await
+            app.scrape(json!({"url": url, "render": "always", "waitFor": 3000}))
+                .await
         })
     };
     let victims: Arc<Mutex<Vec<u32>>> = Arc::default();
@@ -671,16 +623,13 @@ async fn killed_browsers_fail_their_render_cleanly_and_the_pool_heals() {
     // Either the killed session had the page (a clean 502) or the other one did (a 200).
     assert!(status == 200 || status == 502, "{status} {body}");
     if status == 502 {
-        assert!(
-            body["error"].as_str().unwrap().contains("browser"),
-            "{body}"
-        );
+        assert!(text(&body["error"]).contains("browser"), "{body}");
     }
 
     // The pool heals: a request on each slot works, and the count is back to two sessions.
     let again = futures::future::join(
-        scrape(&app, json!({"url": site.url("/app/1"), "render": "always"})),
-        scrape(&app, json!({"url": site.url("/app/4"), "render": "always"})),
+        app.scrape(json!({"url": site.url("/app/1"), "render": "always"})),
+        app.scrape(json!({"url": site.url("/app/4"), "render": "always"})),
     )
     .await;
     assert_eq!((again.0.0, again.1.0), (200, 200), "{again:?}");
@@ -758,7 +707,9 @@ async fn a_page_whose_tab_crashes_fails_cleanly_and_the_session_is_replaced() {
         })
         .await,
     );
-    let (status, _) = scrape(&app, json!({"url": site.url("/app/1"), "render": "always"})).await;
+    let (status, _) = app
+        .scrape(json!({"url": site.url("/app/1"), "render": "always"}))
+        .await;
     assert_eq!(status, 200);
     let [(_, browser)] = sessions(&marker)[..] else {
         panic!("one session expected: {:?}", sessions(&marker));
@@ -771,11 +722,8 @@ async fn a_page_whose_tab_crashes_fails_cleanly_and_the_session_is_replaced() {
     let doomed = {
         let (app, url) = (app.clone(), site.url("/doomed"));
         tokio::spawn(async move {
-            scrape(
-                &app,
-                json!({"url": url, "render": "always", "waitFor": 5000}),
-            )
-            .await
+            app.scrape(json!({"url": url, "render": "always", "waitFor": 5000}))
+                .await
         })
     };
     // Once the browser has loaded the page (and sits in its wait), crash every tab it has.
@@ -803,10 +751,7 @@ async fn a_page_whose_tab_crashes_fails_cleanly_and_the_session_is_replaced() {
     );
     let (status, body) = doomed.await.unwrap();
     assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("browser failed"),
-        "{body}"
-    );
+    assert!(text(&body["error"]).contains("browser failed"), "{body}");
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(
         site.hits("/doomed"),
@@ -828,14 +773,11 @@ async fn a_page_whose_tab_crashes_fails_cleanly_and_the_session_is_replaced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(restarts > restarts_before);
-    let (status, body) = scrape(&app, json!({"url": site.url("/app/2"), "render": "always"})).await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/app/2"), "render": "always"}))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["data"]["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("page 2")
-    );
+    assert!(text(&body["data"]["markdown"]).contains("page 2"));
     let after = sessions(&marker);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after[0].1, browser, "the crashed browser was replaced");
@@ -861,7 +803,9 @@ async fn a_session_that_died_while_idle_is_replaced_before_the_next_page() {
         s.browser.profile_dir = profiles.path().to_path_buf();
     })
     .await;
-    let (status, _) = scrape(&app, json!({"url": site.url("/app/1"), "render": "always"})).await;
+    let (status, _) = app
+        .scrape(json!({"url": site.url("/app/1"), "render": "always"}))
+        .await;
     assert_eq!(status, 200);
     let [(_, browser)] = sessions(&marker)[..] else {
         panic!("one session expected: {:?}", sessions(&marker));
@@ -874,14 +818,11 @@ async fn a_session_that_died_while_idle_is_replaced_before_the_next_page() {
         nix::unistd::Pid::from_raw(browser as i32),
         nix::sys::signal::Signal::SIGKILL,
     );
-    let (status, body) = scrape(&app, json!({"url": site.url("/app/2"), "render": "always"})).await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/app/2"), "render": "always"}))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["data"]["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("page 2")
-    );
+    assert!(text(&body["data"]["markdown"]).contains("page 2"));
     let died = app
         .metric(r#"aurora_browser_session_restarts_total{reason="died_idle"}"#)
         .await
@@ -945,17 +886,11 @@ print(json.dumps({
     );
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
-        seen["shell"]
-            .as_str()
-            .unwrap()
-            .contains("fetched as JSON for page 4"),
+        text(&seen["shell"]).contains("fetched as JSON for page 4"),
         "{seen}"
     );
     for version in ["v1", "v2"] {
-        assert!(
-            seen[version].as_str().unwrap().contains("ultraviolet-42"),
-            "{seen}"
-        );
+        assert!(text(&seen[version]).contains("ultraviolet-42"), "{seen}");
         assert_eq!(seen[format!("{version}_png")], true, "{seen}");
         assert_eq!(seen[format!("{version}_action_png")], true, "{seen}");
     }

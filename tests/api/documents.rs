@@ -18,14 +18,12 @@ fn flat(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-async fn scrape(app: &TestApp, body: Value) -> (u16, Value) {
-    app.post_json(Port::Crawler, "/v1/scrape", body).await
-}
-
 #[tokio::test]
 async fn a_pdf_url_scrapes_to_markdown_with_its_metadata() {
     let (app, site) = (spawn_app().await, spawn_site().await);
-    let (status, body) = scrape(&app, json!({"url": site.url("/docs/guide.pdf")})).await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/docs/guide.pdf")}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let data = &body["data"];
     let markdown = flat(data["markdown"].as_str().expect("markdown"));
@@ -47,11 +45,9 @@ async fn a_pdf_url_scrapes_to_markdown_with_its_metadata() {
     assert_eq!(data["metadata"]["contentType"], "application/pdf", "{body}");
 
     // parsePDF: false → the file itself, base64, as Firecrawl documents.
-    let (status, body) = scrape(
-        &app,
-        json!({"url": site.url("/docs/guide.pdf"), "parsePDF": false}),
-    )
-    .await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/docs/guide.pdf"), "parsePDF": false}))
+        .await;
     assert_eq!(status, 200, "{body}");
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD
@@ -80,11 +76,11 @@ async fn a_pdf_url_scrapes_to_markdown_with_its_metadata() {
 async fn office_files_and_books_scrape_with_headings_and_tables() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     for name in ["guide.docx", "guide.odt", "guide.epub"] {
-        let (status, body) = scrape(
-            &app,
-            json!({"url": site.url(&format!("/docs/{name}")), "formats": ["markdown", "html"]}),
-        )
-        .await;
+        let (status, body) = app
+            .scrape(
+                json!({"url": site.url(&format!("/docs/{name}")), "formats": ["markdown", "html"]}),
+            )
+            .await;
         assert_eq!(status, 200, "{name}: {body}");
         let markdown = body["data"]["markdown"].as_str().expect("markdown");
         assert!(
@@ -109,7 +105,9 @@ async fn office_files_and_books_scrape_with_headings_and_tables() {
         );
     }
     // A presentation: one section per slide, each with its title.
-    let (status, body) = scrape(&app, json!({"url": site.url("/docs/slides.pptx")})).await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/docs/slides.pptx")}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["metadata"]["numPages"], 3, "{body}");
     let markdown = flat(body["data"]["markdown"].as_str().expect("markdown"));
@@ -124,11 +122,9 @@ async fn content_decides_what_a_file_is_not_its_content_type() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     // A PDF served as HTML, and as an octet stream, is still read as a PDF.
     for kind in ["text/html", "application/octet-stream"] {
-        let (status, body) = scrape(
-            &app,
-            json!({"url": site.url(&format!("/docs/guide.pdf?type={kind}"))}),
-        )
-        .await;
+        let (status, body) = app
+            .scrape(json!({"url": site.url(&format!("/docs/guide.pdf?type={kind}"))}))
+            .await;
         assert_eq!(status, 200, "{kind}: {body}");
         assert!(
             flat(body["data"]["markdown"].as_str().expect("markdown"))
@@ -152,14 +148,18 @@ async fn unreadable_documents_are_refused_with_their_reason() {
         ),
         ("speech.wav", "is audio or video"),
     ] {
-        let (status, body) = scrape(&app, json!({"url": site.url(&format!("/docs/{name}"))})).await;
+        let (status, body) = app
+            .scrape(json!({"url": site.url(&format!("/docs/{name}"))}))
+            .await;
         assert_eq!(status, 422, "{name}: {body}");
         assert_eq!(body["success"], false, "{name}: {body}");
         let error = body["error"].as_str().expect("error");
         assert!(error.contains(reason), "{name}: {error}");
     }
     // The process is healthy after all of it.
-    let (status, _) = scrape(&app, json!({"url": site.url("/docs/guide.docx")})).await;
+    let (status, _) = app
+        .scrape(json!({"url": site.url("/docs/guide.docx")}))
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -661,7 +661,9 @@ async fn recordings_are_transcribed_by_an_openai_compatible_server_and_cited_by_
     assert_eq!(citation["link"], "upload:lecture.wav#t=83", "{body}");
 
     // A recording by URL is scraped to its transcript.
-    let (status, body) = scrape(&app, json!({"url": site.url("/docs/speech.wav")})).await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/docs/speech.wav")}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body["data"]["markdown"]
@@ -969,7 +971,9 @@ async fn the_local_engine_transcribes_a_long_recording_piece_by_piece() {
         .await,
         spawn_site().await,
     );
-    let (status, body) = scrape(&app, json!({"url": site.url("/docs/speech-long.wav")})).await;
+    let (status, body) = app
+        .scrape(json!({"url": site.url("/docs/speech-long.wav")}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let markdown = body["data"]["markdown"]
         .as_str()

@@ -2,6 +2,7 @@
 //! replacing changed pages, filtering junk), hybrid search, persistence across restarts, and
 //! ChromaDB — including ChromaDB going away and coming back.
 
+use crate::common::text;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -97,21 +98,9 @@ async fn collections_have_a_lifecycle_over_http() {
         .post_json(Port::Core, "/v1/collections", json!({"name": "no spaces!"}))
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("invalid collection name")
-    );
+    assert!(text(&body["error"]["message"]).contains("invalid collection name"));
 
-    let list: Value = serde_json::from_str(
-        &app.get(Port::Core, "/v1/collections")
-            .await
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let list: Value = app.get_json(Port::Core, "/v1/collections").await;
     assert_eq!(
         list["collections"],
         json!([{"name": "handbook", "embedder": "minilm-l6-v2-int8", "dimension": 384, "chunks": 0}])
@@ -243,14 +232,7 @@ async fn reingesting_is_idempotent_and_changed_pages_replace_their_chunks() {
         (third["ingested"].as_u64(), third["chunks"].as_u64()),
         (Some(1), Some(1))
     );
-    let list: Value = serde_json::from_str(
-        &app.get(Port::Core, "/v1/collections")
-            .await
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let list: Value = app.get_json(Port::Core, "/v1/collections").await;
     assert_eq!(
         list["collections"][0]["chunks"], 1,
         "no orphans of the longer old version"
@@ -268,12 +250,7 @@ async fn reingesting_is_idempotent_and_changed_pages_replace_their_chunks() {
         json!({"query": "REDFOX codename", "collection": "docs"}),
     )
     .await;
-    assert!(
-        results["hits"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("REDFOX")
-    );
+    assert!(text(&results["hits"][0]["text"]).contains("REDFOX"));
 }
 
 #[tokio::test]

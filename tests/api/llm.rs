@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::common::llm_server::{KEY, LlmServer, Reply, spawn_llm};
-use crate::common::{Port, TestApp, spawn_app_with};
+use crate::common::llm_server::{LlmServer, Reply, app_answering_with, spawn_llm};
+use crate::common::{Port, TestApp};
 use crate::knowledge::{ROOT, corpus, ingest_ok};
 
 /// Cites source 1, and a source 7 that is never given.
@@ -14,14 +14,7 @@ const ANSWER: &str =
     "Cats sleep between twelve and sixteen hours a day [1]. Kittens sleep more [7].";
 
 async fn app_over(llm: &LlmServer) -> TestApp {
-    let base = llm.openai_base();
-    let app = spawn_app_with(move |s| {
-        s.generator.provider = aurora::settings::GeneratorProvider::Openai;
-        s.generator.openai.base_url = base;
-        s.generator.openai.model = "fake-model".into();
-        s.generator.openai.api_key = KEY.into();
-    })
-    .await;
+    let app = app_answering_with(llm).await;
     ingest_ok(&app, "docs", corpus()).await;
     app
 }

@@ -44,13 +44,7 @@ async fn every_response_carries_a_request_id() {
 async fn metrics_pass_promtool() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     // Some traffic first, so counters and histograms have series.
-    let (status, _) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article")}),
-        )
-        .await;
+    let (status, _) = app.scrape(json!({"url": site.url("/article")})).await;
     assert_eq!(status, 200);
     app.post_raw(Port::Core, "/v1/scrape", "{").await;
     app.get(Port::Core, "/nope").await;

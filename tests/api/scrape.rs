@@ -1,5 +1,6 @@
 //! Scraping real pages served on localhost, through both ports.
 
+use crate::common::text;
 use serde_json::json;
 
 use crate::common::site::spawn_site;
@@ -10,9 +11,7 @@ use crate::common::{Port, spawn_app, spawn_app_with};
 async fn firecrawl_scrape_keeps_main_content_and_fills_metadata() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
+        .scrape(
             json!({"url": site.url("/article"), "formats": ["markdown", "links", "html", "rawHtml"],
                    "origin": "python-sdk@4.47.1", "integration": "test"}),
         )
@@ -68,7 +67,7 @@ async fn firecrawl_scrape_keeps_main_content_and_fills_metadata() {
         html.contains("<h1>The northern lights</h1>") && !html.contains("<nav>"),
         "{html}"
     );
-    assert!(data["rawHtml"].as_str().unwrap().contains("<nav>"));
+    assert!(text(&data["rawHtml"]).contains("<nav>"));
 
     let meta = &data["metadata"];
     assert_eq!(meta["title"], "Aurora test article");
@@ -97,13 +96,8 @@ async fn core_scrape_answers_in_snake_case() {
     assert_eq!(body["status_code"], 200);
     assert_eq!(body["title"], "Aurora test article");
     assert_eq!(body["source_url"], site.url("/article"));
-    assert!(
-        body["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("charged particles")
-    );
-    assert!(body["raw_html"].as_str().unwrap().contains("<footer>"));
+    assert!(text(&body["markdown"]).contains("charged particles"));
+    assert!(text(&body["raw_html"]).contains("<footer>"));
     assert!(body.get("links").is_none(), "not asked for");
     assert_eq!(body["meta"]["og:title"], "Northern lights");
     assert!(body["fetched_at"].as_str().unwrap().ends_with('Z'));
@@ -112,30 +106,15 @@ async fn core_scrape_answers_in_snake_case() {
 #[tokio::test]
 async fn redirects_are_followed_and_loops_stopped() {
     let (app, site) = (spawn_app().await, spawn_site().await);
-    let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/redirect")}),
-        )
-        .await;
+    let (status, body) = app.scrape(json!({"url": site.url("/redirect")})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["metadata"]["sourceURL"], site.url("/redirect"));
     assert_eq!(body["data"]["metadata"]["url"], site.url("/article"));
 
-    let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/loop/a")}),
-        )
-        .await;
+    let (status, body) = app.scrape(json!({"url": site.url("/loop/a")})).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["success"], false);
-    assert!(
-        body["error"].as_str().unwrap().contains("redirect loop"),
-        "{body}"
-    );
+    assert!(text(&body["error"]).contains("redirect loop"), "{body}");
 
     let (status, body) = app
         .post_json(
@@ -146,10 +125,7 @@ async fn redirects_are_followed_and_loops_stopped() {
         .await;
     assert_eq!(status, 502, "{body}");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("too many redirects"),
+        text(&body["error"]["message"]).contains("too many redirects"),
         "{body}"
     );
 }
@@ -157,36 +133,21 @@ async fn redirects_are_followed_and_loops_stopped() {
 #[tokio::test]
 async fn a_404_is_a_page_with_its_status() {
     let (app, site) = (spawn_app().await, spawn_site().await);
-    let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/missing")}),
-        )
-        .await;
+    let (status, body) = app.scrape(json!({"url": site.url("/missing")})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true);
     assert_eq!(body["data"]["metadata"]["statusCode"], 404);
-    assert!(
-        body["data"]["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("Page not found")
-    );
+    assert!(text(&body["data"]["markdown"]).contains("Page not found"));
 }
 
 #[tokio::test]
 async fn a_slow_page_times_out_with_504() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/slow/5000"), "timeout": 300}),
-        )
+        .scrape(json!({"url": site.url("/slow/5000"), "timeout": 300}))
         .await;
     assert_eq!(status, 504, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("300 ms"), "{body}");
+    assert!(text(&body["error"]).contains("300 ms"), "{body}");
 }
 
 #[tokio::test]
@@ -207,10 +168,7 @@ async fn a_page_over_the_cap_is_cut_cleanly() {
     assert!(!md.contains("THE-END-MARKER"));
     assert!(md.len() < 64 * 1024);
     assert!(
-        body["warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("cut after 65536 bytes"),
+        text(&body["warnings"][0]).contains("cut after 65536 bytes"),
         "{body}"
     );
 }
@@ -218,34 +176,16 @@ async fn a_page_over_the_cap_is_cut_cleanly() {
 #[tokio::test]
 async fn latin1_pages_are_decoded() {
     let (app, site) = (spawn_app().await, spawn_site().await);
-    let (_, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/latin1")}),
-        )
-        .await;
+    let (_, body) = app.scrape(json!({"url": site.url("/latin1")})).await;
     assert_eq!(body["data"]["markdown"], "Café crème, naïve façade ©");
-    let (_, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/latin1-meta")}),
-        )
-        .await;
+    let (_, body) = app.scrape(json!({"url": site.url("/latin1-meta")})).await;
     assert_eq!(body["data"]["markdown"], "Grüße aus Köln");
 }
 
 #[tokio::test]
 async fn compressed_pages_are_decompressed() {
     let (app, site) = (spawn_app().await, spawn_site().await);
-    let (_, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/gzip")}),
-        )
-        .await;
+    let (_, body) = app.scrape(json!({"url": site.url("/gzip")})).await;
     assert_eq!(
         body["data"]["markdown"], "Compressed content arrives intact.",
         "{body}"
@@ -255,19 +195,10 @@ async fn compressed_pages_are_decompressed() {
 #[tokio::test]
 async fn a_damaged_document_is_refused_clearly() {
     let (app, site) = (spawn_app().await, spawn_site().await);
-    let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/file.pdf")}),
-        )
-        .await;
+    let (status, body) = app.scrape(json!({"url": site.url("/file.pdf")})).await;
     assert_eq!(status, 422, "{body}");
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("the file is damaged or not a valid PDF"),
+        text(&body["error"]).contains("the file is damaged or not a valid PDF"),
         "{body}"
     );
 }
@@ -282,15 +213,10 @@ async fn ssrf_guard_refuses_private_targets() {
         // Checked again on every redirect hop.
         site.url(&format!("/redirect-to?url={}", trap.url("/admin"))),
     ] {
-        let (status, body) = app
-            .post_json(Port::Crawler, "/v1/scrape", json!({"url": url}))
-            .await;
+        let (status, body) = app.scrape(json!({"url": url})).await;
         assert_eq!(status, 403, "{url}: {body}");
         assert!(
-            body["error"]
-                .as_str()
-                .unwrap()
-                .contains("127.0.0.2 is a loopback address"),
+            text(&body["error"]).contains("127.0.0.2 is a loopback address"),
             "{url}: {body}"
         );
     }
@@ -306,10 +232,7 @@ async fn ssrf_guard_refuses_private_targets() {
         assert_eq!(status, 403, "{url}: {body}");
         assert_eq!(body["error"]["code"], "target_forbidden");
         assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("loopback"),
+            text(&body["error"]["message"]).contains("loopback"),
             "{body}"
         );
     }
@@ -320,12 +243,8 @@ async fn request_headers_reach_the_target_but_not_other_origins() {
     let (app, site, other) = (spawn_app().await, spawn_site().await, spawn_site().await);
     let headers = json!({"Authorization": "Bearer s3cret", "X-Custom": "yes"});
     let (_, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/headers"), "headers": headers,
-                   "location": {"country": "US", "languages": ["de-DE", "en"]}}),
-        )
+        .scrape(json!({"url": site.url("/headers"), "headers": headers,
+                   "location": {"country": "US", "languages": ["de-DE", "en"]}}))
         .await;
     let md = body["data"]["markdown"].as_str().unwrap();
     assert!(
@@ -336,13 +255,7 @@ async fn request_headers_reach_the_target_but_not_other_origins() {
     assert!(md.contains("accept-language=de-DE, en"), "{md}");
 
     let hop = site.url(&format!("/redirect-to?url={}", other.url("/headers")));
-    let (_, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": hop, "headers": headers}),
-        )
-        .await;
+    let (_, body) = app.scrape(json!({"url": hop, "headers": headers})).await;
     let md = body["data"]["markdown"].as_str().unwrap();
     assert!(md.contains("x-custom=yes"), "{md}");
     assert!(
@@ -354,13 +267,7 @@ async fn request_headers_reach_the_target_but_not_other_origins() {
 #[tokio::test]
 async fn include_and_exclude_tags() {
     let (app, site) = (spawn_app().await, spawn_site().await);
-    let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article"), "includeTags": ["main"], "excludeTags": ["table", "pre"]}),
-        )
-        .await;
+    let (status, body) = app.scrape(json!({"url": site.url("/article"), "includeTags": ["main"], "excludeTags": ["table", "pre"]})).await;
     assert_eq!(status, 200, "{body}");
     let md = body["data"]["markdown"].as_str().unwrap();
     assert!(
@@ -369,11 +276,7 @@ async fn include_and_exclude_tags() {
     );
 
     let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article"), "onlyMainContent": false}),
-        )
+        .scrape(json!({"url": site.url("/article"), "onlyMainContent": false}))
         .await;
     assert_eq!(status, 200);
     let md = body["data"]["markdown"].as_str().unwrap();
@@ -384,62 +287,35 @@ async fn include_and_exclude_tags() {
     assert!(!md.contains("script text"), "{md}");
 
     let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article"), "includeTags": ["p:::nope"]}),
-        )
+        .scrape(json!({"url": site.url("/article"), "includeTags": ["p:::nope"]}))
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid CSS selector `p:::nope`")
-    );
+    assert!(text(&body["error"]).contains("invalid CSS selector `p:::nope`"));
 }
 
 #[tokio::test]
 async fn browser_features_without_a_browser_are_a_clear_error() {
     let (app, site) = (spawn_app().await, spawn_site().await);
     let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article"), "waitFor": 1000}),
-        )
+        .scrape(json!({"url": site.url("/article"), "waitFor": 1000}))
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("`waitFor` needs a browser, and Aurora runs without one"),
+        text(&body["error"]).contains("`waitFor` needs a browser, and Aurora runs without one"),
         "{body}"
     );
     // `render: never` says no browser, so a browser-only feature contradicts the request.
     let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article"), "mobile": true, "render": "never"}),
-        )
+        .scrape(json!({"url": site.url("/article"), "mobile": true, "render": "never"}))
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("`mobile` needs the browser"),
+        text(&body["error"]).contains("`mobile` needs the browser"),
         "{body}"
     );
     // Plain scrapes are untouched.
     let (status, body) = app
-        .post_json(
-            Port::Crawler,
-            "/v1/scrape",
-            json!({"url": site.url("/article"), "render": "auto"}),
-        )
+        .scrape(json!({"url": site.url("/article"), "render": "auto"}))
         .await;
     assert_eq!(status, 200, "{body}");
 }
@@ -461,10 +337,7 @@ async fn unreachable_targets_are_502_with_the_cause() {
         .await;
     assert_eq!(status, 502, "{body}");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Connection refused"),
+        text(&body["error"]["message"]).contains("Connection refused"),
         "{body}"
     );
 }

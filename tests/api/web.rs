@@ -556,19 +556,12 @@ async fn a_user_signs_in_builds_a_collection_crawls_and_asks_for_a_streamed_cite
 
 #[tokio::test]
 async fn a_model_s_answer_streams_into_the_page_piece_by_piece() {
-    use crate::common::llm_server::{KEY, spawn_llm};
+    use crate::common::llm_server::{app_answering_with, spawn_llm};
     let llm = spawn_llm(
         "The lighthouse on Gull Island is painted ultramarine blue [1]. It dates from 1871 [1].",
     )
     .await;
-    let base = llm.openai_base();
-    let app = spawn_app_with(move |s| {
-        s.generator.provider = aurora::settings::GeneratorProvider::Openai;
-        s.generator.openai.base_url = base;
-        s.generator.openai.model = "fake-model".into();
-        s.generator.openai.api_key = KEY.into();
-    })
-    .await;
+    let app = app_answering_with(&llm).await;
     let core = app.core.clone();
     let island = spawn_island(core.clone()).await;
     let (status, body) = app

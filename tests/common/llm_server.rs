@@ -323,3 +323,15 @@ pub async fn spawn_llm(answer: &'static str) -> LlmServer {
         _stop: stop,
     }
 }
+
+/// An app whose answers come from `llm` (its OpenAI-compatible side).
+pub async fn app_answering_with(llm: &LlmServer) -> super::TestApp {
+    let base = llm.openai_base();
+    super::spawn_app_with(move |s| {
+        s.generator.provider = aurora::settings::GeneratorProvider::Openai;
+        s.generator.openai.base_url = base;
+        s.generator.openai.model = "fake-model".into();
+        s.generator.openai.api_key = KEY.into();
+    })
+    .await
+}

@@ -29,6 +29,13 @@ pub enum Port {
     Crawler,
 }
 
+/// A JSON string's text; a test fails plainly when the value is not a string.
+pub fn text(value: &serde_json::Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value}"))
+}
+
 pub struct TestApp {
     /// The app's own data folder (embedded stores), removed with it.
     pub data: std::sync::Arc<tempfile::TempDir>,
@@ -149,6 +156,17 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Firecrawl's `POST /v1/scrape` on the crawler port: (status, JSON answer).
+    pub async fn scrape(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.post_json(Port::Crawler, "/v1/scrape", body).await
+    }
+
+    /// GETs `path` and reads its JSON answer (any status).
+    pub async fn get_json(&self, port: Port, path: &str) -> serde_json::Value {
+        let text = self.get(port, path).await.text().await.expect("body");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
     }
 
     /// POSTs `body` verbatim (it may be malformed on purpose) as JSON.

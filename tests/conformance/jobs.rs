@@ -59,7 +59,20 @@ async fn job(queue: &dyn JobQueue, keys: &[&str], limit: u64) -> String {
 }
 
 async fn lease(queue: &dyn JobQueue, id: &str, consumer: &str, max: usize) -> Vec<LeasedItem> {
-    match queue.lease(id, consumer, max, LEASE).await.unwrap() {
+    lease_for(queue, id, consumer, max, LEASE).await
+}
+
+/// A lease short enough to run out within a test.
+const SHORT: Duration = Duration::from_millis(100);
+
+async fn lease_for(
+    queue: &dyn JobQueue,
+    id: &str,
+    consumer: &str,
+    max: usize,
+    lease: Duration,
+) -> Vec<LeasedItem> {
+    match queue.lease(id, consumer, max, lease).await.unwrap() {
         Leased::Items { items, .. } => items,
         other => panic!("expected items, got {other:?}"),
     }
@@ -127,13 +140,9 @@ async fn leases_hand_out_items_in_order_once(queue: Arc<dyn JobQueue>) {
 both!(an_expired_lease_is_reclaimed_and_the_old_holder_loses_it);
 async fn an_expired_lease_is_reclaimed_and_the_old_holder_loses_it(queue: Arc<dyn JobQueue>) {
     let id = job(queue.as_ref(), &["a", "b"], 10).await;
-    let short = Duration::from_millis(100);
-    let Leased::Items { items: dead, .. } = queue.lease(&id, "dead", 1, short).await.unwrap()
-    else {
-        panic!("items");
-    };
+    let dead = lease_for(queue.as_ref(), &id, "dead", 1, SHORT).await;
     let renewed = queue
-        .renew(&id, std::slice::from_ref(&dead[0].lease), short)
+        .renew(&id, std::slice::from_ref(&dead[0].lease), SHORT)
         .await
         .unwrap();
     assert_eq!(renewed.held, [true]);
@@ -167,11 +176,7 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_loses_it(queue: Arc<dy
 both!(a_redelivered_item_is_recorded_once);
 async fn a_redelivered_item_is_recorded_once(queue: Arc<dyn JobQueue>) {
     let id = job(queue.as_ref(), &["a", "b"], 10).await;
-    let short = Duration::from_millis(100);
-    let Leased::Items { items: slow, .. } = queue.lease(&id, "slow", 1, short).await.unwrap()
-    else {
-        panic!("items");
-    };
+    let slow = lease_for(queue.as_ref(), &id, "slow", 1, SHORT).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     let fast = lease(queue.as_ref(), &id, "fast", 1).await;
     assert_eq!(fast.len(), 1, "redelivered");
@@ -215,11 +220,7 @@ async fn a_reclaimed_item_recorded_by_its_first_holder_is_not_handed_out_again(
     queue: Arc<dyn JobQueue>,
 ) {
     let id = job(queue.as_ref(), &["a", "b"], 10).await;
-    let short = Duration::from_millis(100);
-    let Leased::Items { items: slow, .. } = queue.lease(&id, "slow", 1, short).await.unwrap()
-    else {
-        panic!("items");
-    };
+    let slow = lease_for(queue.as_ref(), &id, "slow", 1, SHORT).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     // The next lease reclaims "a" into the queue but takes only one item: "a" again.
     let other = lease(queue.as_ref(), &id, "other", 1).await;
