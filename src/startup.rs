@@ -493,6 +493,7 @@ impl Application {
                 answer_default_k: settings.answer.default_k,
                 answer_max_k: settings.answer.max_k,
                 max_question_chars: settings.answer.max_question_chars,
+                min_password_chars: settings.auth.min_password_chars,
                 default_collection: settings.answer.default_collection.clone(),
                 cookie_max_age: settings.auth.refresh_ttl_secs,
                 auth_enabled: settings.auth.enabled,

@@ -60,6 +60,15 @@ pub use types::{
 /// What an API key starts with, so a bearer credential says which kind it is.
 pub const API_KEY_PREFIX: &str = "aur_";
 
+/// An API key's name, in characters at most.
+pub const API_KEY_NAME_MAX_CHARS: usize = 100;
+
+/// A password's length in characters at most (the least is `auth.min_password_chars`).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Usernames as [`normalize_username`] takes them (it also trims and lower-cases).
+pub const USERNAME_PATTERN: &str = r"^[A-Za-z0-9._@-]{1,64}$";
+
 /// Keys an embedded state store must keep on disk (accounts outlive a restart; caches do not).
 pub const DURABLE_PREFIXES: [&str; 4] = ["auth:user", "auth:key", "auth:session", "auth:secret"];
 

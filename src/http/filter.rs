@@ -10,9 +10,45 @@
 //! (numbers). Operators: `$eq $ne $in $nin` on any field, `$gt $gte $lt $lte` on numbers.
 
 use aurora_actors::ports::{Condition, Field, Filter, FilterValue};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::error::ApiError;
+
+/// This language as a JSON Schema (`Filter`), for the OpenAPI documents; kept beside the parser
+/// so the two change together.
+pub fn schema() -> Value {
+    let text_ops = json!({
+        "$eq": {"type": "string"}, "$ne": {"type": "string"},
+        "$in": {"type": "array", "items": {"type": "string"}},
+        "$nin": {"type": "array", "items": {"type": "string"}},
+    });
+    let number_ops = json!({
+        "$eq": {"type": "integer"}, "$ne": {"type": "integer"},
+        "$in": {"type": "array", "items": {"type": "integer"}},
+        "$nin": {"type": "array", "items": {"type": "integer"}},
+        "$gt": {"type": "integer"}, "$gte": {"type": "integer"},
+        "$lt": {"type": "integer"}, "$lte": {"type": "integer"},
+    });
+    let condition = |scalar: &str, ops: &Value| {
+        json!({"oneOf": [
+            {"type": scalar},
+            {"type": "object", "properties": ops, "additionalProperties": false, "minProperties": 1},
+        ]})
+    };
+    let mut properties = serde_json::Map::new();
+    for field in Field::ALL {
+        let rule = match field.is_numeric() {
+            true => condition("integer", &number_ops),
+            false => condition("string", &text_ops),
+        };
+        properties.insert(field.key().to_string(), rule);
+    }
+    properties.insert(
+        "$and".to_string(),
+        json!({"type": "array", "items": {"$ref": "#/components/schemas/Filter"}}),
+    );
+    json!({"type": "object", "properties": properties, "additionalProperties": false})
+}
 
 pub fn parse(value: &Value) -> Result<Filter, ApiError> {
     let mut filter = Filter::default();

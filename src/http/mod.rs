@@ -8,6 +8,7 @@ pub mod error;
 pub mod filter;
 pub mod gate;
 pub mod json;
+pub mod openapi;
 pub mod scrape_input;
 pub mod server;
 pub mod system;
@@ -54,6 +55,8 @@ pub struct Limits {
     pub answer_default_k: usize,
     pub answer_max_k: usize,
     pub max_question_chars: usize,
+    /// A password's length in characters at least (`auth.min_password_chars`).
+    pub min_password_chars: usize,
     /// The collection the chat model `aurora` answers from.
     pub default_collection: String,
     /// Whether callers sign in (`auth.enabled`); off, the login page goes straight on.

@@ -176,8 +176,33 @@ pub fn timestamp(at: SystemTime) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Limits for unit tests: small, distinct numbers.
+    pub(crate) fn limits() -> Limits {
+        Limits {
+            body_bytes: 1,
+            ingest_body_bytes: 1,
+            upload_bytes: 1,
+            max_file_bytes: 1,
+            max_documents: 1,
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(60),
+            default_k: 10,
+            max_k: 100,
+            crawl_max_limit: 10,
+            crawl_default_ingest: None,
+            crawl_page_bytes: 1,
+            answer_default_k: 5,
+            answer_max_k: 20,
+            max_question_chars: 100,
+            min_password_chars: 12,
+            default_collection: "default".into(),
+            cookie_max_age: 3600,
+            auth_enabled: true,
+        }
+    }
 
     #[test]
     fn accepts_absolute_and_bare_host_urls() {
@@ -212,26 +237,7 @@ mod tests {
 
     #[test]
     fn timeouts_are_bounded() {
-        let limits = Limits {
-            body_bytes: 1,
-            ingest_body_bytes: 1,
-            upload_bytes: 1,
-            max_file_bytes: 1,
-            max_documents: 1,
-            default_timeout: Duration::from_secs(30),
-            max_timeout: Duration::from_secs(60),
-            default_k: 10,
-            max_k: 100,
-            crawl_max_limit: 10,
-            crawl_default_ingest: None,
-            crawl_page_bytes: 1,
-            answer_default_k: 5,
-            answer_max_k: 20,
-            max_question_chars: 100,
-            default_collection: "default".into(),
-            cookie_max_age: 3600,
-            auth_enabled: true,
-        };
+        let limits = limits();
         assert_eq!(
             timeout(None, "timeout", &limits).unwrap(),
             Duration::from_secs(30)

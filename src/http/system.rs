@@ -85,17 +85,10 @@ pub async fn metrics(state: AppState) -> Result<Response, Rejection> {
     .into_response())
 }
 
-/// A port's OpenAPI document as served at `/openapi.json`.
-pub fn openapi_json(document: utoipa::openapi::OpenApi) -> String {
-    document
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-}
-
 /// The system routes, with `openapi` as this port's document.
 pub fn routes(
     state: AppState,
-    openapi: &'static str,
+    openapi: String,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let health = warp::path!("health").and(warp::get()).and_then(health);
     let ready = warp::path!("ready")
@@ -106,8 +99,11 @@ pub fn routes(
         .and(warp::get())
         .and(with_state(state))
         .and_then(metrics);
+    // Built once per listener; each request shares it.
+    let openapi: std::sync::Arc<str> = openapi.into();
     let openapi = warp::path!("openapi.json").and(warp::get()).map(move || {
-        warp::reply::with_header(openapi, "content-type", "application/json").into_response()
+        warp::reply::with_header(openapi.to_string(), "content-type", "application/json")
+            .into_response()
     });
     health
         .or(ready)

@@ -195,8 +195,17 @@ pub enum StoreError {
 }
 
 /// Checks a collection name against the rules every backend accepts.
+/// Collection names, as ChromaDB takes them: [`COLLECTION_NAME_MIN`]–[`COLLECTION_NAME_MAX`]
+/// letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit, no `..`.
+pub const COLLECTION_NAME_MIN: usize = 3;
+pub const COLLECTION_NAME_MAX: usize = 63;
+/// The same rule (less the length) as a regular expression, for the OpenAPI documents; a test
+/// holds it to [`validate_collection_name`].
+pub const COLLECTION_NAME_PATTERN: &str =
+    r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?[A-Za-z0-9])?$";
+
 pub fn validate_collection_name(name: &str) -> Result<(), StoreError> {
-    let ok = (3..=63).contains(&name.len())
+    let ok = (COLLECTION_NAME_MIN..=COLLECTION_NAME_MAX).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -342,4 +351,32 @@ pub async fn with_chunks<S: VectorStore + ?Sized>(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name of up to six characters over an alphabet with each kind of character: the
+    /// pattern and the function agree on all of them.
+    #[test]
+    fn the_name_pattern_says_what_the_check_does() {
+        let pattern = regex::Regex::new(COLLECTION_NAME_PATTERN).expect("pattern");
+        let alphabet = ['a', 'Z', '7', '.', '-', '_', '!'];
+        let (mut names, mut all) = (vec![String::new()], Vec::new());
+        for _ in 0..6 {
+            names = names
+                .iter()
+                .flat_map(|n| alphabet.iter().map(move |c| format!("{n}{c}")))
+                .collect();
+            all.extend(names.iter().cloned());
+        }
+        for name in all.iter().filter(|n| n.len() >= COLLECTION_NAME_MIN) {
+            assert_eq!(
+                pattern.is_match(name),
+                validate_collection_name(name).is_ok(),
+                "`{name}`"
+            );
+        }
+    }
 }

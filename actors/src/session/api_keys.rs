@@ -19,7 +19,7 @@ impl Accounts {
         by: &Principal,
     ) -> Result<NewKeyInfo, AuthError> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
+        if name.is_empty() || name.chars().count() > super::API_KEY_NAME_MAX_CHARS {
             return Err(AuthError::Invalid(
                 "an API key needs a name of 1–100 characters".into(),
             ));

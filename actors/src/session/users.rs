@@ -9,10 +9,11 @@ use super::types::*;
 impl Accounts {
     fn check_password(&self, password: &Secret) -> Result<(), AuthError> {
         let chars = password.0.chars().count();
-        if chars < self.config.min_password_chars || chars > 1024 {
+        if chars < self.config.min_password_chars || chars > super::MAX_PASSWORD_CHARS {
             return Err(AuthError::Invalid(format!(
-                "a password has {} to 1024 characters",
-                self.config.min_password_chars
+                "a password has {} to {} characters",
+                self.config.min_password_chars,
+                super::MAX_PASSWORD_CHARS
             )));
         }
         Ok(())

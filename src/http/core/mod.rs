@@ -9,7 +9,6 @@ pub mod scrape;
 pub mod search;
 
 use std::convert::Infallible;
-use std::sync::LazyLock;
 
 use utoipa::OpenApi;
 use warp::reply::Response;
@@ -121,11 +120,21 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-static OPENAPI: LazyLock<String> = LazyLock::new(|| system::openapi_json(CoreApi::openapi()));
+/// This port's OpenAPI document, with the limits `state` enforces.
+fn document(state: &AppState) -> String {
+    let (document, missing) = super::openapi::core(&CoreApi::openapi(), &state.limits).finish();
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "OpenAPI constraints without a property to hold them"
+        );
+    }
+    document
+}
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     super::any_of(vec![
-        system::routes(state.clone(), OPENAPI.as_str()).boxed(),
+        system::routes(state.clone(), document(&state)).boxed(),
         auth::routes(state.clone()).boxed(),
         scrape::route(state.clone()).boxed(),
         collections::routes(state.clone()).boxed(),

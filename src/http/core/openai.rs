@@ -26,7 +26,15 @@ use crate::http::error::{ApiError, CoreErrorBody};
 use crate::http::{AppState, json, with_state};
 
 /// Messages in one request at most.
-const MAX_MESSAGES: usize = 100;
+pub(crate) const MAX_MESSAGES: usize = 100;
+
+/// The roles a message may have.
+pub(crate) const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
+
+/// `aurora` or `aurora:{collection}` (the collection part as `COLLECTION_NAME_PATTERN`, less its
+/// length, which the handler checks).
+pub(crate) const MODEL_PATTERN: &str =
+    r"^aurora(?::[A-Za-z0-9](?:[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?[A-Za-z0-9])?)?$";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -161,10 +169,7 @@ fn to_request(state: &AppState, body: &ChatRequest) -> Result<AnswerRequest, Api
     }
     let mut users = Vec::new();
     for (i, message) in body.messages.iter().enumerate() {
-        if !matches!(
-            message.role.as_str(),
-            "system" | "developer" | "user" | "assistant" | "tool"
-        ) {
+        if !ROLES.contains(&message.role.as_str()) {
             return Err(invalid(format!(
                 "`messages[{i}].role` `{}` is not a chat role",
                 message.role

@@ -27,7 +27,7 @@ use crate::http::gate::principal;
 use crate::http::{AppState, Limits, filter, json, scrape_input, with_state};
 
 /// Pages one deep dive may scrape.
-const MAX_URLS: usize = 10;
+pub(crate) const MAX_URLS: usize = 10;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +59,7 @@ pub struct QueryBody {
 }
 
 /// Earlier questions a query may carry.
-const MAX_HISTORY: usize = 20;
+pub(crate) const MAX_HISTORY: usize = 20;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueryAnswer {

@@ -12,7 +12,7 @@ use crate::http::error::{ApiError, CoreErrorBody};
 use crate::http::{AppState, filter, json, with_state};
 
 /// Longest query accepted, in characters.
-const MAX_QUERY_CHARS: usize = 4000;
+pub(crate) const MAX_QUERY_CHARS: usize = 4000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SearchBody {

@@ -16,14 +16,16 @@ use super::firecrawl_v1::ScrapeRequest;
 use crate::http::error::{ApiError, FirecrawlErrorBody};
 use crate::http::{AppState, json, scrape_input, with_state};
 
-/// Firecrawl's `POST /v1/batch/scrape`: `urls` plus the scrape request's options.
+/// Firecrawl's `POST /v1/batch/scrape`: `urls` plus the scrape request's options, at the top
+/// level.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the body; parsed in two parts (see `BatchRequest::parse`)
 pub struct BatchRequest {
     pub urls: Vec<String>,
     /// Leave out invalid or refused URLs (listed in `invalidURLs`) instead of failing.
     #[schema(rename = "ignoreInvalidURLs")]
-    pub ignore_invalid_urls: Option<bool>,
+    pub ignore_invalid_urls: bool,
+    #[schema(rename = "maxConcurrency")]
     pub max_concurrency: Option<i64>,
     /// Aurora: `{"collection": "…"}` to stream pages into a collection, `false` for none.
     #[schema(value_type = Option<Object>)]
@@ -32,9 +34,8 @@ pub struct BatchRequest {
     /// and `failed` as the job goes.
     #[schema(value_type = Option<Object>)]
     pub webhook: Option<Value>,
-    /// Every scrape option of `POST /v1/scrape` except `url`, at the top level.
-    #[schema(value_type = Object)]
-    pub scrape_options: Value,
+    // Every scrape option of `POST /v1/scrape` but `url` is also a key of this body; the
+    // document lists them (`http::openapi::crawler`).
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -265,6 +265,26 @@ struct WebhookObject {
     events: Option<Vec<String>>,
 }
 
+/// What [`webhook`] takes, as a JSON Schema for the OpenAPI documents.
+pub fn webhook_schema(url: serde_json::Value, headers: serde_json::Value) -> serde_json::Value {
+    let events: Vec<&str> = WebhookEvent::ALL.iter().map(|e| e.as_str()).collect();
+    serde_json::json!({"oneOf": [
+        {"type": "null"},
+        url.clone(),
+        {
+            "type": "object",
+            "properties": {
+                "url": url,
+                "headers": headers,
+                "metadata": {"type": "object"},
+                "events": {"type": ["array", "null"], "items": {"enum": events}},
+            },
+            "required": ["url"],
+            "additionalProperties": false,
+        },
+    ]})
+}
+
 pub fn webhook(value: Option<serde_json::Value>) -> Result<Option<Webhook>, ApiError> {
     let object = match value {
         None | Some(serde_json::Value::Null) => return Ok(None),

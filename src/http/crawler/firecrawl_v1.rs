@@ -227,22 +227,27 @@ impl ScrapeRequest {
     }
 }
 
+/// The `type`s of Firecrawl's browser actions.
+pub(crate) const ACTION_KINDS: [&str; 8] = [
+    "wait",
+    "click",
+    "write",
+    "press",
+    "scroll",
+    "screenshot",
+    "scrape",
+    "executeJavascript",
+];
+
+/// Actions in one request at most.
+pub(crate) const MAX_ACTIONS: usize = 50;
+
 /// Firecrawl's action objects → the engine's, with the index and the problem named on error.
 pub fn parse_actions(actions: Vec<serde_json::Value>) -> Result<Vec<Action>, ApiError> {
-    const KINDS: &[&str] = &[
-        "wait",
-        "click",
-        "write",
-        "press",
-        "scroll",
-        "screenshot",
-        "scrape",
-        "executeJavascript",
-    ];
-    if actions.len() > 50 {
-        return Err(ApiError::InvalidRequest(
-            "`actions` holds at most 50 actions".to_string(),
-        ));
+    if actions.len() > MAX_ACTIONS {
+        return Err(ApiError::InvalidRequest(format!(
+            "`actions` holds at most {MAX_ACTIONS} actions"
+        )));
     }
     actions
         .into_iter()
@@ -257,11 +262,11 @@ pub fn parse_actions(actions: Vec<serde_json::Value>) -> Result<Vec<Action>, Api
                     &format!("`actions[{i}]` of type `pdf`"),
                     "Aurora does not print pages",
                 )),
-                Some(kind) if KINDS.contains(&kind) => serde_json::from_value(action)
+                Some(kind) if ACTION_KINDS.contains(&kind) => serde_json::from_value(action)
                     .map_err(|e| ApiError::InvalidRequest(format!("`actions[{i}]` ({kind}): {e}"))),
                 Some(other) => Err(ApiError::InvalidRequest(format!(
                     "`actions[{i}]`: unknown type `{other}` (one of {})",
-                    KINDS.join(", ")
+                    ACTION_KINDS.join(", ")
                 ))),
                 None => Err(ApiError::InvalidRequest(format!(
                     "`actions[{i}]` needs a `type`"

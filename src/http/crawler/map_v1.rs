@@ -13,6 +13,8 @@ use warp::{Filter, Rejection, Reply};
 use crate::http::error::{ApiError, FirecrawlErrorBody};
 use crate::http::{AppState, Limits, json, scrape_input, with_state};
 
+/// Links one map returns at most.
+pub(crate) const MAX_LIMIT: i64 = 100_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MapRequest {
@@ -51,9 +53,9 @@ impl MapRequest {
     pub fn into_spec(self, limits: &Limits) -> Result<MapSpec, ApiError> {
         let url = scrape_input::target_url(&self.url)?;
         let limit = match self.limit.unwrap_or(5000) {
-            l if !(1..=100_000).contains(&l) => {
+            l if !(1..=MAX_LIMIT).contains(&l) => {
                 return Err(ApiError::InvalidRequest(format!(
-                    "`limit` must be between 1 and 100000, got {l}"
+                    "`limit` must be between 1 and {MAX_LIMIT}, got {l}"
                 )));
             }
             l => l as usize,

@@ -8,7 +8,6 @@ pub mod firecrawl_v2;
 pub mod map_v1;
 
 use std::convert::Infallible;
-use std::sync::LazyLock;
 
 use utoipa::OpenApi;
 use warp::reply::Response;
@@ -73,8 +72,22 @@ pub const ROUTES: &[Route] = &[
 )]
 pub struct CrawlerApi;
 
-static OPENAPI: LazyLock<String> =
-    LazyLock::new(|| system::openapi_json(with_v2(CrawlerApi::openapi())));
+/// The derived document, v2 routes included.
+pub fn api() -> utoipa::openapi::OpenApi {
+    with_v2(CrawlerApi::openapi())
+}
+
+/// This port's OpenAPI document, with the limits `state` enforces.
+fn document(state: &AppState) -> String {
+    let (document, missing) = super::openapi::crawler(&api(), &state.limits).finish();
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "OpenAPI constraints without a property to hold them"
+        );
+    }
+    document
+}
 
 /// v2 routes take v2 bodies (format objects, `sitemap` modes) and answer v1's shapes, except
 /// map links, which are objects: document them as the v1 operations they translate into.
@@ -103,7 +116,7 @@ fn with_v2(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     super::any_of(vec![
-        system::routes(state.clone(), OPENAPI.as_str()).boxed(),
+        system::routes(state.clone(), document(&state)).boxed(),
         firecrawl_v1::scrape_route(state.clone()).boxed(),
         crawl_v1::routes(state.clone()).boxed(),
         batch_v1::routes(state.clone()).boxed(),
