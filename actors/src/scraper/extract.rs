@@ -563,8 +563,9 @@ impl Builder<'_> {
         {
             return;
         }
-        // Icon-only anchors ("run", "copy", "§") would become `[](url)` noise.
-        if name == "a" && !has_visible_content(node) {
+        // Icon-only anchors ("run", "copy", "§") would become `[](url)` noise; a heading's
+        // permalink ("¶") would put a link into every heading path and embedded chunk.
+        if name == "a" && (!has_visible_content(node) || is_permalink(el, node)) {
             return;
         }
         if name == "img"
@@ -629,6 +630,20 @@ fn has_visible_content(node: NodeRef<'_, Node>) -> bool {
         Node::Element(el) => el.name() == "img",
         _ => false,
     })
+}
+
+/// A heading's permalink: a link to a fragment whose only text is a mark (`¶`, `#`, `§`, `🔗`),
+/// as Sphinx, MkDocs and GitHub render them.
+fn is_permalink(el: &Element, node: NodeRef<'_, Node>) -> bool {
+    let to_fragment = el.attr("href").is_some_and(|href| href.contains('#'));
+    let text: String = node
+        .descendants()
+        .filter_map(|n| match n.value() {
+            Node::Text(text) => Some(text.to_string()),
+            _ => None,
+        })
+        .collect();
+    to_fragment && matches!(text.trim(), "¶" | "#" | "§" | "🔗" | "∞" | "")
 }
 
 /// Site chrome rather than content. `in_article`: headers and footers inside an article or main
@@ -789,6 +804,21 @@ mod tests {
             Some("https://example.org/docs/page")
         );
         assert_eq!(e.meta["og:title"], vec!["OG title"]);
+    }
+
+    #[test]
+    fn heading_permalinks_are_dropped_and_plain_links_kept() {
+        let page = r##"<html><body><main>
+            <h2 id="theory">Theory<a class="headerlink" href="#theory" title="Permalink to this heading">¶</a></h2>
+            <h3 id="api"><a href="#api">#</a> API</h3>
+            <p>See <a href="#theory">the theory</a> and <a href="/x#y">elsewhere</a>.</p>
+            </main></body></html>"##;
+        let md = run(page, true).markdown;
+        assert!(md.contains("## Theory\n"), "{md}");
+        assert!(md.contains("### API"), "{md}");
+        assert!(!md.contains('¶') && !md.contains("Permalink"), "{md}");
+        assert!(md.contains("[the theory]("), "{md}");
+        assert!(md.contains("[elsewhere](https://example.org/x#y)"), "{md}");
     }
 
     #[test]
