@@ -17,11 +17,16 @@ use aurora::adapters::onnx_model::{OnnxConfig, OnnxMiniLm};
 use aurora::adapters::redis::RedisState;
 use aurora::adapters::static_model::StaticModel;
 use aurora_actors::ingest::quality::Rules;
-use aurora_actors::knowledge::{ContentType, Document, EmbedContext, Knowledge, KnowledgeConfig};
+use aurora_actors::knowledge::{
+    ContentType, Document, EmbedContext, Knowledge, KnowledgeConfig, PageRanking,
+};
 use aurora_actors::local::{EmbeddedStore, MemoryState};
 use aurora_actors::ports::{
-    ChunkRecord, CollectionSpec, EmbedKind, Embedder, Filter, NewChunk, StateStore, VectorStore,
+    ChunkRecord, CollectionSpec, EmbedKind, Embedder, Filter, GenerateRequest, Generator, NewChunk,
+    StateStore, VectorStore,
 };
+use aurora_actors::rag::extractive::{self, Extractive};
+use aurora_actors::rag::{self, AnswerConfig, AnswerRequest};
 use serde::Deserialize;
 
 const BASE: &str = "https://docs.python.org/3.11/";
@@ -29,11 +34,30 @@ const BASE: &str = "https://docs.python.org/3.11/";
 #[derive(Debug, Deserialize)]
 struct Question {
     question: String,
+    /// Accepted pages; empty for a question the corpus does not answer.
     answers: Vec<String>,
     kind: String,
 }
 
-/// One way of building and searching the knowledge base.
+/// A question set and the pages it is asked over.
+struct Set {
+    name: String,
+    questions: Vec<Question>,
+    pages: Pages,
+}
+
+/// One way of searching an index.
+#[derive(Debug, Clone)]
+struct Search {
+    label: &'static str,
+    dense: f32,
+    lexical: f32,
+    pages: PageRanking,
+    /// Also score the extractive answers of this search.
+    answers: bool,
+}
+
+/// One way of building the knowledge base, and the searches to score on it.
 #[derive(Debug, Clone)]
 struct Config {
     name: &'static str,
@@ -42,68 +66,88 @@ struct Config {
     chunk_size: usize,
     chunk_overlap: usize,
     context: EmbedContext,
-    /// (label, dense weight, lexical weight) of the searches to score on the same index.
-    searches: Vec<(&'static str, f32, f32)>,
+    searches: Vec<Search>,
+}
+
+const CHUNKS_ONLY: PageRanking = PageRanking {
+    evidence: 0.0,
+    same_page: 1.0,
+    evidence_chunks: 3,
+};
+
+fn search(label: &'static str, dense: f32, lexical: f32, pages: PageRanking) -> Search {
+    Search {
+        label,
+        dense,
+        lexical,
+        pages,
+        answers: false,
+    }
+}
+
+/// The searches every index is scored with: fusion weights, then pages as units.
+fn searches() -> Vec<Search> {
+    let pages = |evidence, same_page| PageRanking {
+        evidence,
+        same_page,
+        evidence_chunks: 3,
+    };
+    vec![
+        search("hybrid 1:1", 1.0, 1.0, CHUNKS_ONLY),
+        Search {
+            answers: true,
+            ..search("hybrid 1:0.5", 1.0, 0.5, CHUNKS_ONLY)
+        },
+        search("dense only", 1.0, 0.0, CHUNKS_ONLY),
+        search("bm25 only", 0.0, 1.0, CHUNKS_ONLY),
+        search("1:0.5 pages e0.3 d0.5", 1.0, 0.5, pages(0.3, 0.5)),
+        search("1:0.5 pages e0.5 d0.5", 1.0, 0.5, pages(0.5, 0.5)),
+        search("1:0.5 pages e0.3 d0.7", 1.0, 0.5, pages(0.3, 0.7)),
+        search("1:0.5 pages e0 d0.5", 1.0, 0.5, pages(0.0, 0.5)),
+        search("1:1 pages e0.3 d0.5", 1.0, 1.0, pages(0.3, 0.5)),
+    ]
 }
 
 fn configs() -> Vec<Config> {
-    let fusions = vec![
-        ("hybrid 1:1", 1.0, 1.0),
-        ("hybrid 1:0.5", 1.0, 0.5),
-        ("hybrid 0.5:1", 0.5, 1.0),
-        ("hybrid 0.25:1", 0.25, 1.0),
-        ("dense only", 1.0, 0.0),
-        ("bm25 only", 0.0, 1.0),
-    ];
+    let config = |name, fast, chunk_size, chunk_overlap, context| Config {
+        name,
+        fast,
+        chunk_size,
+        chunk_overlap,
+        context,
+        searches: searches(),
+    };
     vec![
-        Config {
-            name: "aurora-1000",
-            fast: false,
-            chunk_size: 1000,
-            chunk_overlap: 150,
-            context: EmbedContext::TitleAndHeading,
-            searches: fusions.clone(),
-        },
-        Config {
-            name: "aurora-1000-nocontext",
-            fast: false,
-            chunk_size: 1000,
-            chunk_overlap: 150,
-            context: EmbedContext::None,
-            searches: vec![("hybrid 1:1", 1.0, 1.0), ("dense only", 1.0, 0.0)],
-        },
-        Config {
-            name: "aurora-500",
-            fast: false,
-            chunk_size: 500,
-            chunk_overlap: 75,
-            context: EmbedContext::TitleAndHeading,
-            searches: fusions.clone(),
-        },
-        Config {
-            name: "aurora-1500",
-            fast: false,
-            chunk_size: 1500,
-            chunk_overlap: 200,
-            context: EmbedContext::TitleAndHeading,
-            searches: fusions.clone(),
-        },
-        Config {
-            name: "static-1000",
-            fast: true,
-            chunk_size: 1000,
-            chunk_overlap: 150,
-            context: EmbedContext::TitleAndHeading,
-            searches: fusions.clone(),
-        },
-        Config {
-            name: "static-500",
-            fast: true,
-            chunk_size: 500,
-            chunk_overlap: 75,
-            context: EmbedContext::TitleAndHeading,
-            searches: fusions,
-        },
+        config(
+            "aurora-1000",
+            false,
+            1000,
+            150,
+            EmbedContext::TitleAndHeading,
+        ),
+        config(
+            "aurora-1000-nocontext",
+            false,
+            1000,
+            150,
+            EmbedContext::None,
+        ),
+        config("aurora-500", false, 500, 100, EmbedContext::TitleAndHeading),
+        config("aurora-750", false, 750, 150, EmbedContext::TitleAndHeading),
+        config(
+            "aurora-1500",
+            false,
+            1500,
+            200,
+            EmbedContext::TitleAndHeading,
+        ),
+        config(
+            "static-1000",
+            true,
+            1000,
+            150,
+            EmbedContext::TitleAndHeading,
+        ),
     ]
 }
 
@@ -140,18 +184,17 @@ impl Score {
     }
 }
 
-/// Scores rankings of URLs: overall and per question kind.
+/// Scores rankings of URLs: overall and per question kind. Questions the corpus does not answer
+/// have no rank to score.
 fn score(questions: &[Question], rankings: &[Vec<String>]) -> BTreeMap<String, Score> {
     let mut scores: BTreeMap<String, Score> = BTreeMap::new();
     for (question, ranking) in questions.iter().zip(rankings) {
+        if question.answers.is_empty() {
+            continue;
+        }
         let rank = ranking
             .iter()
-            .position(|url| {
-                question
-                    .answers
-                    .iter()
-                    .any(|a| url.strip_prefix(BASE) == Some(a.as_str()))
-            })
+            .position(|url| accepted(question, url))
             .map(|i| i + 1);
         scores.entry("all".into()).or_default().add(rank);
         scores.entry(question.kind.clone()).or_default().add(rank);
@@ -159,9 +202,42 @@ fn score(questions: &[Question], rankings: &[Vec<String>]) -> BTreeMap<String, S
     scores
 }
 
+fn accepted(question: &Question, url: &str) -> bool {
+    question
+        .answers
+        .iter()
+        .any(|a| url.strip_prefix(BASE) == Some(a.as_str()))
+}
+
 /// The URLs of the top 10 results, one entry per chunk.
 fn urls(hits: impl IntoIterator<Item = ChunkRecord>) -> Vec<String> {
     hits.into_iter().map(|c| c.source_url).take(10).collect()
+}
+
+/// How the extractive answers fared: answerable questions answered with a citation of an
+/// accepted page, and unanswerable ones declined.
+#[derive(Debug, Default, Clone, Copy)]
+struct AnswerScore {
+    answerable: usize,
+    cited: usize,
+    /// Answered, but citing no accepted page.
+    wrong: usize,
+    unanswerable: usize,
+    declined: usize,
+}
+
+impl AnswerScore {
+    fn row(&self) -> String {
+        let pct = |a: usize, n: usize| 100.0 * a as f64 / n.max(1) as f64;
+        format!(
+            "{} | {:5.1} | {:5.1} | {} | {:5.1}",
+            self.answerable,
+            pct(self.cited, self.answerable),
+            pct(self.wrong, self.answerable),
+            self.unanswerable,
+            pct(self.declined, self.unanswerable),
+        )
+    }
 }
 
 struct Args {
@@ -175,6 +251,8 @@ struct Args {
     onnxruntime: PathBuf,
     redis: Option<String>,
     only: Option<String>,
+    /// Print the extractive answers of the answer eval.
+    show_answers: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -188,6 +266,7 @@ fn args() -> anyhow::Result<Args> {
         onnxruntime: PathBuf::from("models/onnxruntime/libonnxruntime.so.1.31.1"),
         redis: None,
         only: None,
+        show_answers: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -202,6 +281,7 @@ fn args() -> anyhow::Result<Args> {
             "--onnxruntime" => args.onnxruntime = value()?.into(),
             "--redis" => args.redis = Some(value()?),
             "--only" => args.only = Some(value()?),
+            "--show-answers" => args.show_answers = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -211,26 +291,84 @@ fn args() -> anyhow::Result<Args> {
 /// (URL, HTML) of every corpus page.
 type Pages = Vec<(String, String)>;
 
-fn load(args: &Args) -> anyhow::Result<(Pages, Vec<Question>)> {
-    let list = std::fs::read_to_string(args.set.join("corpus.txt"))?;
-    let mut pages = Vec::new();
-    for path in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let bytes = std::fs::read(args.corpus_root.join(path))
-            .with_context(|| format!("reading {path}: install python3.11-doc"))?;
-        pages.push((
-            format!("{BASE}{path}"),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        ));
-    }
-    let questions = std::fs::read_to_string(args.set.join("questions.jsonl"))?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<Vec<Question>, _>>()?;
-    Ok((pages, questions))
+fn read_pages(root: &Path, paths: &[String]) -> anyhow::Result<Pages> {
+    paths
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(root.join(path))
+                .with_context(|| format!("reading {path}: install python3.11-doc"))?;
+            Ok((
+                format!("{BASE}{path}"),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))
+        })
+        .collect()
 }
 
-fn knowledge_config(config: &Config, dense: f32, lexical: f32) -> KnowledgeConfig {
+/// Every HTML page under `root`, as paths relative to it, sorted.
+fn all_pages(root: &Path) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "html")
+                && let Ok(relative) = path.strip_prefix(root)
+            {
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn read_questions(path: &Path) -> anyhow::Result<Vec<Question>> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The question sets in `args.set`: `questions.jsonl` over the pages of `corpus.txt`, and
+/// `hard.jsonl` (when present) over every page of the corpus.
+fn load(args: &Args) -> anyhow::Result<Vec<Set>> {
+    let list: Vec<String> = std::fs::read_to_string(args.set.join("corpus.txt"))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let mut sets = vec![Set {
+        name: format!(
+            "{} (questions.jsonl, {} pages)",
+            args.set.display(),
+            list.len()
+        ),
+        questions: read_questions(&args.set.join("questions.jsonl"))?,
+        pages: read_pages(&args.corpus_root, &list)?,
+    }];
+    let hard = args.set.join("hard.jsonl");
+    if hard.exists() {
+        let all = all_pages(&args.corpus_root)?;
+        sets.push(Set {
+            name: format!(
+                "{} (hard.jsonl, all {} pages)",
+                args.set.display(),
+                all.len()
+            ),
+            questions: read_questions(&hard)?,
+            pages: read_pages(&args.corpus_root, &all)?,
+        });
+    }
+    Ok(sets)
+}
+
+fn knowledge_config(config: &Config, search: &Search) -> KnowledgeConfig {
     KnowledgeConfig {
         documents: Default::default(),
         chunk_size: config.chunk_size,
@@ -246,16 +384,16 @@ fn knowledge_config(config: &Config, dense: f32, lexical: f32) -> KnowledgeConfi
         cache_ttl: Duration::from_secs(30 * 86_400),
         candidates: 50,
         rrf_k: 60.0,
-        dense_weight: dense,
-        lexical_weight: lexical,
+        dense_weight: search.dense,
+        lexical_weight: search.lexical,
+        pages: search.pages,
     }
 }
 
 /// The naive pipeline: all the page's text (like BeautifulSoup's `get_text()`), fixed
 /// 1000-character windows, MiniLM on the bare chunk, cosine top-k.
 async fn baseline(
-    pages: &[(String, String)],
-    questions: &[Question],
+    set: &Set,
     embedder: &Arc<dyn Embedder>,
     state: &Arc<dyn StateStore>,
 ) -> anyhow::Result<BTreeMap<String, Score>> {
@@ -267,7 +405,7 @@ async fn baseline(
     };
     store.create_collection("baseline", &spec).await?;
     let mut records = Vec::new();
-    for (url, html) in pages {
+    for (url, html) in &set.pages {
         let text: String = scraper::Html::parse_document(html)
             .root_element()
             .text()
@@ -302,14 +440,14 @@ async fn baseline(
         store.upsert("baseline", part.to_vec()).await?;
     }
     let mut rankings = Vec::new();
-    for question in questions {
+    for question in &set.questions {
         let query = cached_embed(embedder, state, std::slice::from_ref(&question.question)).await?;
         let hits = store
             .dense_search("baseline", &query[0], 10, &Filter::default())
             .await?;
         rankings.push(urls(hits.into_iter().map(|h| h.chunk)));
     }
-    Ok(score(questions, &rankings))
+    Ok(score(&set.questions, &rankings))
 }
 
 /// The baseline embeds through the same cache as Aurora (a "b:" namespace of its own).
@@ -365,24 +503,31 @@ async fn cached_embed(
     Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
 
+/// What one configuration scored on one set: retrieval per search, answers where asked.
+struct Outcome {
+    chunks: u64,
+    retrieval: Vec<(&'static str, BTreeMap<String, Score>)>,
+    answers: Vec<(&'static str, AnswerScore)>,
+}
+
 async fn aurora(
     config: &Config,
-    pages: &[(String, String)],
-    questions: &[Question],
+    set: &Set,
     embedder: &Arc<dyn Embedder>,
     state: &Arc<dyn StateStore>,
-) -> anyhow::Result<Vec<(&'static str, BTreeMap<String, Score>)>> {
+    show_answers: bool,
+) -> anyhow::Result<Outcome> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn VectorStore> = Arc::new(EmbeddedStore::open(dir.path())?);
     let ingest = Knowledge::new(
         store.clone(),
         embedder.clone(),
         state.clone(),
-        knowledge_config(config, 1.0, 1.0),
+        knowledge_config(config, &config.searches[0]),
     )?;
     ingest.create_collection("eval").await?;
     let started = Instant::now();
-    for batch in pages.chunks(20) {
+    for batch in set.pages.chunks(20) {
         let documents = batch
             .iter()
             .map(|(url, html)| Document {
@@ -406,28 +551,89 @@ async fn aurora(
         config.name,
         started.elapsed()
     );
-    let mut results = Vec::new();
-    for (label, dense, lexical) in &config.searches {
+    let mut outcome = Outcome {
+        chunks,
+        retrieval: Vec::new(),
+        answers: Vec::new(),
+    };
+    for search in &config.searches {
         let knowledge = Knowledge::new(
             store.clone(),
             embedder.clone(),
             state.clone(),
-            knowledge_config(config, *dense, *lexical),
+            knowledge_config(config, search),
         )?;
         let mut rankings = Vec::new();
-        for question in questions {
+        for question in &set.questions {
             let hits = knowledge
                 .search("eval", &question.question, 10, &Filter::default())
                 .await?;
             rankings.push(urls(hits.into_iter().map(|h| h.chunk)));
         }
-        results.push((*label, score(questions, &rankings)));
+        outcome
+            .retrieval
+            .push((search.label, score(&set.questions, &rankings)));
+        if search.answers {
+            let answers = answer_eval(&knowledge, &set.questions, show_answers).await?;
+            outcome.answers.push((search.label, answers));
+        }
     }
-    Ok(results)
+    Ok(outcome)
+}
+
+/// Asks every question as `POST /v1/query` does, with the built-in extractive answerer.
+async fn answer_eval(
+    knowledge: &Knowledge,
+    questions: &[Question],
+    show: bool,
+) -> anyhow::Result<AnswerScore> {
+    let config = AnswerConfig::default();
+    let mut score = AnswerScore::default();
+    for question in questions {
+        let request = AnswerRequest::new("eval", question.question.clone(), 5);
+        let sources = rag::retrieve(knowledge, &config, &request).await?;
+        let given: Vec<String> = sources.iter().map(|s| s.url.clone()).collect();
+        let text = match sources.is_empty() {
+            true => extractive::DONT_KNOW.to_string(),
+            false => {
+                let request = GenerateRequest {
+                    question: question.question.clone(),
+                    sources,
+                    max_tokens: None,
+                    temperature: None,
+                };
+                Extractive.generate(request).await?.text
+            }
+        };
+        let (text, cited) = rag::validate_citations(&text, given.len());
+        let cited_accepted = cited
+            .iter()
+            .any(|&n| given.get(n - 1).is_some_and(|url| accepted(question, url)));
+        let answered = !cited.is_empty();
+        if question.answers.is_empty() {
+            score.unanswerable += 1;
+            score.declined += usize::from(!answered);
+        } else {
+            score.answerable += 1;
+            score.cited += usize::from(cited_accepted);
+            score.wrong += usize::from(answered && !cited_accepted);
+        }
+        if show {
+            let verdict = match (question.answers.is_empty(), answered, cited_accepted) {
+                (true, false, _) | (false, true, true) => "ok",
+                _ => "MISS",
+            };
+            println!(
+                "- {verdict} [{}] {}\n  {text}",
+                question.kind, question.question
+            );
+        }
+    }
+    Ok(score)
 }
 
 fn print_table(title: &str, rows: &[(String, BTreeMap<String, Score>)]) {
-    println!("\n### {title}\n");
+    println!("\n#### {title}\n");
     println!("| configuration | hit@1 | hit@3 | hit@5 | hit@10 | MRR@10 |");
     println!("|---|---|---|---|---|---|");
     for (name, scores) in rows {
@@ -440,8 +646,7 @@ fn print_table(title: &str, rows: &[(String, BTreeMap<String, Score>)]) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
-    let (pages, questions) = load(&args)?;
-    eprintln!("{} pages, {} questions", pages.len(), questions.len());
+    let sets = load(&args)?;
     let embedder: Arc<dyn Embedder> = match args.embedder.as_str() {
         "minilm" => Arc::new(MiniLm::load(&args.model, 32)?),
         "minilm-int8" => Arc::new(OnnxMiniLm::load(OnnxConfig {
@@ -465,43 +670,63 @@ async fn main() -> anyhow::Result<()> {
             .as_deref()
             .is_none_or(|only| only.split(',').any(|o| o == name))
     };
-    let mut rows: Vec<(String, BTreeMap<String, Score>)> = Vec::new();
-    if wanted("baseline") {
-        let started = Instant::now();
-        rows.push((
-            "naive baseline (page text, 1000 chars, dense)".into(),
-            baseline(&pages, &questions, &embedder, &state).await?,
-        ));
-        eprintln!("baseline done in {:.0?}", started.elapsed());
-    }
-    for config in configs().iter().filter(|c| wanted(c.name)) {
-        let embedder = match (config.fast, &fast) {
-            (false, _) => &embedder,
-            (true, Some(fast)) => fast,
-            (true, None) => {
-                eprintln!(
-                    "skipping {}: no static model (aurora model distill)",
-                    config.name
-                );
-                continue;
-            }
-        };
-        for (label, scores) in aurora(config, &pages, &questions, embedder, &state).await? {
-            rows.push((format!("{} {label}", config.name), scores));
+    for set in &sets {
+        eprintln!("{}: {} questions", set.name, set.questions.len());
+        let mut rows: Vec<(String, BTreeMap<String, Score>)> = Vec::new();
+        let mut answers: Vec<(String, AnswerScore)> = Vec::new();
+        if wanted("baseline") {
+            rows.push((
+                "naive baseline (page text, 1000 chars, dense)".into(),
+                baseline(set, &embedder, &state).await?,
+            ));
         }
-    }
-    let mut kinds: Vec<String> = questions.iter().map(|q| q.kind.clone()).collect();
-    kinds.sort();
-    kinds.dedup();
-    println!(
-        "## Retrieval eval: {} questions over {} pages ({})",
-        questions.len(),
-        pages.len(),
-        Path::new(&args.set).display()
-    );
-    print_table("all", &rows);
-    for kind in kinds {
-        print_table(&kind, &rows);
+        for config in configs().iter().filter(|c| wanted(c.name)) {
+            let embedder = match (config.fast, &fast) {
+                (false, _) => &embedder,
+                (true, Some(fast)) => fast,
+                (true, None) => {
+                    eprintln!(
+                        "skipping {}: no static model (aurora model distill)",
+                        config.name
+                    );
+                    continue;
+                }
+            };
+            let outcome = aurora(config, set, embedder, &state, args.show_answers).await?;
+            for (label, scores) in outcome.retrieval {
+                rows.push((
+                    format!("{} ({} chunks) {label}", config.name, outcome.chunks),
+                    scores,
+                ));
+            }
+            for (label, score) in outcome.answers {
+                answers.push((format!("{} {label}", config.name), score));
+            }
+        }
+        let mut kinds: Vec<String> = set
+            .questions
+            .iter()
+            .filter(|q| !q.answers.is_empty())
+            .map(|q| q.kind.clone())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        println!("\n## {}: {} questions\n", set.name, set.questions.len());
+        println!("### Retrieval (answerable questions)");
+        print_table("all", &rows);
+        for kind in kinds {
+            print_table(&kind, &rows);
+        }
+        if !answers.is_empty() {
+            println!("\n### Extractive answers\n");
+            println!(
+                "| configuration | answerable | cited an accepted page % | cited another page % | unanswerable | declined % |"
+            );
+            println!("|---|---|---|---|---|---|");
+            for (name, score) in answers {
+                println!("| {name} | {} |", score.row());
+            }
+        }
     }
     Ok(())
 }

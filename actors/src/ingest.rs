@@ -13,6 +13,7 @@
 pub mod chunking;
 pub mod document;
 pub mod media;
+pub mod plain;
 pub mod quality;
 
 use std::sync::Arc;

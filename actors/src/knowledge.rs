@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::admission::Refusal;
-use crate::ingest::chunking::{self, Chunker};
+use crate::ingest::chunking::Chunker;
 use crate::ingest::document::{self, Parsed};
+use crate::ingest::plain;
 use crate::ingest::quality::near_dup::{self, Signature};
 use crate::ingest::quality::{self, Rules};
 use crate::ingest::{Upload, media};
@@ -63,6 +64,33 @@ pub struct KnowledgeConfig {
     pub rrf_k: f32,
     pub dense_weight: f32,
     pub lexical_weight: f32,
+    /// How chunks of one page add up and give way to other pages.
+    pub pages: PageRanking,
+}
+
+/// Pages as units of ranking. A question is answered by a page more than by a chunk: a page
+/// several of whose chunks match is likelier the answer than one with a single lucky chunk, and
+/// a reader wants the next page before the same page's third chunk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PageRanking {
+    /// Weight of a page's second-best chunk in its score (the third counts this squared…);
+    /// 0 = a page is as good as its best chunk.
+    pub evidence: f32,
+    /// Factor on a page's later chunks as they compete with other pages' chunks (the second
+    /// chunk of a page is scored × this, the third × this², …); 1 = no page diversity.
+    pub same_page: f32,
+    /// A page's chunks that count towards its score.
+    pub evidence_chunks: usize,
+}
+
+impl Default for PageRanking {
+    fn default() -> Self {
+        Self {
+            evidence: 0.0,
+            same_page: 1.0,
+            evidence_chunks: 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -367,8 +395,19 @@ impl Knowledge {
         let mut accepted: HashSet<String> = HashSet::new();
         let mut signatures: Vec<(String, Signature)> = Vec::new();
         for document in documents {
-            let (title, text, marks) = clean(&document);
-            let mut verdict = self.quality(&document, &text);
+            let (title, marked_up, marks) = clean(&document);
+            let mut verdict = self.quality(&document, &marked_up);
+            // Links leave the text once the quality filter has judged their share: what is
+            // chunked, embedded, hashed and shown is the text a reader reads.
+            let unlinked = plain::unlink(&marked_up);
+            let marks: Vec<Mark> = marks
+                .into_iter()
+                .map(|m| Mark {
+                    offset: unlinked.map(m.offset),
+                    locator: m.locator,
+                })
+                .collect();
+            let text = unlinked.text;
             let hash = hex(&Sha256::digest(text.as_bytes()))[..32].to_string();
             let stored = match verdict {
                 Ok(()) => {
@@ -564,7 +603,7 @@ impl Knowledge {
 
     fn embedding_text(&self, record: &ChunkRecord) -> String {
         match self.config.embed_context {
-            EmbedContext::None => chunking::link_text(&record.text),
+            EmbedContext::None => plain::link_text(&record.text),
             EmbedContext::TitleAndHeading => {
                 let mut text = String::with_capacity(record.text.len() + 128);
                 for part in [&record.title, &record.heading] {
@@ -574,7 +613,7 @@ impl Knowledge {
                     }
                 }
                 text.push('\n');
-                text.push_str(&chunking::link_text(&record.text));
+                text.push_str(&plain::link_text(&record.text));
                 text
             }
         }
@@ -677,7 +716,8 @@ impl Knowledge {
                 .lexical_rank(collection, query, candidates, filter),
         )
         .await;
-        let fused = fuse(&dense?, &lexical?, k, &self.config);
+        let fused = fuse(&dense?, &lexical?, usize::MAX, &self.config);
+        let fused = by_page(fused, k, &self.config.pages);
         // Only now the chunks, and only the ones returned.
         let ids: Vec<String> = fused.iter().map(|f| f.id.clone()).collect();
         let mut chunks: HashMap<String, ChunkRecord> = self
@@ -743,7 +783,62 @@ pub fn fuse<'a>(
     hits
 }
 
-/// (title, clean markdown) of a document.
+/// The page a chunk belongs to: its id is `{hash of the URL}:{index}`.
+fn page_of(id: &str) -> &str {
+    id.rsplit_once(':').map_or(id, |(page, _)| page)
+}
+
+/// A fused ranking re-ordered with pages as units (see [`PageRanking`]): a page's best chunk
+/// carries the page's score, its later chunks their own, discounted; best first, `k` at most.
+pub fn by_page(fused: Vec<Fused>, k: usize, ranking: &PageRanking) -> Vec<Fused> {
+    let neutral = ranking.evidence == 0.0 && ranking.same_page == 1.0;
+    if neutral {
+        let mut fused = fused;
+        fused.truncate(k);
+        return fused;
+    }
+    // `fused` is best first, so each page's chunks arrive best first too.
+    let mut pages: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, hit) in fused.iter().enumerate() {
+        pages.entry(page_of(&hit.id)).or_default().push(i);
+    }
+    let mut scored: Vec<(f32, usize)> = Vec::with_capacity(fused.len());
+    for chunks in pages.values() {
+        let evidence: f32 = chunks
+            .iter()
+            .take(ranking.evidence_chunks.max(1))
+            .zip(std::iter::successors(Some(1.0f32), |w| {
+                Some(w * ranking.evidence)
+            }))
+            .map(|(&i, weight)| fused[i].score * weight)
+            .sum();
+        let mut discount = 1.0f32;
+        for (j, &i) in chunks.iter().enumerate() {
+            let score = if j == 0 {
+                evidence
+            } else {
+                fused[i].score * discount
+            };
+            scored.push((score, i));
+            discount *= ranking.same_page;
+        }
+    }
+    scored.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| fused[a.1].id.cmp(&fused[b.1].id))
+    });
+    scored.truncate(k);
+    let mut fused: Vec<Option<Fused>> = fused.into_iter().map(Some).collect();
+    scored
+        .into_iter()
+        .filter_map(|(score, i)| {
+            let mut hit = fused[i].take()?;
+            hit.score = score;
+            Some(hit)
+        })
+        .collect()
+}
+
 /// The state-store key of a stored document's MinHash signature.
 fn signature_key(collection: &str, url: &str) -> String {
     let url_key = hex(&Sha256::digest(url.as_bytes()));
@@ -893,6 +988,7 @@ mod tests {
             rrf_k: 60.0,
             dense_weight: 1.0,
             lexical_weight: 1.0,
+            pages: PageRanking::default(),
         }
     }
 

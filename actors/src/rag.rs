@@ -286,43 +286,8 @@ impl RagWorker {
             }
             return Ok(answer);
         }
-        let k = request.k.max(1);
-        let query = match request.history.last() {
-            Some(previous) => format!("{previous}\n{}", request.question),
-            None => request.question.clone(),
-        };
-        let hits = self
-            .knowledge
-            .search(
-                &request.collection,
-                &query,
-                k * self.config.candidates_per_source.max(1),
-                &request.filter,
-            )
-            .await?;
-        let relevant: Vec<SearchHit> = hits
-            .into_iter()
-            .filter(|hit| match hit.dense_score {
-                Some(similarity) => similarity >= self.config.min_relevance,
-                // A lexical-only backend: a BM25 match is all the evidence there is.
-                None => hit.lexical_score.is_some_and(|s| s > 0.0),
-            })
-            .collect();
-        let chosen = diversify(relevant, k, self.config.max_chunks_per_page);
+        let sources = retrieve(&self.knowledge, &self.config, &request).await?;
         let retrieval = started.elapsed();
-        let sources: Vec<Source> = chosen
-            .into_iter()
-            .enumerate()
-            .map(|(i, hit)| Source {
-                n: i + 1,
-                url: hit.chunk.source_url,
-                title: hit.chunk.title,
-                heading: hit.chunk.heading,
-                text: hit.chunk.text,
-                locator: hit.chunk.locator,
-                file_name: hit.chunk.file_name,
-            })
-            .collect();
         let given: Vec<Citation> = sources.iter().map(citation).collect();
         if let Some(tx) = &request.stream {
             send(tx, AnswerEvent::Sources(given.clone())).await?;
@@ -368,7 +333,52 @@ impl RagWorker {
         }
         Ok(answer)
     }
+}
 
+/// The numbered sources an answer is written from: search (the latest earlier question joins
+/// the query), keep what is relevant, diversify. Empty when nothing is relevant enough.
+pub async fn retrieve(
+    knowledge: &Knowledge,
+    config: &AnswerConfig,
+    request: &AnswerRequest,
+) -> Result<Vec<Source>, KnowledgeError> {
+    let k = request.k.max(1);
+    let query = match request.history.last() {
+        Some(previous) => format!("{previous}\n{}", request.question),
+        None => request.question.clone(),
+    };
+    let hits = knowledge
+        .search(
+            &request.collection,
+            &query,
+            k * config.candidates_per_source.max(1),
+            &request.filter,
+        )
+        .await?;
+    let relevant: Vec<SearchHit> = hits
+        .into_iter()
+        .filter(|hit| match hit.dense_score {
+            Some(similarity) => similarity >= config.min_relevance,
+            // A lexical-only backend: a BM25 match is all the evidence there is.
+            None => hit.lexical_score.is_some_and(|s| s > 0.0),
+        })
+        .collect();
+    Ok(diversify(relevant, k, config.max_chunks_per_page)
+        .into_iter()
+        .enumerate()
+        .map(|(i, hit)| Source {
+            n: i + 1,
+            url: hit.chunk.source_url,
+            title: hit.chunk.title,
+            heading: hit.chunk.heading,
+            text: hit.chunk.text,
+            locator: hit.chunk.locator,
+            file_name: hit.chunk.file_name,
+        })
+        .collect())
+}
+
+impl RagWorker {
     /// Generates, streaming the text (citations checked) to `stream` when there is one.
     async fn write(
         &self,
@@ -641,7 +651,7 @@ impl CitationStream {
 
 /// The start of a source, for showing next to a citation.
 fn snippet(text: &str) -> String {
-    let text = crate::ingest::chunking::link_text(text);
+    let text = crate::ingest::plain::link_text(text);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match flat.char_indices().nth(240) {
         Some((cut, _)) => format!("{}…", &flat[..cut]),

@@ -9,7 +9,7 @@ use aurora_actors::crawler_pool::scope::TrapBounds;
 use aurora_actors::crawler_pool::webhook::DeliveryConfig;
 use aurora_actors::ingest::document::Limits as DocumentLimits;
 use aurora_actors::ingest::quality::Rules;
-use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig};
+use aurora_actors::knowledge::{EmbedContext, KnowledgeConfig, PageRanking};
 use aurora_actors::ports::Quota;
 use aurora_actors::rag::AnswerConfig;
 use aurora_actors::session::{HashCost, Secret, SessionConfig, SigningKey};
@@ -64,6 +64,11 @@ impl Settings {
                 rrf_k: self.search.rrf_k,
                 dense_weight: self.search.dense_weight,
                 lexical_weight: self.search.lexical_weight,
+                pages: PageRanking {
+                    evidence: self.search.page_evidence,
+                    same_page: self.search.same_page_discount,
+                    evidence_chunks: 3,
+                },
             },
             crawler: self.crawler_config(),
             session: self.session_config(),

@@ -183,6 +183,8 @@ pub struct SearchSettings {
     pub rrf_k: f32,
     pub dense_weight: f32,
     pub lexical_weight: f32,
+    pub page_evidence: f32,
+    pub same_page_discount: f32,
     pub timeout_secs: u64,
     /// Memory each replica may use to cache BM25 posting lists read from Redis.
     pub lexical_cache_mb: usize,

@@ -304,6 +304,16 @@ impl SearchSettings {
             "search.candidates",
             "candidates must be at least 1 and rrf_k not negative",
         )?;
+        check(
+            (0.0..=1.0).contains(&q.page_evidence),
+            "search.page_evidence",
+            "must be between 0 and 1",
+        )?;
+        check(
+            q.same_page_discount > 0.0 && q.same_page_discount <= 1.0,
+            "search.same_page_discount",
+            "must be above 0 and at most 1",
+        )?;
         Ok(())
     }
 }

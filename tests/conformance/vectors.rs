@@ -525,6 +525,7 @@ fn fusion() -> KnowledgeConfig {
         rrf_k: 60.0,
         dense_weight: 1.0,
         lexical_weight: 0.5,
+        pages: Default::default(),
     }
 }
 

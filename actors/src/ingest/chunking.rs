@@ -10,6 +10,8 @@
 
 use text_splitter::{ChunkConfig, ChunkConfigError, MarkdownSplitter};
 
+use super::plain::link_text;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     /// The heading path of the section the chunk comes from ("" before the first heading).
@@ -173,41 +175,9 @@ fn atx_heading(line: &str) -> Option<(usize, String)> {
 fn plain_text(markdown: &str) -> String {
     link_text(markdown)
         .replace(['*', '`'], "")
-        .replace('§', "")
+        .replace(['§', '¶'], "")
         .trim()
         .to_string()
-}
-
-/// Links and images reduced to their text: `[os.walk()](../library/os.html#os.walk)` →
-/// `os.walk()`, `![a chart](c.png)` → `a chart`. What a chunk is embedded as: link targets are
-/// many tokens of little meaning, and a small model's window (MiniLM reads 256 tokens) would
-/// spend a good part of itself on them.
-pub fn link_text(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len());
-    let mut rest = markdown;
-    while let Some(open) = rest.find('[') {
-        let before = &rest[..open];
-        out.push_str(before.strip_suffix('!').unwrap_or(before));
-        let after = &rest[open + 1..];
-        match after.find("](").and_then(|close| {
-            let tail = &after[close + 2..];
-            tail.find(')').map(|end| (close, close + 2 + end + 1))
-        }) {
-            Some((close, consumed)) => {
-                out.push_str(&after[..close]);
-                rest = &after[consumed..];
-            }
-            None => {
-                if before.ends_with('!') {
-                    out.push('!');
-                }
-                out.push('[');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -219,17 +189,6 @@ mod tests {
         ## From source\n\nClone it.\n\n```python\n# not a heading\nprint(1)\n```\n\n\
         ## With pip\n\nRun pip.\n\n\
         # Usage\n\nCall it.\n";
-
-    #[test]
-    fn link_targets_are_dropped_for_embedding() {
-        assert_eq!(
-            link_text(
-                "Use [`os.walk()`](../library/os.html#os.walk \"os.walk\") or ![a chart](c.png). \
-                 [not a link] and a[i] stay."
-            ),
-            "Use `os.walk()` or a chart. [not a link] and a[i] stay."
-        );
-    }
 
     #[test]
     fn chunks_carry_their_heading_path() {

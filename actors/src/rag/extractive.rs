@@ -198,7 +198,7 @@ fn sentences(markdown: &str) -> Vec<String> {
             continue;
         }
         let line = line.trim_start_matches(['>', '*', '-', '+', ' ']);
-        let text = crate::ingest::chunking::link_text(line).replace(['*', '`'], "");
+        let text = crate::ingest::plain::link_text(line).replace(['*', '`'], "");
         for sentence in split_sentences(&text) {
             let length = sentence.chars().count();
             if (20..=400).contains(&length) && sentence.split_whitespace().count() >= 4 {

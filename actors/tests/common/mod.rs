@@ -38,6 +38,7 @@ pub fn config() -> TreeConfig {
             rrf_k: 60.0,
             dense_weight: 1.0,
             lexical_weight: 1.0,
+            pages: Default::default(),
         },
         ingest_timeout: Duration::from_secs(30),
         search_timeout: Duration::from_secs(30),
