@@ -974,7 +974,13 @@ async fn with_auth_off_the_pages_need_no_sign_in() {
     assert!(!html.contains("id=\"logout\""), "nobody to log out");
 }
 
+/// Whether the element was replaced under the reader. Chromium does not always say "stale
+/// element reference": when the node goes between the driver's lookup and its read, it reports
+/// an unknown error from its inspector instead.
 fn stale(error: &fantoccini::error::CmdError) -> bool {
-    matches!(error, fantoccini::error::CmdError::Standard(e)
-        if e.error == fantoccini::error::ErrorStatus::StaleElementReference)
+    use fantoccini::error::{CmdError, ErrorStatus};
+    matches!(error, CmdError::Standard(e)
+        if e.error == ErrorStatus::StaleElementReference
+            || (e.error == ErrorStatus::UnknownError
+                && e.message.contains("does not belong to the document")))
 }
