@@ -22,10 +22,10 @@ use aurora_actors::knowledge::{
 };
 use aurora_actors::local::{EmbeddedStore, MemoryState};
 use aurora_actors::ports::{
-    ChunkRecord, CollectionSpec, EmbedKind, Embedder, Filter, GenerateRequest, Generator, NewChunk,
+    ChunkRecord, CollectionSpec, EmbedKind, Embedder, Filter, GenerateRequest, NewChunk,
     StateStore, VectorStore,
 };
-use aurora_actors::rag::extractive::{self, Extractive};
+use aurora_actors::rag::extractive;
 use aurora_actors::rag::{self, AnswerConfig, AnswerRequest};
 use serde::Deserialize;
 
@@ -94,13 +94,15 @@ fn searches() -> Vec<Search> {
     };
     vec![
         search("hybrid 1:1", 1.0, 1.0, CHUNKS_ONLY),
-        Search {
-            answers: true,
-            ..search("hybrid 1:0.5", 1.0, 0.5, CHUNKS_ONLY)
-        },
+        search("hybrid 1:0.5", 1.0, 0.5, CHUNKS_ONLY),
         search("dense only", 1.0, 0.0, CHUNKS_ONLY),
         search("bm25 only", 0.0, 1.0, CHUNKS_ONLY),
-        search("1:0.5 pages e0.3 d0.5", 1.0, 0.5, pages(0.3, 0.5)),
+        Search {
+            answers: true,
+            ..search("1:0.5 pages e0.3 d0.5", 1.0, 0.5, pages(0.3, 0.5))
+        },
+        search("1:0.5 pages e0.4 d0.3", 1.0, 0.5, pages(0.4, 0.3)),
+        search("1:0.75 pages e0.3 d0.5", 1.0, 0.75, pages(0.3, 0.5)),
         search("1:0.5 pages e0.5 d0.5", 1.0, 0.5, pages(0.5, 0.5)),
         search("1:0.5 pages e0.3 d0.7", 1.0, 0.5, pages(0.3, 0.7)),
         search("1:0.5 pages e0 d0.5", 1.0, 0.5, pages(0.0, 0.5)),
@@ -212,6 +214,34 @@ fn accepted(question: &Question, url: &str) -> bool {
 /// The URLs of the top 10 results, one entry per chunk.
 fn urls(hits: impl IntoIterator<Item = ChunkRecord>) -> Vec<String> {
     hits.into_iter().map(|c| c.source_url).take(10).collect()
+}
+
+/// Answerable questions whose first result is not an accepted page, and the pages that took
+/// rank 1 most often: what a ranking change has to fix.
+fn print_misses(questions: &[Question], rankings: &[Vec<String>]) {
+    let mut thieves: BTreeMap<&str, usize> = BTreeMap::new();
+    println!("\n#### Rank-1 misses\n");
+    for (question, ranking) in questions.iter().zip(rankings) {
+        let Some(first) = ranking.first() else {
+            continue;
+        };
+        if question.answers.is_empty() || accepted(question, first) {
+            continue;
+        }
+        let first = first.strip_prefix(BASE).unwrap_or(first);
+        *thieves.entry(first).or_default() += 1;
+        let rank = ranking.iter().position(|url| accepted(question, url));
+        println!(
+            "- [{}] {} → {first} (accepted at {}; wants {})",
+            question.kind,
+            question.question,
+            rank.map_or("-".to_string(), |r| (r + 1).to_string()),
+            question.answers.join(", ")
+        );
+    }
+    let mut thieves: Vec<_> = thieves.into_iter().filter(|(_, n)| *n > 1).collect();
+    thieves.sort_by_key(|t| std::cmp::Reverse(t.1));
+    println!("\nPages first more than once when wrong: {thieves:?}");
 }
 
 /// How the extractive answers fared: answerable questions answered with a citation of an
@@ -507,7 +537,7 @@ async fn cached_embed(
 struct Outcome {
     chunks: u64,
     retrieval: Vec<(&'static str, BTreeMap<String, Score>)>,
-    answers: Vec<(&'static str, AnswerScore)>,
+    answers: Vec<(String, AnswerScore)>,
 }
 
 async fn aurora(
@@ -573,63 +603,91 @@ async fn aurora(
         outcome
             .retrieval
             .push((search.label, score(&set.questions, &rankings)));
+        if search.answers && show_answers {
+            print_misses(&set.questions, &rankings);
+        }
         if search.answers {
-            let answers = answer_eval(&knowledge, &set.questions, show_answers).await?;
-            outcome.answers.push((search.label, answers));
+            for (floors, score) in answer_eval(&knowledge, &set.questions, show_answers).await? {
+                outcome
+                    .answers
+                    .push((format!("{}, {floors}", search.label), score));
+            }
         }
     }
     Ok(outcome)
 }
 
-/// Asks every question as `POST /v1/query` does, with the built-in extractive answerer.
+/// Floors the answer eval tries: the dense similarity a source needs to be given at all…
+const RELEVANCE_FLOORS: [f32; 6] = [0.15, 0.2, 0.25, 0.3, 0.35, 0.4];
+/// …and the share of the question the best sentence must cover.
+const COVERAGE_FLOORS: [f32; 6] = [0.0, 0.1, 0.2, 0.25, 0.3, 0.34];
+
+/// Asks every question as `POST /v1/query` does, with the built-in extractive answerer, under
+/// each pair of floors; prints the answers under the defaults when `show`.
 async fn answer_eval(
     knowledge: &Knowledge,
     questions: &[Question],
     show: bool,
-) -> anyhow::Result<AnswerScore> {
-    let config = AnswerConfig::default();
-    let mut score = AnswerScore::default();
-    for question in questions {
-        let request = AnswerRequest::new("eval", question.question.clone(), 5);
-        let sources = rag::retrieve(knowledge, &config, &request).await?;
-        let given: Vec<String> = sources.iter().map(|s| s.url.clone()).collect();
-        let text = match sources.is_empty() {
-            true => extractive::DONT_KNOW.to_string(),
-            false => {
-                let request = GenerateRequest {
-                    question: question.question.clone(),
-                    sources,
-                    max_tokens: None,
-                    temperature: None,
-                };
-                Extractive.generate(request).await?.text
-            }
+) -> anyhow::Result<Vec<(String, AnswerScore)>> {
+    let defaults = AnswerConfig::default();
+    let mut scores = Vec::new();
+    for relevance in RELEVANCE_FLOORS {
+        let config = AnswerConfig {
+            min_relevance: relevance,
+            ..AnswerConfig::default()
         };
-        let (text, cited) = rag::validate_citations(&text, given.len());
-        let cited_accepted = cited
-            .iter()
-            .any(|&n| given.get(n - 1).is_some_and(|url| accepted(question, url)));
-        let answered = !cited.is_empty();
-        if question.answers.is_empty() {
-            score.unanswerable += 1;
-            score.declined += usize::from(!answered);
-        } else {
-            score.answerable += 1;
-            score.cited += usize::from(cited_accepted);
-            score.wrong += usize::from(answered && !cited_accepted);
-        }
-        if show {
-            let verdict = match (question.answers.is_empty(), answered, cited_accepted) {
-                (true, false, _) | (false, true, true) => "ok",
-                _ => "MISS",
+        let mut grid = [AnswerScore::default(); COVERAGE_FLOORS.len()];
+        for question in questions {
+            let request = AnswerRequest::new("eval", question.question.clone(), 5);
+            let sources = rag::retrieve(knowledge, &config, &request).await?;
+            let given: Vec<String> = sources.iter().map(|s| s.url.clone()).collect();
+            let request = GenerateRequest {
+                question: question.question.clone(),
+                sources,
+                max_tokens: None,
+                temperature: None,
             };
-            println!(
-                "- {verdict} [{}] {}\n  {text}",
-                question.kind, question.question
-            );
+            for (score, coverage) in grid.iter_mut().zip(COVERAGE_FLOORS) {
+                let text = match request.sources.is_empty() {
+                    true => None,
+                    false => extractive::answer_with_floor(&request, coverage),
+                }
+                .unwrap_or_else(|| extractive::DONT_KNOW.to_string());
+                let (text, cited) = rag::validate_citations(&text, given.len());
+                let cited_accepted = cited
+                    .iter()
+                    .any(|&n| given.get(n - 1).is_some_and(|url| accepted(question, url)));
+                let answered = !cited.is_empty();
+                if question.answers.is_empty() {
+                    score.unanswerable += 1;
+                    score.declined += usize::from(!answered);
+                } else {
+                    score.answerable += 1;
+                    score.cited += usize::from(cited_accepted);
+                    score.wrong += usize::from(answered && !cited_accepted);
+                }
+                let default =
+                    relevance == defaults.min_relevance && coverage == extractive::MIN_COVERAGE;
+                if show && default {
+                    let verdict = match (question.answers.is_empty(), answered, cited_accepted) {
+                        (true, false, _) | (false, true, true) => "ok",
+                        _ => "MISS",
+                    };
+                    println!(
+                        "- {verdict} [{}] {}\n  {text}",
+                        question.kind, question.question
+                    );
+                }
+            }
+        }
+        for (score, coverage) in grid.into_iter().zip(COVERAGE_FLOORS) {
+            scores.push((
+                format!("relevance ≥ {relevance:.2}, coverage ≥ {coverage:.2}"),
+                score,
+            ));
         }
     }
-    Ok(score)
+    Ok(scores)
 }
 
 fn print_table(title: &str, rows: &[(String, BTreeMap<String, Score>)]) {

@@ -358,10 +358,7 @@ impl ChromaStore {
             let page = self
                 .get_records(collection, json!({"limit": REBUILD_PAGE, "offset": offset}))
                 .await?;
-            let docs: Vec<LexicalDoc> = page
-                .iter()
-                .map(|r| LexicalDoc::new(&r.id, &r.text))
-                .collect();
+            let docs: Vec<LexicalDoc> = page.iter().map(LexicalDoc::chunk).collect();
             self.lexical
                 .index(&index, &docs)
                 .await
@@ -668,7 +665,7 @@ impl VectorStore for ChromaStore {
             // index names but Chroma lacks (this write failing half-way) is simply skipped.
             let docs: Vec<LexicalDoc> = chunks
                 .iter()
-                .map(|c| LexicalDoc::new(&c.record.id, &c.record.text))
+                .map(|c| LexicalDoc::chunk(&c.record))
                 .collect();
             self.lexical
                 .index(&self.index_name(collection), &docs)

@@ -564,7 +564,7 @@ impl Collection {
             LogOp::Upsert(chunks) => {
                 let docs: Vec<LexicalDoc> = chunks
                     .iter()
-                    .map(|c| LexicalDoc::new(&c.record.id, &c.record.text))
+                    .map(|c| LexicalDoc::chunk(&c.record))
                     .collect();
                 chunks
                     .iter()

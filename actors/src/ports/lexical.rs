@@ -19,6 +19,20 @@ impl LexicalDoc {
             terms: crate::lexical::count_terms(text),
         }
     }
+
+    /// The terms a stored chunk is found by: its page's title and its heading path as well as
+    /// its text. Why: a question names the page's subject ("heap queue") more often than the
+    /// chunk that answers it repeats it, and every chunk of a page then shares that evidence.
+    pub fn chunk(record: &super::ChunkRecord) -> Self {
+        let mut text = String::with_capacity(
+            record.title.len() + record.heading.len() + record.text.len() + 2,
+        );
+        for part in [&record.title, &record.heading, &record.text] {
+            text.push_str(part);
+            text.push('\n');
+        }
+        Self::new(&record.id, &text)
+    }
 }
 
 /// A chunk ranked by BM25.

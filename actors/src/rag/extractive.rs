@@ -20,7 +20,7 @@ use crate::ports::{GenerateError, GenerateRequest, Generation, Generator, Usage}
 /// Sentences in an answer at most.
 const MAX_SENTENCES: usize = 3;
 /// A sentence must cover this share of the question's weight to be an answer at all…
-const MIN_COVERAGE: f32 = 0.34;
+pub const MIN_COVERAGE: f32 = 0.34;
 /// …and later sentences at least this share of the best one's score.
 const FOLLOW_SHARE: f32 = 0.6;
 /// Overlap penalty weight (MMR λ).
@@ -75,6 +75,11 @@ struct Sentence {
 
 /// The answer, or `None` when no sentence covers enough of the question.
 pub fn answer(request: &GenerateRequest) -> Option<String> {
+    answer_with_floor(request, MIN_COVERAGE)
+}
+
+/// [`answer`] with another floor on the best sentence's coverage: how the eval tunes it.
+pub fn answer_with_floor(request: &GenerateRequest, min_coverage: f32) -> Option<String> {
     let question: HashSet<String> = terms(&request.question).collect();
     if question.is_empty() {
         return None;
@@ -135,7 +140,7 @@ pub fn answer(request: &GenerateRequest) -> Option<String> {
             });
         let Some((i, score)) = next else { break };
         let enough = match picked.is_empty() {
-            true => scores[i] >= MIN_COVERAGE,
+            true => scores[i] >= min_coverage,
             false => score >= FOLLOW_SHARE * best,
         };
         if !enough {
