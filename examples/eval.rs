@@ -618,9 +618,9 @@ async fn aurora(
 }
 
 /// Floors the answer eval tries: the dense similarity a source needs to be given at all…
-const RELEVANCE_FLOORS: [f32; 6] = [0.15, 0.2, 0.25, 0.3, 0.35, 0.4];
+const RELEVANCE_FLOORS: [f32; 6] = [0.2, 0.3, 0.35, 0.4, 0.45, 0.5];
 /// …and the share of the question the best sentence must cover.
-const COVERAGE_FLOORS: [f32; 6] = [0.0, 0.1, 0.2, 0.25, 0.3, 0.34];
+const COVERAGE_FLOORS: [f32; 6] = [0.0, 0.1, 0.15, 0.2, 0.25, 0.3];
 
 /// Asks every question as `POST /v1/query` does, with the built-in extractive answerer, under
 /// each pair of floors; prints the answers under the defaults when `show`.

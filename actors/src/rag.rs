@@ -63,7 +63,7 @@ pub struct AnswerConfig {
 impl Default for AnswerConfig {
     fn default() -> Self {
         Self {
-            min_relevance: 0.3,
+            min_relevance: 0.45,
             candidates_per_source: 3,
             max_chunks_per_page: 2,
             cache_ttl: Some(Duration::from_secs(3600)),
