@@ -618,9 +618,11 @@ async fn aurora(
 }
 
 /// Floors the answer eval tries: the dense similarity a source needs to be given at all…
-const RELEVANCE_FLOORS: [f32; 6] = [0.2, 0.3, 0.35, 0.4, 0.45, 0.5];
+const RELEVANCE_FLOORS: [f32; 4] = [0.3, 0.4, 0.45, 0.5];
 /// …and the share of the question the best sentence must cover.
-const COVERAGE_FLOORS: [f32; 6] = [0.0, 0.1, 0.15, 0.2, 0.25, 0.3];
+const COVERAGE_FLOORS: [f32; 5] = [0.0, 0.1, 0.15, 0.2, 0.25];
+/// …with the unheard-words gate off and at its default.
+const UNHEARD_GATES: [u64; 2] = [0, 2000];
 
 /// Asks every question as `POST /v1/query` does, with the built-in extractive answerer, under
 /// each pair of floors; prints the answers under the defaults when `show`.
@@ -631,15 +633,23 @@ async fn answer_eval(
 ) -> anyhow::Result<Vec<(String, AnswerScore)>> {
     let defaults = AnswerConfig::default();
     let mut scores = Vec::new();
-    for relevance in RELEVANCE_FLOORS {
+    for (relevance, gate) in RELEVANCE_FLOORS
+        .into_iter()
+        .flat_map(|r| UNHEARD_GATES.map(|g| (r, g)))
+    {
         let config = AnswerConfig {
             min_relevance: relevance,
+            unheard_min_chunks: gate,
             ..AnswerConfig::default()
         };
         let mut grid = [AnswerScore::default(); COVERAGE_FLOORS.len()];
         for question in questions {
             let request = AnswerRequest::new("eval", question.question.clone(), 5);
-            let sources = rag::retrieve(knowledge, &config, &request).await?;
+            let mut sources = rag::retrieve(knowledge, &config, &request).await?;
+            let unheard = rag::unheard(knowledge, &config, &request).await;
+            if !unheard.is_empty() {
+                sources.clear();
+            }
             let given: Vec<String> = sources.iter().map(|s| s.url.clone()).collect();
             let request = GenerateRequest {
                 question: question.question.clone(),
@@ -652,7 +662,7 @@ async fn answer_eval(
                     true => None,
                     false => extractive::answer_with_floor(&request, coverage),
                 }
-                .unwrap_or_else(|| extractive::DONT_KNOW.to_string());
+                .unwrap_or_else(|| rag::dont_know(&unheard));
                 let (text, cited) = rag::validate_citations(&text, given.len());
                 let cited_accepted = cited
                     .iter()
@@ -666,8 +676,9 @@ async fn answer_eval(
                     score.cited += usize::from(cited_accepted);
                     score.wrong += usize::from(answered && !cited_accepted);
                 }
-                let default =
-                    relevance == defaults.min_relevance && coverage == extractive::MIN_COVERAGE;
+                let default = relevance == defaults.min_relevance
+                    && coverage == extractive::MIN_COVERAGE
+                    && gate == defaults.unheard_min_chunks;
                 if show && default {
                     let verdict = match (question.answers.is_empty(), answered, cited_accepted) {
                         (true, false, _) | (false, true, true) => "ok",
@@ -682,7 +693,13 @@ async fn answer_eval(
         }
         for (score, coverage) in grid.into_iter().zip(COVERAGE_FLOORS) {
             scores.push((
-                format!("relevance ≥ {relevance:.2}, coverage ≥ {coverage:.2}"),
+                format!(
+                    "relevance ≥ {relevance:.2}, coverage ≥ {coverage:.2}, unheard gate {}",
+                    match gate {
+                        0 => "off".to_string(),
+                        n => format!("≥ {n} chunks"),
+                    }
+                ),
                 score,
             ));
         }

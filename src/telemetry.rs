@@ -153,6 +153,10 @@ fn describe_metrics() {
         "BM25 posting lists read by a Redis-backed search, by source (cache, redis)."
     );
     describe_counter!(
+        "aurora_answer_unheard_words_total",
+        "Questions answered \"I don't know\" because they name a word the collection never holds."
+    );
+    describe_counter!(
         "aurora_lexical_rebuilds_total",
         "BM25 indexes rebuilt from ChromaDB because the state store had lost them."
     );

@@ -739,6 +739,42 @@ impl Knowledge {
             })
             .collect())
     }
+
+    /// The words of `text` that no chunk of the collection holds (stemmed as search stems them;
+    /// numbers and words under three letters aside), when it holds `min_chunks` chunks or more:
+    /// a collection that large has met the common words of its language, so a word it never
+    /// holds names something it does not cover. Empty for a smaller collection.
+    pub async fn unheard_words(
+        &self,
+        collection: &str,
+        text: &str,
+        min_chunks: u64,
+    ) -> Result<Vec<String>, KnowledgeError> {
+        let mut words: Vec<(String, u32)> = Vec::new();
+        for word in crate::lexical::words(text) {
+            if word.chars().count() < 3 || word.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let term = crate::lexical::term_id(&crate::lexical::stem(&word));
+            if !words.iter().any(|(_, t)| *t == term) {
+                words.push((word, term));
+            }
+        }
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let terms: Vec<u32> = words.iter().map(|(_, t)| *t).collect();
+        let vocabulary = self.vectors.vocabulary(collection, &terms).await?;
+        if vocabulary.chunks < min_chunks.max(1) {
+            return Ok(Vec::new());
+        }
+        Ok(words
+            .into_iter()
+            .zip(vocabulary.holds)
+            .filter(|(_, held)| !held)
+            .map(|((word, _), _)| word)
+            .collect())
+    }
 }
 
 /// One chunk of a fused ranking: the fused score and what each side scored it.

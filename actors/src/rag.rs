@@ -3,7 +3,8 @@
 //! - Search: hybrid search over a collection (`crate::knowledge`): the query embedded, dense and
 //!   BM25 candidates, reciprocal rank fusion.
 //! - Answer: search → keep what is relevant (dense similarity at least
-//!   [`AnswerConfig::min_relevance`], else "I don't know") → diversify (maximal marginal
+//!   [`AnswerConfig::min_relevance`], else "I don't know"; and "I don't know" when the question
+//!   names a word a large collection never holds, [`unheard`]) → diversify (maximal marginal
 //!   relevance over the chunks' words, at most a few chunks per page) → number the sources →
 //!   generate ([`Generator`] port; the built-in [`extractive::Extractive`] by default) → keep
 //!   only citations to sources that were given.
@@ -56,6 +57,9 @@ pub struct AnswerConfig {
     pub candidates_per_source: usize,
     /// Chunks of one page among the sources at most.
     pub max_chunks_per_page: usize,
+    /// A question naming a word that no chunk of a collection this large holds is answered
+    /// "I don't know", naming the word ([`Knowledge::unheard_words`]); 0 = never.
+    pub unheard_min_chunks: u64,
     /// How long a cached answer is served; `None` turns the cache off.
     pub cache_ttl: Option<Duration>,
 }
@@ -66,6 +70,7 @@ impl Default for AnswerConfig {
             min_relevance: 0.45,
             candidates_per_source: 3,
             max_chunks_per_page: 2,
+            unheard_min_chunks: 2000,
             cache_ttl: Some(Duration::from_secs(3600)),
         }
     }
@@ -286,7 +291,13 @@ impl RagWorker {
             }
             return Ok(answer);
         }
-        let sources = retrieve(&self.knowledge, &self.config, &request).await?;
+        let mut sources = retrieve(&self.knowledge, &self.config, &request).await?;
+        // Asked even when nothing was relevant: naming the missing word tells the user more.
+        let never_mentioned = unheard(&self.knowledge, &self.config, &request).await;
+        if !never_mentioned.is_empty() {
+            metrics::counter!("aurora_answer_unheard_words_total").increment(1);
+            sources.clear();
+        }
         let retrieval = started.elapsed();
         let given: Vec<Citation> = sources.iter().map(citation).collect();
         if let Some(tx) = &request.stream {
@@ -295,11 +306,12 @@ impl RagWorker {
         let generating = Instant::now();
         let generation = match sources.is_empty() {
             true => {
+                let text = dont_know(&never_mentioned);
                 if let Some(tx) = &request.stream {
-                    send(tx, AnswerEvent::Text(extractive::DONT_KNOW.into())).await?;
+                    send(tx, AnswerEvent::Text(text.clone())).await?;
                 }
                 Generation {
-                    text: extractive::DONT_KNOW.to_string(),
+                    text,
                     usage: Usage::default(),
                 }
             }
@@ -376,6 +388,43 @@ pub async fn retrieve(
             file_name: hit.chunk.file_name,
         })
         .collect())
+}
+
+/// The words of the question (not of earlier ones) that the collection never holds, when the
+/// gate is on ([`AnswerConfig::unheard_min_chunks`]). Only a gate: if the lexical index cannot
+/// say, the question goes on to the generator.
+pub async fn unheard(
+    knowledge: &Knowledge,
+    config: &AnswerConfig,
+    request: &AnswerRequest,
+) -> Vec<String> {
+    if config.unheard_min_chunks == 0 {
+        return Vec::new();
+    }
+    knowledge
+        .unheard_words(
+            &request.collection,
+            &request.question,
+            config.unheard_min_chunks,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot look the question's words up; answering anyway");
+            Vec::new()
+        })
+}
+
+/// "I don't know", saying which of the question's words the collection never mentions when
+/// that is why.
+pub fn dont_know(unheard: &[String]) -> String {
+    if unheard.is_empty() {
+        return extractive::DONT_KNOW.to_string();
+    }
+    let words: Vec<String> = unheard.iter().map(|w| format!("“{w}”")).collect();
+    format!(
+        "I don't know: the sources never mention {}.",
+        words.join(", ")
+    )
 }
 
 impl RagWorker {

@@ -26,7 +26,7 @@ use aurora_actors::model::{Locator, Unit};
 use aurora_actors::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Condition, Field, Filter, FilterValue,
     HealthCheck, LexicalDoc, LexicalIndex, NewChunk, Ranked, StateError, StoreError, VectorStore,
-    validate_collection_name,
+    Vocabulary, validate_collection_name,
 };
 use dashmap::DashMap;
 use futures::future::BoxFuture;
@@ -797,6 +797,34 @@ impl VectorStore for ChromaStore {
             match self.rebuild_if_lost(collection, &id).await? {
                 true => self.rank(collection, &terms, k, filter).await,
                 false => Ok(ranked),
+            }
+        })
+    }
+
+    fn vocabulary<'a>(
+        &'a self,
+        collection: &'a str,
+        terms: &'a [u32],
+    ) -> BoxFuture<'a, Result<Vocabulary, StoreError>> {
+        Box::pin(async move {
+            let index = self.index_name(collection);
+            let vocabulary = self
+                .lexical
+                .vocabulary(&index, terms)
+                .await
+                .map_err(unavailable)?;
+            if vocabulary.chunks > 0 {
+                return Ok(vocabulary);
+            }
+            // Empty: maybe lost with Redis while Chroma still has the chunks.
+            let (id, _) = self.resolve(collection).await?;
+            match self.rebuild_if_lost(collection, &id).await? {
+                true => self
+                    .lexical
+                    .vocabulary(&index, terms)
+                    .await
+                    .map_err(unavailable),
+                false => Ok(vocabulary),
             }
         })
     }

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use aurora_actors::lexical::{self, TermCounts};
-use aurora_actors::ports::{LexicalDoc, LexicalIndex, Ranked, StateError};
+use aurora_actors::ports::{LexicalDoc, LexicalIndex, Ranked, StateError, Vocabulary};
 use futures::future::BoxFuture;
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -991,6 +991,32 @@ impl LexicalIndex for RedisLexical {
                 .await
                 .map_err(|e| self.error(e))?;
             Ok(chunks.unwrap_or(0))
+        })
+    }
+
+    fn vocabulary<'a>(
+        &'a self,
+        index: &'a str,
+        terms: &'a [u32],
+    ) -> BoxFuture<'a, Result<Vocabulary, StateError>> {
+        Box::pin(async move {
+            // One round trip: the chunk count, then each term's list length.
+            let mut pipe = redis::pipe();
+            pipe.cmd("HGET").arg(self.key(index, "meta")).arg("chunks");
+            for &term in terms {
+                pipe.cmd("ZCARD").arg(self.term_key(index, term));
+            }
+            let mut connection = self.connection.clone();
+            let reply: Vec<Option<u64>> = pipe
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(Vocabulary {
+                chunks: reply.first().copied().flatten().unwrap_or(0),
+                holds: (0..terms.len())
+                    .map(|i| reply.get(i + 1).copied().flatten().unwrap_or(0) > 0)
+                    .collect(),
+            })
         })
     }
 

@@ -76,6 +76,7 @@ impl Settings {
                 min_relevance: self.answer.min_relevance,
                 candidates_per_source: self.answer.candidates_per_source,
                 max_chunks_per_page: self.answer.max_chunks_per_page,
+                unheard_min_chunks: self.answer.unheard_min_chunks,
                 cache_ttl: (self.answer.cache_ttl_secs > 0)
                     .then(|| Duration::from_secs(self.answer.cache_ttl_secs)),
             },

@@ -198,6 +198,8 @@ pub struct AnswerSettings {
     pub max_k: usize,
     pub candidates_per_source: usize,
     pub max_chunks_per_page: usize,
+    /// Collections at least this large decline questions naming words they never hold (0 = off).
+    pub unheard_min_chunks: u64,
     pub max_question_chars: usize,
     pub timeout_secs: u64,
     /// What the chat model `aurora` answers from (`aurora:{name}` names any other).

@@ -6,7 +6,7 @@ use crate::common::text;
 use serde_json::{Value, json};
 
 use crate::common::site::spawn_site;
-use crate::common::{Port, TestApp, spawn_app};
+use crate::common::{Port, TestApp, spawn_app, spawn_app_with};
 use crate::knowledge::{ROOT, corpus, ingest_ok};
 
 async fn ask(app: &TestApp, body: Value) -> (u16, Value) {
@@ -87,6 +87,38 @@ async fn answers_cite_the_page_that_holds_the_answer_and_decline_the_rest() {
         .metric(r#"aurora_answers_total{outcome="answered"}"#)
         .await;
     assert!(answered.is_some_and(|n| n >= 3.0), "{answered:?}");
+    app.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_question_naming_what_the_collection_never_mentions_is_declined_by_name() {
+    // The gate judges collections of at least this many chunks: every collection here.
+    let app = spawn_app_with(|s| s.answer.unheard_min_chunks = 1).await;
+    ingest_ok(&app, "docs", corpus()).await;
+    let (status, answer) = ask(
+        &app,
+        json!({"question": "How do I delete a Kubernetes directory recursively?", "collection": "docs"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["answered"], false, "{answer:#}");
+    assert_eq!(answer["citations"], json!([]));
+    assert_eq!(
+        answer["answer"], "I don't know: the sources never mention “kubernetes”.",
+        "{answer:#}"
+    );
+    let declined = app.metric("aurora_answer_unheard_words_total").await;
+    assert!(declined.is_some_and(|n| n >= 1.0), "{declined:?}");
+
+    // The same question without the unknown word is answered from the page that holds it.
+    let (status, answer) = ask(
+        &app,
+        json!({"question": "How do I delete a directory recursively?", "collection": "docs"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["answered"], true, "{answer:#}");
+    cited(&answer, &format!("{ROOT}/shutil"));
     app.shutdown().await.expect("clean shutdown");
 }
 

@@ -827,11 +827,15 @@ async fn a_crawl_ingests_the_documents_and_recordings_a_site_links_to() {
             .post_json(
                 Port::Core,
                 "/v1/search",
-                json!({"collection": "library", "query": query, "k": 1}),
+                json!({"collection": "library", "query": query, "k": 3}),
             )
             .await;
-        let hit = &body["hits"][0];
-        assert_eq!(hit["file_name"], file, "{query}: {body}");
+        // Among the first three, not necessarily first: pages rank as units, so the guide's
+        // several chunks about Tromsø may outrank the talk's one sentence.
+        let hit = body["hits"]
+            .as_array()
+            .and_then(|hits| hits.iter().find(|h| h["file_name"] == file))
+            .unwrap_or_else(|| panic!("{query}: no hit from {file}: {body}"));
         assert_eq!(hit["locator"]["unit"], unit, "{query}: {body}");
         assert_eq!(
             hit["source_url"],

@@ -268,6 +268,38 @@ async fn writes_replace_and_removals_forget(index: &dyn LexicalIndex) {
     assert_eq!(index.len(&name).await.unwrap(), 1);
 }
 
+both!(the_vocabulary_follows_writes_and_removals);
+/// What a question's words are looked up in: held while some chunk holds them (stemmed), over
+/// the live chunk count.
+async fn the_vocabulary_follows_writes_and_removals(index: &dyn LexicalIndex) {
+    let name = unique("lex");
+    let terms = |words: &[&str]| -> Vec<u32> {
+        words
+            .iter()
+            .map(|w| lexical::term_id(&lexical::stem(w)))
+            .collect()
+    };
+    let asked = terms(&["restarting", "json", "kubernetes"]);
+    let none = index.vocabulary(&name, &asked).await.unwrap();
+    assert_eq!((none.chunks, none.holds), (0, vec![false, false, false]));
+    index
+        .index(
+            &name,
+            &[
+                doc("a", "supervisors restart crashed actors"),
+                doc("b", "json serialises objects"),
+            ],
+        )
+        .await
+        .unwrap();
+    let held = index.vocabulary(&name, &asked).await.unwrap();
+    assert_eq!((held.chunks, held.holds), (2, vec![true, true, false]));
+    index.remove(&name, &["b".to_string()]).await.unwrap();
+    let held = index.vocabulary(&name, &asked).await.unwrap();
+    assert_eq!((held.chunks, held.holds), (1, vec![true, false, false]));
+    assert!(index.vocabulary(&name, &[]).await.unwrap().holds.is_empty());
+}
+
 both!(scores_follow_bm25_and_ties_go_to_the_smaller_id);
 async fn scores_follow_bm25_and_ties_go_to_the_smaller_id(index: &dyn LexicalIndex) {
     let name = unique("lex");

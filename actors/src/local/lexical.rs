@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use futures::future::BoxFuture;
 
 use crate::lexical::{self, TermCounts};
-use crate::ports::{LexicalDoc, LexicalIndex, Ranked, StateError};
+use crate::ports::{LexicalDoc, LexicalIndex, Ranked, StateError, Vocabulary};
 
 #[derive(Debug, Default)]
 pub(crate) struct Index {
@@ -142,6 +142,16 @@ impl Index {
 
     pub(crate) fn len(&self) -> u64 {
         self.live
+    }
+
+    pub(crate) fn vocabulary(&self, terms: &[u32]) -> Vocabulary {
+        Vocabulary {
+            chunks: self.live,
+            holds: terms
+                .iter()
+                .map(|term| self.frequencies.contains_key(term))
+                .collect(),
+        }
     }
 
     /// The query's distinct terms that some chunk holds, ascending, with their idf.
@@ -386,6 +396,20 @@ impl LexicalIndex for MemoryLexical {
 
     fn len<'a>(&'a self, index: &'a str) -> BoxFuture<'a, Result<u64, StateError>> {
         Box::pin(async move { self.read(index, 0, Index::len) })
+    }
+
+    fn vocabulary<'a>(
+        &'a self,
+        index: &'a str,
+        terms: &'a [u32],
+    ) -> BoxFuture<'a, Result<Vocabulary, StateError>> {
+        Box::pin(async move {
+            let none = Vocabulary {
+                chunks: 0,
+                holds: vec![false; terms.len()],
+            };
+            self.read(index, none, |index| index.vocabulary(terms))
+        })
     }
 
     fn clear<'a>(&'a self, index: &'a str) -> BoxFuture<'a, Result<(), StateError>> {

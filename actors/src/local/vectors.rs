@@ -36,7 +36,7 @@ use super::lexical::Index;
 use crate::lexical;
 use crate::ports::{
     ChunkRecord, CollectionInfo, CollectionSpec, Filter, LexicalDoc, NewChunk, Ranked, StoreError,
-    VectorStore, validate_collection_name,
+    VectorStore, Vocabulary, validate_collection_name,
 };
 
 /// Compact when the log is bigger than this and than the snapshot.
@@ -427,6 +427,20 @@ impl VectorStore for EmbeddedStore {
             let collection = collection?;
             let collection = collection.read().map_err(|_| poisoned())?;
             Ok(collection.lexical(&query, k, &filter))
+        })
+    }
+
+    fn vocabulary<'a>(
+        &'a self,
+        collection: &'a str,
+        terms: &'a [u32],
+    ) -> BoxFuture<'a, Result<Vocabulary, StoreError>> {
+        let collection = self.get(collection);
+        let terms = terms.to_vec();
+        Self::blocking(move || {
+            let collection = collection?;
+            let collection = collection.read().map_err(|_| poisoned())?;
+            Ok(collection.lexical.vocabulary(&terms))
         })
     }
 }

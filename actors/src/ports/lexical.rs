@@ -35,6 +35,16 @@ impl LexicalDoc {
     }
 }
 
+/// Which of some terms an index holds, and over how many chunks. A word missing from a large
+/// collection names something it does not cover; from a small one, maybe only a word it never
+/// needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vocabulary {
+    pub chunks: u64,
+    /// Per term asked about, in order: whether some chunk holds it.
+    pub holds: Vec<bool>,
+}
+
 /// A chunk ranked by BM25.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranked {
@@ -91,6 +101,13 @@ pub trait LexicalIndex: Send + Sync + 'static {
 
     /// How many chunks the index holds.
     fn len<'a>(&'a self, index: &'a str) -> BoxFuture<'a, Result<u64, StateError>>;
+
+    /// Which of `terms` some chunk holds (an unknown index holds none, over 0 chunks).
+    fn vocabulary<'a>(
+        &'a self,
+        index: &'a str,
+        terms: &'a [u32],
+    ) -> BoxFuture<'a, Result<Vocabulary, StateError>>;
 
     /// Drops the whole index.
     fn clear<'a>(&'a self, index: &'a str) -> BoxFuture<'a, Result<(), StateError>>;

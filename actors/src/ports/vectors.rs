@@ -296,6 +296,14 @@ pub trait VectorStore: Send + Sync + 'static {
         filter: &'a Filter,
     ) -> BoxFuture<'a, Result<Vec<Ranked>, StoreError>>;
 
+    /// Which of `terms` (`lexical::term_id`s of stemmed words) some chunk of the collection
+    /// holds, as its lexical index knows them.
+    fn vocabulary<'a>(
+        &'a self,
+        collection: &'a str,
+        terms: &'a [u32],
+    ) -> BoxFuture<'a, Result<super::Vocabulary, StoreError>>;
+
     /// [`VectorStore::dense_rank`] with the chunks.
     fn dense_search<'a>(
         &'a self,
