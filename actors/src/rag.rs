@@ -291,9 +291,14 @@ impl RagWorker {
             }
             return Ok(answer);
         }
-        let mut sources = retrieve(&self.knowledge, &self.config, &request).await?;
-        // Asked even when nothing was relevant: naming the missing word tells the user more.
-        let never_mentioned = unheard(&self.knowledge, &self.config, &request).await;
+        // Side by side: the gate is one lexical-index round trip, and asked even when nothing
+        // turns out relevant, since naming the missing word tells the user more.
+        let (sources, never_mentioned) = futures::future::join(
+            retrieve(&self.knowledge, &self.config, &request),
+            unheard(&self.knowledge, &self.config, &request),
+        )
+        .await;
+        let mut sources = sources?;
         if !never_mentioned.is_empty() {
             metrics::counter!("aurora_answer_unheard_words_total").increment(1);
             sources.clear();

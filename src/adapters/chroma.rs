@@ -346,6 +346,13 @@ impl ChromaStore {
 
     /// Rebuilds the collection's lexical index from Chroma's chunks when it is empty while the
     /// collection is not; whether it did.
+    /// After the lexical index answered empty: it may have been lost with Redis while Chroma
+    /// still holds the chunks. Rebuilds it if so; true = ask it again.
+    async fn lexical_lost(&self, collection: &str) -> Result<bool, StoreError> {
+        let (id, _) = self.resolve(collection).await?;
+        self.rebuild_if_lost(collection, &id).await
+    }
+
     async fn rebuild_if_lost(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
         let index = self.index_name(collection);
         let _one_at_a_time = self.rebuilding.lock().await;
@@ -793,8 +800,7 @@ impl VectorStore for ChromaStore {
             if !ranked.is_empty() {
                 return Ok(ranked);
             }
-            let (id, _) = self.resolve(collection).await?;
-            match self.rebuild_if_lost(collection, &id).await? {
+            match self.lexical_lost(collection).await? {
                 true => self.rank(collection, &terms, k, filter).await,
                 false => Ok(ranked),
             }
@@ -816,9 +822,7 @@ impl VectorStore for ChromaStore {
             if vocabulary.chunks > 0 {
                 return Ok(vocabulary);
             }
-            // Empty: maybe lost with Redis while Chroma still has the chunks.
-            let (id, _) = self.resolve(collection).await?;
-            match self.rebuild_if_lost(collection, &id).await? {
+            match self.lexical_lost(collection).await? {
                 true => self
                     .lexical
                     .vocabulary(&index, terms)

@@ -240,6 +240,16 @@ mod tests {
             Ok(())
         });
         Jail::expect_with(|jail| {
+            jail.set_env("AURORA__SEARCH__LEXICAL_WEIGHT", "-0.5");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("search.lexical_weight"), "{err}");
+            jail.set_env("AURORA__SEARCH__LEXICAL_WEIGHT", "0");
+            jail.set_env("AURORA__SEARCH__DENSE_WEIGHT", "0");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.contains("search.dense_weight"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
             jail.set_env("AURORA__REDIS__URL", "http://localhost:6379");
             let err = load_in(jail, None).unwrap_err().to_string();
             assert!(err.contains("redis.url"), "{err}");

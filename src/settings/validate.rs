@@ -304,6 +304,21 @@ impl SearchSettings {
             "search.candidates",
             "candidates must be at least 1 and rrf_k not negative",
         )?;
+        for (key, weight) in [
+            ("search.dense_weight", q.dense_weight),
+            ("search.lexical_weight", q.lexical_weight),
+        ] {
+            check(
+                weight.is_finite() && weight >= 0.0,
+                key,
+                "must be a number, 0 or more",
+            )?;
+        }
+        check(
+            q.dense_weight + q.lexical_weight > 0.0,
+            "search.dense_weight",
+            "dense_weight and lexical_weight cannot both be 0: nothing would rank",
+        )?;
         check(
             (0.0..=1.0).contains(&q.page_evidence),
             "search.page_evidence",
