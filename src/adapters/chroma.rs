@@ -344,8 +344,6 @@ impl ChromaStore {
         }
     }
 
-    /// Rebuilds the collection's lexical index from Chroma's chunks when it is empty while the
-    /// collection is not; whether it did.
     /// After the lexical index answered empty: it may have been lost with Redis while Chroma
     /// still holds the chunks. Rebuilds it if so; true = ask it again.
     async fn lexical_lost(&self, collection: &str) -> Result<bool, StoreError> {
@@ -353,6 +351,8 @@ impl ChromaStore {
         self.rebuild_if_lost(collection, &id).await
     }
 
+    /// Rebuilds the collection's lexical index from Chroma's chunks when it is empty while the
+    /// collection is not; whether it did.
     async fn rebuild_if_lost(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
         let index = self.index_name(collection);
         let _one_at_a_time = self.rebuilding.lock().await;
